@@ -1,0 +1,138 @@
+"""The running collector: store, sources, scheduler and forwarder wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Sequence
+
+from collector.health import COLLECTOR, Health
+from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
+from collector.limits import Limits
+from collector.schedule import JobRunner, build_scheduler
+from collector.sources import load_all_sources
+from collector.sources.base import CheckResult, Job, Source, SourceContext
+from collector.store import Store
+from collector.writer import PointWriter
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL = 600.0
+SHUTDOWN_GRACE = 10.0
+
+
+class Collector:
+    def __init__(self, config: Any, limits: Limits | None = None) -> None:
+        self.config = config
+        self.store = Store(config.store.path, config.store.synchronous)
+        self.health = Health()
+        self.limits = limits or Limits()
+        self.writer = PointWriter(self.store, self.health)
+        self.context = SourceContext(store=self.store, writer=self.writer, limits=self.limits,
+                                     health=self.health, shard=config.collector.shard,
+                                     shards=config.collector.shards)
+        self.sources: list[Source] = []
+        for name, module in load_all_sources().items():
+            section = getattr(config.sources, name, None)
+            if section is not None:
+                self.sources.append(module.build(section, self.context))
+        self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
+        self.forwarder = (Forwarder(self.store, self.target, self.health,
+                                    batch_size=config.influxdb.batch_size)
+                          if self.target else None)
+
+    def jobs(self) -> list[Job]:
+        jobs = [job for source in self.sources for job in source.jobs()]
+        jobs.append(Job(id="collector:health", interval=self.config.collector.health_interval,
+                        run=self.write_health, source=COLLECTOR))
+        jobs.append(Job(id="collector:housekeeping", interval=HOUSEKEEPING_INTERVAL,
+                        run=self.housekeeping, source=COLLECTOR))
+        return jobs
+
+    async def write_health(self) -> None:
+        backlog = await asyncio.to_thread(self.store.pending_count)
+        self.health.gauge(COLLECTOR, "backlog", backlog)
+        stats = await asyncio.to_thread(self.store.stats)
+        self.health.gauge(COLLECTOR, "dead_letters", stats.dead_letters)
+        self.health.gauge(COLLECTOR, "store_bytes", stats.size_bytes)
+        self.health.gauge(COLLECTOR, "store_discarded", stats.discarded)
+        self.health.gauge(COLLECTOR, "nonfinite_dropped", self.store.nonfinite_dropped)
+        for key, budget in self.limits.quotas().items():
+            source = key.split(":", 1)[0]
+            self.health.gauge(source, "quota_remaining", budget.remaining())
+        await self.writer.write(self.health.points())
+
+    async def housekeeping(self) -> None:
+        if self.target is not None and self.config.store.retention > 0:
+            cutoff = time.time_ns() - int(self.config.store.retention * 1e9)
+            pruned = await asyncio.to_thread(self.store.prune_shipped, cutoff)
+            if pruned:
+                log.info("pruned %d shipped points older than the store retention", pruned)
+        if self.config.store.max_size_mb:
+            await asyncio.to_thread(self.store.enforce_size, int(self.config.store.max_size_mb * 1e6))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set, then commit in-flight work and flush what we can."""
+        for source in self.sources:
+            await source.start()
+        runner = JobRunner(self.health)
+        scheduler = build_scheduler(self.jobs(), runner, self.config.collector.jitter)
+        scheduler.start()
+        forwarder_task = (asyncio.create_task(self.forwarder.run(stop), name="forwarder")
+                          if self.forwarder else None)
+        log.info("collector running: %d jobs, store %s, %s", len(scheduler.get_jobs()),
+                 self.store.path, self.target.description if self.target else "embedded store only")
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping: finishing running polls")
+            scheduler.shutdown(wait=False)
+            if runner.running:
+                await asyncio.wait(set(runner.running), timeout=SHUTDOWN_GRACE)
+            for source in self.sources:
+                try:
+                    await source.close()
+                except Exception as exc:  # closing must not hide the flush below
+                    log.warning("closing source %s failed: %s", getattr(source, "name", source), exc)
+            if forwarder_task is not None:
+                await forwarder_task
+                empty = await self.forwarder.flush(time.monotonic() + SHUTDOWN_GRACE)
+                pending = self.store.pending_count()
+                if not empty:
+                    log.warning("%d points not yet shipped; they stay in the local store and "
+                                "ship on the next start", pending)
+            self.close()
+
+    async def check(self) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        if self.target is None:
+            results.append(CheckResult("InfluxDB", True, "not configured: the local store is the database"))
+        else:
+            try:
+                detail = await asyncio.to_thread(self.target.ping)
+                results.append(CheckResult(self.target.description, True, detail))
+            except WriteError as exc:
+                results.append(CheckResult(self.target.description, False, str(exc)))
+        for source in self.sources:
+            try:
+                results.extend(await source.check())
+            except Exception as exc:
+                results.append(CheckResult(getattr(source, "name", "source"), False,
+                                           f"check failed: {type(exc).__name__}: {exc}"))
+            finally:
+                await source.close()
+        return results
+
+    def close(self) -> None:
+        if self.target is not None:
+            self.target.close()
+        self.store.close()
+
+
+def format_checks(results: Sequence[CheckResult]) -> str:
+    width = max((len(r.target) for r in results), default=10)
+    lines = [f"{'target':<{width}}  status  detail", f"{'-' * width}  ------  ------"]
+    for r in results:
+        lines.append(f"{r.target:<{width}}  {'ok' if r.ok else 'FAIL':<6}  {r.detail}")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Errors as data: every HTTP outcome maps to exactly one action.
+
+Sources raise `SourceError` with an `Action`; the scheduler's job wrapper turns it into one
+clear (throttled) log line and a health counter, and the next run goes on. A source may
+override a status's meaning (go-e's 404 is "no fresh data", not a wrong URL) by passing its
+own table to `classify_status`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import re
+from datetime import datetime, timezone
+from typing import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+
+class Action(enum.Enum):
+    RETRY = "retry"          # transient: connection error, timeout, 5xx; next run tries again
+    WAIT = "wait"            # rate limited (429, quota): wait as told, then go on
+    CONFIG = "config"        # our configuration is wrong (401/403, unknown id); report loudly
+    NO_DATA = "no_data"      # the source has nothing fresh; not an error
+    DROP = "drop"            # this response is unusable (malformed payload); log the reason
+
+
+class SourceError(Exception):
+    """A poll that did not produce data, with what to do about it.
+
+    The message must already be safe to log: no token, password or cookie.
+    """
+
+    def __init__(self, action: Action, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.action = action
+        self.retry_after = retry_after
+
+
+DEFAULT_STATUS_ACTIONS: Mapping[int, Action] = {
+    400: Action.DROP,
+    401: Action.CONFIG,
+    403: Action.CONFIG,
+    404: Action.CONFIG,
+    408: Action.RETRY,
+    429: Action.WAIT,
+}
+
+
+def classify_status(status: int, overrides: Mapping[int, Action] | None = None) -> Action:
+    if overrides and status in overrides:
+        return overrides[status]
+    if status in DEFAULT_STATUS_ACTIONS:
+        return DEFAULT_STATUS_ACTIONS[status]
+    if status >= 500:
+        return Action.RETRY
+    if status >= 400:
+        return Action.DROP
+    return Action.NO_DATA  # 1xx/3xx that httpx did not follow: nothing usable
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A short, secret-free description of a transport failure."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    text = str(exc) or type(exc).__name__
+    return redact_text(text)
+
+
+SECRET_PARAMS = frozenset({"token", "password", "access_token", "client_secret", "apikey",
+                           "api_key", "key", "username", "code", "refresh_token"})
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL with every secret-looking query value replaced, fit for a log line."""
+    parts = urlsplit(str(url))
+    if not parts.query:
+        return str(url)
+    query = [(k, "***" if k.lower() in SECRET_PARAMS else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # user:password@host
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*,"), ""))
+
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"]+")
+
+
+def redact_text(text: str) -> str:
+    return _URL_IN_TEXT.sub(lambda m: safe_url(m.group(0)), text)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def error_for_response(response: httpx.Response, what: str,
+                       overrides: Mapping[int, Action] | None = None) -> SourceError:
+    """The SourceError for a non-2xx response, with a short excerpt of its body."""
+    action = classify_status(response.status_code, overrides)
+    body = response.text[:200].strip().replace("\n", " ") if response.content else ""
+    detail = f": {redact_text(body)}" if body else ""
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    return SourceError(action, f"{what}: HTTP {response.status_code}{detail}", retry_after)
+
+
+def error_for_exception(exc: httpx.HTTPError, what: str) -> SourceError:
+    return SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}")

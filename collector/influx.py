@@ -1,0 +1,266 @@
+"""The forwarder: local store -> InfluxDB, one synchronous batch at a time.
+
+A batch is marked shipped only after InfluxDB acknowledged it, so a crash at any moment
+re-sends at most one batch, which InfluxDB overwrites point for point. Failures map to one
+action each: retry with backoff and jitter (connection errors, timeouts, 5xx, 429 with
+Retry-After), bisect a refused batch until the offending lines are isolated and moved to dead
+letters with InfluxDB's reason (400; the rest ships), and report 401/403 as configuration
+errors, retried slowly and never dropped.
+
+Two APIs: v1 (InfluxDB 1.x `/write`, spoken with httpx) and v2 (InfluxDB 2.x, 3.x and Cloud,
+through influxdb-client). influxdb-client's batching mode is not used: it holds points in
+memory only; the store is our buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import random
+import time
+from typing import Protocol, Sequence
+
+import httpx
+
+from collector.config import InfluxV1, InfluxV2
+from collector.health import COLLECTOR, Health
+from collector.http_outcomes import describe_exception, parse_retry_after, redact_text
+from collector.store import BatchItem, Store
+
+log = logging.getLogger(__name__)
+
+
+class WriteError(Exception):
+    """A write that did not go through, and what kind of failure it was."""
+
+    def __init__(self, message: str, *, rejected: bool = False, config: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.rejected = rejected        # InfluxDB refused (some of) these lines: bisect
+        self.config = config            # credentials or permissions: report, retry slowly
+        self.retry_after = retry_after
+
+
+class InfluxTarget(Protocol):
+    description: str
+
+    def write(self, lines: Sequence[str]) -> None: ...
+    def ping(self) -> str: ...
+    def close(self) -> None: ...
+
+
+def _error_for_status(status: int, body: str, headers: "httpx.Headers | dict") -> WriteError:
+    body = redact_text(body.strip().replace("\n", " ")[:500])
+    message = f"InfluxDB answered HTTP {status}: {body}"
+    if status in (400, 413, 422):
+        return WriteError(message, rejected=True)
+    if status in (401, 403):
+        return WriteError(f"{message} (check the InfluxDB credentials and permissions)", config=True)
+    if status == 404:
+        return WriteError(f"{message} (does the database/bucket exist?)", config=True)
+    retry_after = parse_retry_after(headers.get("retry-after") if headers else None)
+    return WriteError(message, retry_after=retry_after)
+
+
+class V1Target:
+    """InfluxDB 1.x: POST /write?db=&rp=&precision=ns, gzip, basic auth in a header."""
+
+    def __init__(self, cfg: InfluxV1) -> None:
+        self.cfg = cfg
+        self.description = f"InfluxDB v1 {cfg.url} database {cfg.database}"
+        auth = (cfg.username or "", cfg.password.reveal()) if cfg.password else None
+        self._client = httpx.Client(base_url=cfg.url.rstrip("/"), timeout=cfg.timeout,
+                                    verify=cfg.verify_tls, auth=auth)
+        self._params = {"db": cfg.database, "precision": "ns"}
+        if cfg.retention_policy:
+            self._params["rp"] = cfg.retention_policy
+
+    def write(self, lines: Sequence[str]) -> None:
+        body = gzip.compress("\n".join(lines).encode("utf-8"), compresslevel=1)
+        try:
+            response = self._client.post("/write", params=self._params, content=body,
+                                         headers={"Content-Encoding": "gzip",
+                                                  "Content-Type": "text/plain; charset=utf-8"})
+        except httpx.HTTPError as exc:
+            raise WriteError(f"cannot reach {self.description}: {describe_exception(exc)}") from None
+        if response.status_code not in (200, 204):
+            raise _error_for_status(response.status_code, response.text, response.headers)
+
+    def ping(self) -> str:
+        try:
+            response = self._client.get("/ping")
+        except httpx.HTTPError as exc:
+            raise WriteError(f"cannot reach {self.description}: {describe_exception(exc)}") from None
+        if response.status_code != 204:
+            raise _error_for_status(response.status_code, response.text, response.headers)
+        version = response.headers.get("x-influxdb-version", "unknown version")
+        try:
+            response = self._client.get("/query", params={"q": "SHOW DATABASES"})
+        except httpx.HTTPError as exc:
+            raise WriteError(f"cannot query {self.description}: {describe_exception(exc)}") from None
+        if response.status_code != 200:
+            raise _error_for_status(response.status_code, response.text, response.headers)
+        if f'"{self.cfg.database}"' not in response.text:
+            return f"InfluxDB {version}; database {self.cfg.database} does not exist yet"
+        return f"InfluxDB {version}; database {self.cfg.database} present"
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class V2Target:
+    """InfluxDB 2.x, 3.x and Cloud through influxdb-client's synchronous write API."""
+
+    def __init__(self, cfg: InfluxV2) -> None:
+        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import SYNCHRONOUS
+
+        self.cfg = cfg
+        self.description = f"InfluxDB v2 {cfg.url} bucket {cfg.bucket}"
+        # retries=False: the forwarder owns backoff; the library must not retry behind its back.
+        self._client = InfluxDBClient(url=cfg.url, token=cfg.token.reveal(), org=cfg.org,
+                                      timeout=int(cfg.timeout * 1000), enable_gzip=True,
+                                      verify_ssl=cfg.verify_tls, retries=False)
+        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def write(self, lines: Sequence[str]) -> None:
+        from influxdb_client.client.write_api import WritePrecision
+        from influxdb_client.rest import ApiException
+
+        try:
+            self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record="\n".join(lines),
+                              write_precision=WritePrecision.NS)
+        except ApiException as exc:
+            raise _error_for_status(exc.status or 0, exc.body or exc.reason or "",
+                                    dict(exc.headers or {})) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"cannot reach {self.description}: "
+                             f"{redact_text(type(exc).__name__ + ': ' + str(exc))[:300]}") from None
+
+    def ping(self) -> str:
+        try:
+            ok = self._client.ping()
+        except Exception as exc:
+            raise WriteError(f"cannot reach {self.description}: {redact_text(str(exc))[:300]}") from None
+        if not ok:
+            raise WriteError(f"{self.description} did not answer its ping")
+        return f"InfluxDB {self._client.version()} reachable"
+
+    def close(self) -> None:
+        self._write.close()
+        self._client.close()
+
+
+def make_target(cfg: InfluxV1 | InfluxV2) -> InfluxTarget:
+    return V1Target(cfg) if isinstance(cfg, InfluxV1) else V2Target(cfg)
+
+
+class Forwarder:
+    """Ships the store's backlog; runs as its own asyncio task."""
+
+    def __init__(self, store: Store, target: InfluxTarget, health: Health,
+                 batch_size: int = 5000, idle_wait: float = 1.0, max_backoff: float = 300.0,
+                 config_retry: float = 60.0) -> None:
+        self.store = store
+        self.target = target
+        self.health = health
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.max_backoff = max_backoff
+        self.config_retry = config_retry
+        self._failures = 0
+        self._wake = asyncio.Event()
+        self._last_logged: tuple[str, float] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                shipped = await self.ship_once()
+            except WriteError as exc:
+                delay = self._delay_after(exc)
+                self._report(exc, delay)
+                await _wait(stop, delay)
+                continue
+            if shipped == 0:
+                self._wake.clear()
+                await _wait_any(stop, self._wake, self.idle_wait)
+
+    async def flush(self, deadline: float) -> bool:
+        """Ship until the backlog is empty or `deadline` (monotonic) passes; True if empty."""
+        while time.monotonic() < deadline:
+            try:
+                if await self.ship_once() == 0:
+                    return True
+            except WriteError as exc:
+                self._report(exc, 0.0)
+                return False
+        return False
+
+    async def ship_once(self) -> int:
+        batch = await asyncio.to_thread(self.store.next_batch, self.batch_size)
+        if not batch:
+            return 0
+        shipped = await self._ship(batch)
+        self._failures = 0
+        self.health.gauge(COLLECTOR, "influx_ok", True)
+        if self._last_logged is not None:
+            log.info("InfluxDB writes work again (%s)", self.target.description)
+            self._last_logged = None
+        return shipped
+
+    async def _ship(self, batch: list[BatchItem]) -> int:
+        """Write a batch; on a refusal, bisect until the bad lines are dead letters."""
+        try:
+            await asyncio.to_thread(self.target.write, [item.line for item in batch])
+        except WriteError as exc:
+            self.health.count(COLLECTOR, "ship_failures")
+            if not exc.rejected:
+                raise
+            if len(batch) == 1:
+                reason = str(exc)
+                log.warning("InfluxDB refused a line; kept as a dead letter: %s", reason)
+                await asyncio.to_thread(self.store.dead_letter, batch[0], reason)
+                return 0
+            middle = len(batch) // 2
+            return await self._ship(batch[:middle]) + await self._ship(batch[middle:])
+        await asyncio.to_thread(self.store.mark_shipped, batch)
+        self.health.count(COLLECTOR, "shipped", len(batch))
+        return len(batch)
+
+    def _delay_after(self, exc: WriteError) -> float:
+        self._failures += 1
+        self.health.gauge(COLLECTOR, "influx_ok", False)
+        if exc.config:
+            return self.config_retry
+        if exc.retry_after is not None:
+            return min(self.max_backoff, exc.retry_after)
+        ceiling = min(self.max_backoff, 2.0 ** min(self._failures, 16))
+        return random.uniform(ceiling / 2, ceiling)  # jitter so many collectors do not sync up
+
+    def _report(self, exc: WriteError, delay: float) -> None:
+        message = str(exc)
+        now = time.monotonic()
+        level = logging.ERROR if exc.config else logging.WARNING
+        if self._last_logged is None or self._last_logged[0] != message or now - self._last_logged[1] > 300:
+            log.log(level, "%s; backlog kept in the local store, next try in %.0f s", message, delay)
+            self._last_logged = (message, now)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,163 @@
+"""Provider limits, enforced here whatever the schedule says.
+
+Two kinds: a minimum interval per key (go-e: one request per second per charger, since the
+charger cannot deliver data faster) and an hourly quota budget shared by every job of one
+client (ev.energy). Both answer `try_acquire()` without blocking: a job that is refused skips
+its request (the data could not be fresher) or waits the returned time. Clocks are injectable
+and default to `time.time`, so tests drive them with freezegun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+Clock = Callable[[], float]
+
+
+class IntervalLimiter:
+    """At most one grant per `interval` seconds for each key."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._interval: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+
+    def set_interval(self, key: str, seconds: float) -> None:
+        # Several jobs may share a key (a charger polled by two streams); the strictest wins.
+        self._interval[key] = max(seconds, self._interval.get(key, 0.0))
+
+    def try_acquire(self, key: str) -> float:
+        """0.0 when granted (and recorded); otherwise the seconds until the key is free."""
+        now = self._clock()
+        interval = self._interval.get(key, 0.0)
+        last = self._last.get(key)
+        if last is not None:
+            wait = last + interval - now
+            if wait > 0:
+                return wait
+        self._last[key] = now
+        return 0.0
+
+    async def acquire(self, key: str) -> None:
+        while (wait := self.try_acquire(key)) > 0:
+            await asyncio.sleep(wait)
+
+
+@dataclass
+class QuotaBudget:
+    """An hourly request quota shared by every stream of one client.
+
+    Requests are paced by a token bucket refilled at the usable rate (the quota less a
+    reserve), so they spread over the hour instead of spending the quota in a burst, and a
+    rolling-window log caps the total. The provider's own `limit`/`remaining` headers correct
+    both: when the server says fewer remain than we think, we believe the server.
+    """
+
+    limit: int
+    reserve: float = 0.1
+    window: float = 3600.0
+    burst_fraction: float = 0.05
+    clock: Clock = time.time
+    _grants: deque = field(default_factory=deque, init=False)
+    _tokens: float = field(default=0.0, init=False)
+    _refilled_at: float | None = field(default=None, init=False)
+    _server_remaining: int | None = field(default=None, init=False)
+    _server_seen_at: float = field(default=0.0, init=False)
+    _blocked_until: float = field(default=0.0, init=False)
+
+    @property
+    def usable(self) -> int:
+        return max(1, math.floor(self.limit * (1.0 - self.reserve)))
+
+    @property
+    def reserve_count(self) -> int:
+        return self.limit - self.usable
+
+    @property
+    def capacity(self) -> float:
+        return max(1.0, self.usable * self.burst_fraction)
+
+    def _refill(self, now: float) -> None:
+        if self._refilled_at is None:
+            self._tokens = self.capacity
+        else:
+            rate = self.usable / self.window
+            self._tokens = min(self.capacity, self._tokens + (now - self._refilled_at) * rate)
+        self._refilled_at = now
+        while self._grants and self._grants[0] <= now - self.window:
+            self._grants.popleft()
+
+    def used_in_window(self) -> int:
+        self._refill(self.clock())
+        return len(self._grants)
+
+    def remaining(self) -> int:
+        """Requests left in the rolling hour by our own count, lowered by the server's word."""
+        now = self.clock()
+        self._refill(now)
+        ours = self.limit - len(self._grants)
+        if self._server_remaining is not None:
+            # Grants made since the server spoke are not in its figure yet.
+            since = sum(1 for t in self._grants if t > self._server_seen_at)
+            ours = min(ours, self._server_remaining - since)
+        return max(0, ours)
+
+    def try_acquire(self) -> float:
+        """0.0 when a request may go now (and it is counted); else the seconds to wait."""
+        now = self.clock()
+        self._refill(now)
+        if now < self._blocked_until:
+            return self._blocked_until - now
+        if len(self._grants) >= self.usable:
+            return self._grants[0] + self.window - now
+        if self.remaining() <= self.reserve_count:
+            # The server counts requests we cannot see (another app of this client). Wait for
+            # our oldest grant to leave the window, or a minute when we have none to wait for.
+            oldest = self._grants[0] + self.window - now if self._grants else 60.0
+            return max(1.0, oldest)
+        if self._tokens < 1.0:
+            return (1.0 - self._tokens) * self.window / self.usable
+        self._tokens -= 1.0
+        self._grants.append(now)
+        return 0.0
+
+    def observe(self, limit: int | None, remaining: int | None) -> None:
+        """Take the provider's rate-limit headers from a response."""
+        if limit is not None and limit > 0 and limit != self.limit:
+            self.limit = limit
+        if remaining is not None:
+            self._server_remaining = remaining
+            self._server_seen_at = self.clock()
+
+    def block_for(self, seconds: float) -> None:
+        """Honour a 429's Retry-After."""
+        self._blocked_until = max(self._blocked_until, self.clock() + max(0.0, seconds))
+
+    async def acquire(self) -> None:
+        while (wait := self.try_acquire()) > 0:
+            await asyncio.sleep(wait)
+
+
+class Limits:
+    """The process-wide registry of limits, shared by every job."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self.intervals = IntervalLimiter(clock)
+        self._quotas: dict[str, QuotaBudget] = {}
+
+    def quota(self, key: str, limit: int, reserve: float = 0.1) -> QuotaBudget:
+        """The budget for `key`, created on first use and shared after."""
+        budget = self._quotas.get(key)
+        if budget is None:
+            budget = QuotaBudget(limit=limit, reserve=reserve, clock=self.clock)
+            self._quotas[key] = budget
+        return budget
+
+    def quotas(self) -> dict[str, QuotaBudget]:
+        return dict(self._quotas)

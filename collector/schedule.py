@@ -1,0 +1,154 @@
+"""APScheduler 3.x wiring: one job per (source, device, stream), in one asyncio process.
+
+Every job runs at most once at a time (`max_instances=1`), late runs collapse into one
+(`coalesce`), a run later than half its interval is skipped (misfire grace), and each interval
+gets a little jitter so a fleet does not poll in lock-step. Provider limits are not the
+scheduler's business: the limiter enforces them whatever the schedule says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from typing import Iterable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collector.health import Health
+from collector.http_outcomes import Action, SourceError, redact_text
+from collector.sources.base import Job
+
+log = logging.getLogger(__name__)
+
+_HEALTH_COUNTER = {
+    Action.RETRY: "errors_transient",
+    Action.WAIT: "errors_rate_limited",
+    Action.CONFIG: "errors_config",
+    Action.DROP: "errors_payload",
+}
+_LEVEL = {
+    Action.RETRY: logging.WARNING,
+    Action.WAIT: logging.INFO,
+    Action.CONFIG: logging.ERROR,
+    Action.DROP: logging.WARNING,
+}
+
+
+@dataclass
+class _Repeat:
+    first_logged: float
+    suppressed: int = 0
+
+
+class FailureLog:
+    """One line per kind of failure, then a reminder every `every` seconds with a count.
+
+    A charger offline all night must not write 30,000 identical lines; it writes one, and a
+    short "still failing (N times)" every few minutes.
+    """
+
+    def __init__(self, every: float = 300.0) -> None:
+        self.every = every
+        self._seen: dict[tuple[str, str], _Repeat] = {}
+
+    def emit(self, job_id: str, kind: str, level: int, message: str) -> None:
+        key = (job_id, kind)
+        now = time.monotonic()
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = _Repeat(now)
+            log.log(level, "%s: %s", job_id, message)
+        elif now - seen.first_logged >= self.every:
+            log.log(level, "%s: %s (repeated %d times since the last report)", job_id, message,
+                    seen.suppressed + 1)
+            self._seen[key] = _Repeat(now)
+        else:
+            seen.suppressed += 1
+
+    def recovered(self, job_id: str) -> None:
+        stale = [key for key in self._seen if key[0] == job_id]
+        for key in stale:
+            repeats = self._seen.pop(key).suppressed
+            log.info("%s: recovered from %s%s", job_id, key[1],
+                     f" (after {repeats + 1} failures)" if repeats else "")
+
+
+class JobRunner:
+    """Runs polls: whatever happens is logged once and counted, never raised.
+
+    It also remembers the polls in progress, so a shutdown can wait for their commits.
+    """
+
+    def __init__(self, health: Health, failures: FailureLog | None = None) -> None:
+        self.health = health
+        self.failures = failures or FailureLog()
+        self.running: set[asyncio.Task] = set()
+
+    async def run(self, job: Job) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
+        try:
+            await self._run(job)
+        finally:
+            if task is not None:
+                self.running.discard(task)
+
+    async def _run(self, job: Job) -> None:
+        health = self.health
+        health.count(job.source, "polls")
+        try:
+            await job.run()
+        except SourceError as exc:
+            if exc.action is Action.NO_DATA:
+                health.count(job.source, "no_data")
+                return
+            health.count(job.source, "polls_failed")
+            health.count(job.source, _HEALTH_COUNTER[exc.action])
+            message = redact_text(str(exc))
+            health.error(job.source, message)
+            self.failures.emit(job.id, exc.action.value, _LEVEL[exc.action], message)
+            return
+        except Exception as exc:  # a bug or an unforeseen payload: report it, keep the schedule
+            health.count(job.source, "polls_failed")
+            health.count(job.source, "errors_payload")
+            message = redact_text(f"{type(exc).__name__}: {exc}")
+            health.error(job.source, message)
+            self.failures.emit(job.id, type(exc).__name__, logging.ERROR,
+                               f"failed unexpectedly: {message}")
+            log.debug("%s: traceback", job.id, exc_info=True)
+            return
+        self.failures.recovered(job.id)
+
+
+def build_scheduler(jobs: Iterable[Job], runner: JobRunner, jitter: float = 0.1) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for job in jobs:
+        scheduler.add_job(
+            runner.run,
+            IntervalTrigger(seconds=job.interval, jitter=job.interval * jitter or None),
+            args=(job,),
+            id=job.id,
+            name=job.id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(job.interval / 2)),
+            next_run_time=_first_run(job),
+        )
+    return scheduler
+
+
+def _first_run(job: Job) -> datetime:
+    """Start soon, spread over up to one interval (at most 5 s) by a stable hash of the id.
+
+    Every job runs right after start instead of a whole interval later, and a fleet's first
+    polls do not all land in the same instant.
+    """
+    digest = hashlib.sha256(job.id.encode("utf-8")).digest()
+    spread = min(job.interval, 5.0) * int.from_bytes(digest[:4], "big") / 2**32
+    return datetime.now(timezone.utc) + timedelta(seconds=spread)

@@ -1,0 +1,24 @@
+"""The source registry: one line per source.
+
+A source package exposes `Config` (its pydantic config section), `MEASUREMENTS` (registered
+into the schema) and `build(config, context) -> Source`. See `collector/sources/base.py`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+REGISTRY: dict[str, str] = {
+    # name in [sources.<name>]  ->  package
+}
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def load_all_sources() -> dict[str, ModuleType]:
+    """Import every registered source package (which registers its measurements)."""
+    for name, package in REGISTRY.items():
+        if name not in _loaded:
+            _loaded[name] = importlib.import_module(package)
+    return dict(_loaded)

@@ -1,0 +1,69 @@
+"""What a source is, seen from the scheduler: a set of jobs, a check, and a close.
+
+A job polls one (device, stream) and either commits points (through `PointWriter`, durable
+before the call returns) or raises `SourceError` saying what happened. Sources keep their HTTP
+I/O in `client.py`, the mapping to points in pure functions in `parse.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Protocol, Sequence
+
+from collector.health import Health
+from collector.limits import Limits
+from collector.store import Store
+from collector.writer import PointWriter
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str                                   # unique: "<source>:<device>:<stream>"
+    interval: float                           # seconds between runs
+    run: Callable[[], Awaitable[None]]
+    source: str
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    target: str         # what was checked, e.g. "goe charger 012345 (cloud)"
+    ok: bool
+    detail: str         # what works, or what does not and why; secret-free
+
+
+@dataclass
+class SourceContext:
+    """What the collector lends a source: where points go, limits, health, the clock."""
+
+    store: Store
+    writer: PointWriter
+    limits: Limits
+    health: Health
+    shard: int = 0
+    shards: int = 1
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def owns(self, device_id: str) -> bool:
+        """Whether this process owns the device when a fleet is split across processes."""
+        if self.shards <= 1:
+            return True
+        digest = hashlib.sha256(device_id.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.shards == self.shard
+
+
+class Source(Protocol):
+    name: str
+
+    def jobs(self) -> Sequence[Job]:
+        """The scheduled jobs, one per (device, stream) owned by this process."""
+
+    async def start(self) -> None:
+        """Start long-lived work that is not polled (an MQTT subscription); may do nothing."""
+
+    async def check(self) -> Sequence[CheckResult]:
+        """Reach each configured device once and say what works."""
+
+    async def close(self) -> None:
+        """Release connections, log out."""
