@@ -1,0 +1,148 @@
+"""What every simulator shares: a pure request handler, served two ways.
+
+A simulator is an object with `handle(SimRequest) -> SimResponse` and no I/O of its own. Tests
+that freeze time with freezegun reach it in-process through `mock_transport` (httpx's
+MockTransport: no sockets, no event-loop timers). The demo, the end-to-end tests and the
+benchmarks reach it over real HTTP on a loopback port through `SimServer` (aiohttp, in a
+background thread), or in a process of its own through each simulator's `main()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import httpx
+from multidict import CIMultiDict
+
+
+@dataclass
+class SimRequest:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]     # case-insensitive
+    body: bytes = b""
+    host: str = ""                 # the Host header, for per-host routing (go-e cloud)
+
+
+@dataclass
+class SimResponse:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None,
+             content_type: str = "application/json") -> "SimResponse":
+        out = {"Content-Type": content_type}
+        out.update(headers or {})
+        return cls(status, json.dumps(payload).encode("utf-8"), out)
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None,
+             content_type: str = "text/plain; charset=utf-8") -> "SimResponse":
+        out = {"Content-Type": content_type}
+        out.update(headers or {})
+        return cls(status, text.encode("utf-8"), out)
+
+
+class Simulator(Protocol):
+    def handle(self, request: SimRequest) -> SimResponse: ...
+
+
+def mock_transport(sim: Simulator) -> httpx.MockTransport:
+    """An httpx transport that calls the simulator in-process."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sim_request = SimRequest(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.url.params.multi_items()),
+            headers=CIMultiDict(request.headers.multi_items()),
+            body=request.read(),
+            host=request.url.host,
+        )
+        response = sim.handle(sim_request)
+        return httpx.Response(response.status, headers=response.headers, content=response.body)
+
+    return httpx.MockTransport(handler)
+
+
+class SimServer:
+    """Serves a simulator on 127.0.0.1 in a background thread; `with SimServer(sim) as s:`."""
+
+    def __init__(self, sim: Simulator, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.sim = sim
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def _serve(self) -> None:
+        from aiohttp import web
+
+        async def handler(request: web.Request) -> web.Response:
+            body = await request.read()
+            sim_request = SimRequest(method=request.method, path=request.path,
+                                     query=dict(request.query), headers=request.headers,
+                                     body=body, host=request.host.split(":")[0])
+            response = self.sim.handle(sim_request)
+            headers = dict(response.headers)
+            content_type = headers.pop("Content-Type", None)
+            resp = web.Response(status=response.status, body=response.body, headers=headers)
+            if content_type:
+                resp.headers["Content-Type"] = content_type
+            return resp
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._stopped = asyncio.Event()
+        self._ready.set()
+        await self._stopped.wait()
+        await runner.cleanup()
+
+    def _thread_main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start() below
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def start(self) -> "SimServer":
+        self._thread = threading.Thread(target=self._thread_main, name=f"sim-{type(self.sim).__name__}",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=10)
+        if self._error is not None:
+            raise RuntimeError(f"simulator {type(self.sim).__name__} failed to start: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopped is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
