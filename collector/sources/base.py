@@ -8,6 +8,8 @@ I/O in `client.py`, the mapping to points in pure functions in `parse.py`.
 from __future__ import annotations
 
 import hashlib
+
+import httpx
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol, Sequence
 
@@ -15,6 +17,8 @@ from collector.health import Health
 from collector.limits import Limits
 from collector.store import Store
 from collector.writer import PointWriter
+
+_VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,19 @@ class SourceContext:
     health: Health
     shard: int = 0
     shards: int = 1
+    # Tests and the demo may route every source's HTTP through a transport (a simulator).
+    http_transport: httpx.AsyncBaseTransport | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+    def http_client(self, base_url: str = "", timeout: float = 10.0,
+                    headers: dict[str, str] | None = None, **kwargs: object) -> httpx.AsyncClient:
+        """An httpx client with our user agent and timeouts; secrets go in headers, never URLs."""
+        merged = {"User-Agent": f"ev-collector/{_VERSION}"}
+        merged.update(headers or {})
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=merged,
+                                 transport=self.http_transport,
+                                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                                 **kwargs)  # type: ignore[arg-type]
 
     def owns(self, device_id: str) -> bool:
         """Whether this process owns the device when a fleet is split across processes."""
