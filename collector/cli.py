@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Callable, Sequence
+from typing import Sequence
 
 from collector.config import ConfigError, load_config
 from collector.store import StoreError
@@ -87,13 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print docs/schema.md from the declared measurements")
 
-    for register in EXTRA_COMMANDS:
-        register(sub)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # that command is not part of this build yet
+        module.register(sub)
     return parser
 
 
-# Commands defined in their own modules add themselves here (demo, backfill, export, report).
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+# Commands that live in their own modules. Each has `register(subparsers)`, which adds its
+# parser and sets `handler=callable(args) -> exit code` on it.
+COMMAND_MODULES = ("collector.backfill", "collector.demo", "collector.export", "collector.report")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
