@@ -1,0 +1,184 @@
+"""The go-eCharger jobs: one status poll per charger, at most one request per second.
+
+A poll: limiter -> client (cloud or local) -> parse -> one durable write. The limiter key
+`goe:<serial>` allows one request per second per charger whatever the schedule says; a poll
+the limiter refuses sends nothing (counted as `polls_skipped`), since the charger cannot have
+fresher data. A cloud status whose `last-modified` equals the last one written is not written
+again (counted as `no_data`); its time is kept as a cursor, so a restart does not rewrite it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Sequence
+
+from collector.http_outcomes import Action, SourceError
+from collector.schema import CoercionReport
+from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.goe.client import Charger, GoeClient
+from collector.sources.goe.parse import NAME, nrg_all_zero, parse_last_modified, parse_status
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 1.0        # go-e: the charger cannot deliver data faster than once a second
+# A refusal this close to the grant is scheduler noise, not a second poll in the same second:
+# the poll waits it out instead of losing a whole interval's sample.
+LIMIT_SLACK = 0.1
+WARN_EVERY = 600.0        # seconds between repeated warnings about the same payload problem
+
+
+def limiter_key(serial: str) -> str:
+    return f"{NAME}:{serial}"
+
+
+def cursor_key(serial: str) -> str:
+    return f"{NAME}:{serial}:last_modified"
+
+
+class _Throttle:
+    """One warning per kind, then one every WARN_EVERY seconds with the count in between."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        seen = self._seen.get(kind)
+        if seen is None or now - seen[0] >= WARN_EVERY:
+            repeated = seen[1] if seen else 0
+            suffix = f" (and {repeated} times since the last warning)" if repeated else ""
+            log.warning(message + suffix, *args)
+            self._seen[kind] = (now, 0)
+        else:
+            self._seen[kind] = (seen[0], seen[1] + 1)
+
+
+class StatusPoller:
+    """One charger's status stream; `run` is the scheduled job."""
+
+    def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext,
+                 interval: float, slack: float = LIMIT_SLACK) -> None:
+        self.charger = charger
+        self.client = client
+        self.ctx = ctx
+        self.interval = interval
+        self.slack = slack
+        self.key = limiter_key(charger.serial)
+        ctx.limits.intervals.set_interval(self.key, MIN_INTERVAL)
+        stored = ctx.store.cursor(cursor_key(charger.serial))
+        self.last_time_ns: int | None = int(stored) if stored and stored.isdigit() else None
+        self.last_outcome = "none"   # skipped | written | unchanged, for benchmarks and tests
+        self._warnings = _Throttle()
+
+    @property
+    def job_id(self) -> str:
+        return f"{NAME}:{self.charger.serial}:status"
+
+    def job(self) -> Job:
+        return Job(id=self.job_id, interval=self.interval, run=self.run, source=NAME,
+                   device=self.charger.serial)
+
+    async def _acquire(self) -> bool:
+        limiter = self.ctx.limits.intervals
+        wait = limiter.try_acquire(self.key)
+        if 0 < wait <= self.slack:
+            await asyncio.sleep(wait)
+            wait = limiter.try_acquire(self.key)
+        return wait <= 0
+
+    async def run(self) -> None:
+        if not await self._acquire():
+            self.ctx.health.count(NAME, "polls_skipped")
+            self.last_outcome = "skipped"
+            return
+        self.last_outcome = "failed"
+        poll_ns = time.time_ns()
+        response = await self.client.fetch_status(self.charger)
+        serial = self.charger.serial
+        time_ns: int | None = None
+        if self.charger.api == "cloud":
+            time_ns = parse_last_modified(response.last_modified)
+            if time_ns is None:
+                self._warnings.warn("last-modified", "%s: unusable last-modified header %r; "
+                                    "using the poll time", self.charger.label,
+                                    (response.last_modified or "")[:60])
+            elif time_ns == self.last_time_ns:
+                self.last_outcome = "unchanged"
+                raise SourceError(Action.NO_DATA, f"{self.charger.label}: status unchanged "
+                                                  f"since {response.last_modified}")
+        report = CoercionReport()
+        points = parse_status(response.payload, serial, time_ns or poll_ns, report)
+        if report.rejected:
+            self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
+            for field, reason in report.rejected:
+                self._warnings.warn(f"field:{field}", "%s: value of %s left out: %s",
+                                    self.charger.label, field, reason)
+        if nrg_all_zero(response.payload):
+            self._warnings.warn("nrg-zero", "%s: nrg reports all zeros (seen on firmware 60.4); "
+                                "stored as sent", self.charger.label)
+        if not points:
+            raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
+                                           "the keys we store")
+        cursors = {cursor_key(serial): str(time_ns)} if time_ns is not None else None
+        await self.ctx.writer.write(points, cursors=cursors, source=NAME)
+        if time_ns is not None:
+            self.last_time_ns = time_ns
+        self.last_outcome = "written"
+
+
+class GoeSource:
+    name = NAME
+
+    def __init__(self, config: Any, ctx: SourceContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self._http = ctx.http_client(timeout=config.timeout)
+        self.client = GoeClient(self._http, cloud_url=config.cloud_url,
+                                filter_keys=config.filter, age=config.age)
+        self.pollers: list[StatusPoller] = []
+        for entry in config.chargers:
+            if not ctx.owns(entry.serial):
+                continue
+            charger = Charger(serial=entry.serial, api=entry.api, token=entry.token, host=entry.host)
+            self.pollers.append(StatusPoller(charger, self.client, ctx,
+                                             entry.interval or config.interval))
+
+    def jobs(self) -> Sequence[Job]:
+        return [poller.job() for poller in self.pollers]
+
+    async def start(self) -> None:
+        return None
+
+    async def check(self) -> Sequence[CheckResult]:
+        results = []
+        for poller in self.pollers:
+            charger = poller.charger
+            await self.ctx.limits.intervals.acquire(poller.key)
+            try:
+                response = await self.client.fetch_status(charger)
+            except SourceError as exc:
+                ok = exc.action is Action.NO_DATA  # reachable and authenticated, just quiet
+                results.append(CheckResult(charger.label, ok, str(exc)))
+                continue
+            payload = response.payload
+            if not isinstance(payload, dict):
+                results.append(CheckResult(charger.label, False, "status is not a JSON object"))
+                continue
+            report = CoercionReport()
+            points = parse_status(payload, charger.serial, time.time_ns(), report)
+            fields = len(points[0].fields) if points else 0
+            detail = f"{fields} fields, firmware {payload.get('fwv', 'unknown')}"
+            if charger.api == "cloud":
+                detail += f", last-modified {response.last_modified or 'missing'}"
+            sse = payload.get("sse")
+            if isinstance(sse, str) and sse and sse != charger.serial:
+                detail += f"; WARNING: the charger reports serial {sse}"
+            if report.rejected:
+                detail += f"; {len(report.rejected)} values unusable"
+            results.append(CheckResult(charger.label, bool(points), detail))
+        return results
+
+    async def close(self) -> None:
+        await self._http.aclose()
