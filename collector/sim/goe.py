@@ -190,7 +190,7 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
 class GoeSimulator:
     chargers: dict[str, SimCharger]
     token: str = DEFAULT_TOKEN
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] | None = None   # default: time.time at each call (freezegun)
     epoch: float | None = None                 # second 0 of every cycle; default: first use
     bad_token_status: int = 403                # 401 has been seen too
     requests: Counter = field(default_factory=Counter)          # serial -> requests
@@ -223,8 +223,11 @@ class GoeSimulator:
 
     # -- control, for tests and the demo ---------------------------------------------------
 
+    def now(self) -> float:
+        return self.clock() if self.clock is not None else time.time()
+
     def set_offline(self, serial: str, offline: bool = True) -> None:
-        self.chargers[serial].offline_since = self.clock() if offline else None
+        self.chargers[serial].offline_since = self.now() if offline else None
 
     def count(self, serial: str) -> int:
         return self.requests[serial]
@@ -232,7 +235,7 @@ class GoeSimulator:
     # -- the handler --------------------------------------------------------------------------
 
     def _now(self) -> float:
-        now = self.clock()
+        now = self.now()
         if self.epoch is None:
             self.epoch = float(math.floor(now))
         return now
