@@ -94,7 +94,7 @@ class StatusPoller:
             self.last_outcome = "skipped"
             return
         self.last_outcome = "failed"
-        poll_ns = time.time_ns()
+        poll_ns = round(time.time_ns(), -6)  # ms: a poll time is no more precise than that
         response = await self.client.fetch_status(self.charger)
         serial = self.charger.serial
         time_ns: int | None = None
