@@ -72,15 +72,36 @@ def format_field_value(value: FieldValue) -> str:
     raise TypeError(f"unsupported field value type {kind.__name__}: {value!r}")
 
 
+_ESCAPED_FIELD_KEYS: dict[str, str] = {}  # field names come from declared schemas: few
+
+
 def field_set(fields: Mapping[str, FieldValue]) -> tuple[str, int]:
     """The `k=v,...` part and the number of non-finite values dropped from it."""
     parts = []
     dropped = 0
+    escaped = _ESCAPED_FIELD_KEYS
+    isfinite = math.isfinite
     for key in sorted(fields):
-        try:
-            parts.append(f"{escape_key(key)}={format_field_value(fields[key])}")
-        except NonFiniteField:
-            dropped += 1
+        ekey = escaped.get(key)
+        if ekey is None:
+            ekey = escape_key(key)
+            if len(escaped) < 10_000:
+                escaped[key] = ekey
+        value = fields[key]
+        kind = type(value)
+        # float and int inline: the hot path for a fleet's worth of points
+        if kind is float:
+            if isfinite(value):  # type: ignore[arg-type]
+                parts.append(f"{ekey}={value!r}")
+            else:
+                dropped += 1
+        elif kind is int:
+            parts.append(f"{ekey}={value}i")
+        else:
+            try:
+                parts.append(f"{ekey}={format_field_value(value)}")
+            except NonFiniteField:
+                dropped += 1
     return ",".join(parts), dropped
 
 
