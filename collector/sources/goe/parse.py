@@ -121,22 +121,16 @@ def denoise(value: Any) -> Any:
 
     Only floats change; anything else is returned as is for `Measurement.point` to judge.
     """
-    if type(value) is float:
-        try:
-            return float(f"{value:.7g}")
-        except (ValueError, OverflowError):  # nan/inf: left for the coercer to reject
-            return value
-    return value
+    # nan and inf survive the round trip ("nan", "inf") for the coercer to reject.
+    return float(f"{value:.7g}") if type(value) is float else value
 
 
 def _add_nrg(nrg: Any, values: dict[str, Any], report: CoercionReport) -> None:
     if not isinstance(nrg, list):
         report.rejected.append(("nrg", f"expected an array, got {type(nrg).__name__}"))
         return
-    length = len(nrg)
-    for index, name in NRG_FIELDS:
-        if index < length:
-            values[name] = denoise(nrg[index])
+    for (_, name), value in zip(NRG_FIELDS, nrg):
+        values[name] = float(f"{value:.7g}") if type(value) is float else value  # denoise()
 
 
 def _add_temperatures(tma: Any, values: dict[str, Any], report: CoercionReport) -> None:

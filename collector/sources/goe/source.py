@@ -23,9 +23,9 @@ from collector.sources.goe.parse import NAME, nrg_all_zero, parse_last_modified,
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 1.0        # go-e: the charger cannot deliver data faster than once a second
-# A refusal this close to the grant is scheduler noise, not a second poll in the same second:
-# the poll waits it out instead of losing a whole interval's sample.
-LIMIT_SLACK = 0.1
+# A refusal this close to the grant is scheduler noise (jitter, a busy event loop), not a
+# second poll in the same second: the poll waits it out instead of losing a whole sample.
+LIMIT_SLACK = 0.25
 WARN_EVERY = 600.0        # seconds between repeated warnings about the same payload problem
 
 
