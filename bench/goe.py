@@ -203,6 +203,15 @@ async def fleet_round(url: str, chargers: int, seconds: float, warmup: float = 3
             "points": stats.pending}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to see whether the simulator keeps up."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def fleet(sizes: list[int], seconds: float) -> None:
     print(f"fleet: polls at 1 Hz per charger, {seconds:g} s measured after 3 s warm-up; "
           "simulator in its own process")
@@ -210,14 +219,17 @@ def fleet(sizes: list[int], seconds: float) -> None:
     best = 0
     try:
         for size in sizes:
+            sim_cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
             result = asyncio.run(fleet_round(url, size, seconds))
+            sim_cpu = (cpu_seconds(proc.pid) - sim_cpu0) / (time.monotonic() - wall0)
             ok = result["on_time"] >= 0.99
             best = size if ok else best
             print(f"  {size:5d} chargers: {100 * result['on_time']:6.2f} % on time over "
                   f"{result['slots']} polls; start lag median {result['median_start_lag_ms']:.1f} ms, "
                   f"p99 {result['p99_start_lag_ms']:.1f} ms; poll median {result['median_poll_ms']:.1f} ms, "
                   f"p99 {result['p99_poll_ms']:.1f} ms; collector CPU {100 * result['cpu']:.0f} % "
-                  f"of a core; outcomes {result['outcomes']}")
+                  f"of a core, simulator {100 * sim_cpu:.0f} %; load average {os.getloadavg()[0]:.1f}; "
+                  f"outcomes {result['outcomes']}")
             if not ok:
                 break
     finally:

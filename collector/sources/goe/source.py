@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any, Sequence
+
+import certifi
+import httpx
 
 from collector.http_outcomes import Action, SourceError
 from collector.schema import CoercionReport
@@ -128,22 +132,43 @@ class StatusPoller:
         self.last_outcome = "written"
 
 
+POOL_GROUP = 16   # chargers per httpx connection pool
+
+
+def pool_limits(chargers: int, longest_interval: float) -> httpx.Limits:
+    """A pool with one keep-alive connection per charger, kept open across polls."""
+    return httpx.Limits(max_connections=chargers, max_keepalive_connections=chargers,
+                        keepalive_expiry=max(5.0, 2.0 * longest_interval))
+
+
 class GoeSource:
     name = NAME
 
     def __init__(self, config: Any, ctx: SourceContext) -> None:
         self.config = config
         self.ctx = ctx
-        self._http = ctx.http_client(timeout=config.timeout)
-        self.client = GoeClient(self._http, cloud_url=config.cloud_url,
-                                filter_keys=config.filter, age=config.age)
+        owned = [entry for entry in config.chargers if ctx.owns(entry.serial)]
+        longest = max([entry.interval or config.interval for entry in owned], default=config.interval)
+        # Chargers are split over small connection pools. The cloud has one host per charger
+        # (`<serial>.api.v3.go-e.io`) and each local charger is a host of its own, so a fleet
+        # needs one keep-alive connection per charger, and httpcore checks every idle
+        # connection of a pool on each request: one pool for 500 chargers would spend its CPU
+        # there. Pools of POOL_GROUP keep that cost flat; they share one TLS context.
+        self._tls = ssl.create_default_context(cafile=certifi.where())
+        self._clients: list[httpx.AsyncClient] = []
         self.pollers: list[StatusPoller] = []
-        for entry in config.chargers:
-            if not ctx.owns(entry.serial):
-                continue
-            charger = Charger(serial=entry.serial, api=entry.api, token=entry.token, host=entry.host)
-            self.pollers.append(StatusPoller(charger, self.client, ctx,
-                                             entry.interval or config.interval))
+        for first in range(0, len(owned), POOL_GROUP):
+            group = owned[first:first + POOL_GROUP]
+            http = ctx.http_client(timeout=config.timeout, verify=self._tls,
+                                   limits=pool_limits(len(group), longest))
+            self._clients.append(http)
+            client = GoeClient(http, cloud_url=config.cloud_url, filter_keys=config.filter,
+                               age=config.age)
+            for entry in group:
+                charger = Charger(serial=entry.serial, api=entry.api, token=entry.token,
+                                  host=entry.host)
+                self.pollers.append(StatusPoller(charger, client, ctx,
+                                                 entry.interval or config.interval))
 
     def jobs(self) -> Sequence[Job]:
         return [poller.job() for poller in self.pollers]
@@ -157,7 +182,7 @@ class GoeSource:
             charger = poller.charger
             await self.ctx.limits.intervals.acquire(poller.key)
             try:
-                response = await self.client.fetch_status(charger)
+                response = await poller.client.fetch_status(charger)
             except SourceError as exc:
                 ok = exc.action is Action.NO_DATA  # reachable and authenticated, just quiet
                 results.append(CheckResult(charger.label, ok, str(exc)))
@@ -181,4 +206,5 @@ class GoeSource:
         return results
 
     async def close(self) -> None:
-        await self._http.aclose()
+        for http in self._clients:
+            await http.aclose()
