@@ -241,7 +241,7 @@ def fleet(sizes: list[int], seconds: float) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs")
-    parser.add_argument("--fleet", default="250,500,750,1000,1250,1500")
+    parser.add_argument("--fleet", default="250,500,600,700,800,1000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--skip-fleet", action="store_true")
     args = parser.parse_args()
