@@ -4,7 +4,8 @@ Routes (any number of chargers, each by its serial):
 - cloud, routed by Host: `GET /api/status` with `Host: <serial>.api.v3.go-e.io` (what the real
   cloud sees; the collector sends this Host when `cloud_url` has no `{serial}` placeholder);
 - cloud, routed by path: `GET /<serial>/api/status` (for `cloud_url = "http://127.0.0.1:P/{serial}"`);
-- local: `GET /local/<serial>/api/status` (for `host = "http://127.0.0.1:P/local/<serial>"`).
+- local: `GET /local/<serial>/api/status` (for `host = "http://127.0.0.1:P/local/<serial>"`);
+- local API v1: `GET /local/<serial>/status` (the same moment in v1 strings and units).
 
 Behaviour follows the go-e documents and API-NOTES: the token by `Authorization: Bearer` or
 `?token=`; 403 for a wrong token, a disabled Cloud API or an unknown serial (401 instead when
@@ -179,6 +180,27 @@ class SimCharger:
     def has(self, key: str) -> bool:
         return key in self._key_set
 
+    def state_v1(self, elapsed: int, wall: float = 0.0) -> dict[str, Any]:
+        """The same moment as API v1 answers it: strings, and v1 units (`/status`)."""
+        v2 = self.state(elapsed, wall)
+        nrg = v2["nrg"]
+        scale = (1, 1, 1, 1, 10, 10, 10, 0.01, 0.01, 0.01, 0.01, 0.1, 1, 1, 1, 1)
+        mask = sum(1 << n for n, on in enumerate(v2["pha"]) if on)
+        return {
+            "version": "B", "tme": datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%d%m%y%H%M"),
+            "rbc": str(v2["rbc"]), "rbt": str(v2["rbt"]), "car": str(min(max(v2["car"], 1), 4)),
+            "amp": str(v2["amp"]), "err": "0", "ast": "0", "alw": "1" if v2["alw"] else "0",
+            "stp": "0", "cbl": str(v2["cbl"] or 0), "pha": str(mask),
+            "tmp": str(int(v2["tma"][0])), "dws": str(int(v2["wh"] * 360)), "dwo": "0",
+            "adi": "0", "uby": "0", "eto": str(v2["eto"] // 100), "wst": "3",
+            "nrg": [int(round(value * factor)) for value, factor in zip(nrg, scale)],
+            "fwv": "040", "sse": self.serial, "wss": "home", "wke": "********",
+            "wen": "1", "tof": "101", "tds": "1", "lbr": "255", "aho": "2", "afi": "8",
+            "ama": str(v2["ama"]), "al1": "6", "al2": "10", "al3": "16", "al4": "20", "al5": "0",
+            "cid": "255", "cch": "65535", "cfi": "65280", "lse": "0", "ust": "0", "wak": "********",
+            "r1x": "2", "dto": "0", "nmo": "0", "rna": "", "rnm": "", "rne": "", "rn4": "",
+        }
+
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> SimResponse:
     out = {"Content-Type": "application/json"}
@@ -244,6 +266,8 @@ class GoeSimulator:
         path = request.path.rstrip("/") or "/"
         host = (request.host or request.headers.get("host", "")).split(":")[0].lower()
         parts = [p for p in path.split("/") if p]
+        if len(parts) == 3 and parts[0] == "local" and parts[2] == "status":
+            return self._local_v1(parts[1])
         if parts[-2:] != ["api", "status"]:
             return SimResponse.text("Not found", 404)
         prefix = parts[:-2]
@@ -296,6 +320,19 @@ class GoeSimulator:
         status = charger.state(int(sent - self.epoch), sent)  # type: ignore[operator]
         status, _ = self._filtered(charger, status, request.query)
         return _json(status, headers={"Last-Modified": email.utils.formatdate(sent, usegmt=True)})
+
+    def _local_v1(self, serial: str) -> SimResponse:
+        now = self._now()
+        charger = self.chargers.get(serial)
+        if charger is None:
+            return SimResponse.text("Not found", 404)
+        self._record(serial, now)
+        if serial in self.overrides:
+            return self.overrides[serial]
+        if charger.offline_since is not None:
+            raise SimTimeout(f"simulated: the local API of {serial} does not answer")
+        second = math.floor(now)
+        return _json(charger.state_v1(int(second - self.epoch), second))  # type: ignore[operator]
 
     def _local(self, serial: str, request: SimRequest) -> SimResponse:
         now = self._now()

@@ -32,7 +32,7 @@ def _check_interval(value: float | None) -> float | None:
 
 class ChargerConfig(Model):
     serial: str
-    api: Literal["cloud", "local"] = "cloud"
+    api: Literal["cloud", "local", "local_v1"] = "cloud"   # local_v1: old API v1 `/status`
     token: SecretValue | None = None   # cloud: the Cloud API key shown in the app
     host: str | None = None            # local: "192.168.1.50", "charger.lan:80" or a base URL
     interval: Duration | None = None   # overrides [sources.goe] interval for this charger
@@ -69,11 +69,11 @@ class ChargerConfig(Model):
                                  "URL comes from cloud_url")
         else:
             if not self.host or not self.host.strip():
-                raise ValueError(f"charger {self.serial}: api = \"local\" needs host "
+                raise ValueError(f"charger {self.serial}: api = \"{self.api}\" needs host "
                                  '(e.g. host = "192.168.1.50")')
             if self.token is not None:
                 raise ValueError(f"charger {self.serial}: token is for the cloud API; the local "
-                                 "HTTP API v2 takes none")
+                                 "HTTP API takes none")
         return self
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CLOUD_URL = "https://{serial}.api.v3.go-e.io"
 CLOUD_HOST = "{serial}.api.v3.go-e.io"
 
-Api = Literal["cloud", "local"]
+Api = Literal["cloud", "local", "local_v1"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class GoeClient:
         """URL, query parameters and headers of a status request (the token only in headers)."""
         params: dict[str, str] = {}
         headers: dict[str, str] = {}
-        if self.filter:
+        if self.filter and charger.api != "local_v1":   # API v1 has no filter
             params["filter"] = self.filter
         if charger.api == "cloud":
             if "{serial}" in self.cloud_url:
@@ -85,6 +85,8 @@ class GoeClient:
                 headers["Host"] = CLOUD_HOST.format(serial=charger.serial)
             if self.age is not None:
                 params["age"] = f"{self.age:g}"
+        elif charger.api == "local_v1":
+            url = local_base_url(charger.host or "") + "/status"
         else:
             url = local_base_url(charger.host or "") + "/api/status"
         if charger.token is not None:
@@ -155,6 +157,7 @@ class GoeClient:
                 return SourceError(Action.CONFIG, f"{what}: HTTP 401: the Cloud API token was "
                                                   "rejected (check the key shown in the app)")
         elif status == 404:
-            return SourceError(Action.CONFIG, f"{what}: HTTP 404 for /api/status: is the local "
-                                              "HTTP API v2 enabled in the app?")
+            version = "v1" if charger.api == "local_v1" else "v2"
+            return SourceError(Action.CONFIG, f"{what}: HTTP 404: is the local HTTP API "
+                                              f"{version} enabled in the app?")
         return error_for_response(response, what)

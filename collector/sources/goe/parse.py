@@ -255,3 +255,79 @@ def parse_last_modified(value: str | None) -> int | None:
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     delta = when - epoch
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+# -- API v1 (old firmware and hardware before V3; modern firmware still answers `/status`) ----
+
+# `nrg` in v1: voltages V, currents 0.1 A, phase power 0.1 kW, total 0.01 kW, power factor %.
+_NRG_V1_SCALE = (1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 100.0, 100.0, 100.0, 100.0, 10.0,
+                 1.0, 1.0, 1.0, 1.0)
+
+# v1 keys that mean the same as in v2 (values arrive as strings; the coercer converts them).
+_DIRECT_V1: tuple[tuple[str, str], ...] = (
+    ("car", "car_state"),           # 1 ready/no car, 2 charging, 3 waiting for car, 4 finished
+    ("amp", "requested_current_a"),
+    ("alw", "charging_allowed"),
+    ("err", "error_code"),          # v1 codes: 1 RCCB, 3 phase, 8 no ground, 10 internal
+    ("cbl", "cable_current_limit_a"),
+    ("fwv", "firmware_version"),
+)
+
+
+def _number(value: Any, key: str, report: CoercionReport) -> float | None:
+    if type(value) in (int, float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    report.rejected.append((key, f"not a number: {value!r}"[:120]))
+    return None
+
+
+def status_values_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[str, Any]:
+    """The v1 status converted to the v2 fields and units."""
+    values: dict[str, Any] = {}
+    get = status.get
+    for key, name in _DIRECT_V1:
+        value = get(key)
+        if value is not None:
+            values[name] = value
+    eto = get("eto")
+    if eto is not None and (number := _number(eto, "eto", report)) is not None:
+        values["energy_total_wh"] = round(number * 100)          # 0.1 kWh -> Wh
+    dws = get("dws")
+    if dws is not None and (number := _number(dws, "dws", report)) is not None:
+        values["energy_session_wh"] = round(number * 10 / 3600, 3)  # deka-watt-seconds -> Wh
+    tmp = get("tmp")
+    if tmp is not None:
+        values["temperature_1_c"] = tmp
+    rbt = get("rbt")
+    if rbt is not None and (number := _number(rbt, "rbt", report)) is not None:
+        values["uptime_s"] = number / 1000.0
+    nrg = get("nrg")
+    if isinstance(nrg, list):
+        for (_, name), scale, raw in zip(NRG_FIELDS, _NRG_V1_SCALE, nrg):
+            if raw is None:
+                continue
+            number = _number(raw, name, report)
+            if number is not None:
+                values[name] = round(number * scale, 3)
+    elif nrg is not None:
+        report.rejected.append(("nrg", f"expected an array, got {type(nrg).__name__}"))
+    return values
+
+
+def parse_status_v1(status: Any, serial: str, time_ns: int,
+                    report: CoercionReport | None = None) -> list[Point]:
+    """Points from an API v1 status (`/status`), or the old cloud's `{"success", "data"}`."""
+    if isinstance(status, dict) and isinstance(status.get("data"), dict) and "success" in status:
+        status = status["data"]
+    if not isinstance(status, dict):
+        raise SourceError(Action.DROP, f"goe charger {serial}: status is not a JSON object "
+                                       f"but {type(status).__name__}")
+    if report is None:
+        report = CoercionReport()
+    point = STATUS.point({"serial": serial}, status_values_v1(status, report), time_ns, report)
+    return [point] if point is not None else []

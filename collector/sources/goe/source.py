@@ -22,7 +22,8 @@ from collector.http_outcomes import Action, SourceError
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.goe.client import Charger, GoeClient
-from collector.sources.goe.parse import NAME, nrg_all_zero, parse_last_modified, parse_status
+from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
+                                        parse_status_v1)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class StatusPoller:
         stored = ctx.store.cursor(cursor_key(charger.serial))
         self.last_time_ns: int | None = int(stored) if stored and stored.isdigit() else None
         self.last_outcome = "none"   # skipped | written | unchanged, for benchmarks and tests
+        self._parse = parse_status_v1 if charger.api == "local_v1" else parse_status
         self._warnings = _Throttle()
 
     @property
@@ -113,7 +115,7 @@ class StatusPoller:
                 raise SourceError(Action.NO_DATA, f"{self.charger.label}: status unchanged "
                                                   f"since {response.last_modified}")
         report = CoercionReport()
-        points = parse_status(response.payload, serial, time_ns or poll_ns, report)
+        points = self._parse(response.payload, serial, time_ns or poll_ns, report)
         if report.rejected:
             self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
             for field, reason in report.rejected:
@@ -192,7 +194,7 @@ class GoeSource:
                 results.append(CheckResult(charger.label, False, "status is not a JSON object"))
                 continue
             report = CoercionReport()
-            points = parse_status(payload, charger.serial, time.time_ns(), report)
+            points = poller._parse(payload, charger.serial, time.time_ns(), report)
             fields = len(points[0].fields) if points else 0
             detail = f"{fields} fields, firmware {payload.get('fwv', 'unknown')}"
             if charger.api == "cloud":

@@ -10,7 +10,8 @@ import pytest
 from collector.http_outcomes import Action, SourceError
 from collector.points import to_line
 from collector.schema import CoercionReport
-from collector.sources.goe.parse import STATUS, denoise, nrg_all_zero, parse_last_modified, parse_status
+from collector.sources.goe.parse import (STATUS, denoise, nrg_all_zero, parse_last_modified,
+                                        parse_status, parse_status_v1)
 
 PAYLOADS = Path(__file__).parent / "payloads"
 CASES = sorted(p.name for p in PAYLOADS.glob("*.json") if p.name != "garbage.json")
@@ -25,7 +26,8 @@ def load(name: str) -> dict:
 def test_payload_file_produces_its_point(name: str) -> None:
     case = load(name)
     report = CoercionReport()
-    points = parse_status(case["status"], case["serial"], case["time_ns"], report)
+    parse = parse_status_v1 if case.get("api") == "v1" else parse_status
+    points = parse(case["status"], case["serial"], case["time_ns"], report)
     expected = case["expected"]
     if expected is None:
         assert points == []
@@ -66,10 +68,11 @@ def test_same_status_gives_the_same_point_identity() -> None:
 def test_garbage_is_dropped_with_a_source_error() -> None:
     case = load("garbage.json")
     for body in case["garbage"]:
-        with pytest.raises(SourceError) as info:
-            parse_status(body, case["serial"], case["time_ns"])
-        assert info.value.action is Action.DROP
-        assert case["serial"] in str(info.value)
+        for parse in (parse_status, parse_status_v1):
+            with pytest.raises(SourceError) as info:
+                parse(body, case["serial"], case["time_ns"])
+            assert info.value.action is Action.DROP
+            assert case["serial"] in str(info.value)
 
 
 def test_all_zero_nrg_is_recognised_but_kept() -> None:

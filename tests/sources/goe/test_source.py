@@ -285,3 +285,30 @@ def test_config_rejects_clearly(section, message) -> None:
 def test_config_filter_accepts_a_comma_string_and_empty_means_full_status() -> None:
     assert goe_config(filter="car, nrg,amp").filter == ["car", "nrg", "amp"]
     assert goe_config(filter=[]).filter == []
+
+
+def test_local_api_v1_charger_is_polled_at_status_and_converted_to_v2_units(tmp_path) -> None:
+    sim = GoeSimulator.fleet(3, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    config = goe_config(chargers=[{"serial": "000003", "api": "local_v1",
+                                   "host": "http://sim/local/000003"}])
+    source = build(config, ctx)
+
+    async def run():
+        with freeze_time("2026-11-21 09:30:00.500"):
+            await source.jobs()[0].run()
+        await source.close()
+
+    asyncio.run(run())
+    [point] = stored(ctx.store, "000003")
+    charger = sim.chargers["000003"]
+    v2 = charger.state(int(1795253400 - sim.epoch), 1795253400)
+    assert point.time_ns == 1795253400_500000000
+    assert point.fields["car_state"] == min(max(v2["car"], 1), 4)
+    assert point.fields["energy_total_wh"] == v2["eto"] // 100 * 100      # 0.1 kWh resolution
+    assert point.fields["energy_session_wh"] == pytest.approx(v2["wh"], abs=0.01)
+    assert point.fields["power_w"] == pytest.approx(v2["nrg"][11], abs=10)  # 0.01 kW resolution
+    assert point.fields["firmware_version"] == "040"
+    assert sim.count("000003") == 1
+    with pytest.raises(ConfigError, match="needs host"):
+        goe_config(chargers=[{"serial": "000003", "api": "local_v1"}])
