@@ -220,8 +220,13 @@ class GoeSimulator:
     overrides: dict[str, SimResponse] = field(default_factory=dict)   # serial -> canned answer
 
     @classmethod
-    def fleet(cls, count: int = 3, seed: int = 0, first_serial: int = 1, **kwargs: Any) -> "GoeSimulator":
-        """`count` chargers with deterministic, varied settings, serials from `first_serial`."""
+    def fleet(cls, count: int = 3, seed: int = 0, first_serial: int = 1, cycle_s: int | None = None,
+              **kwargs: Any) -> "GoeSimulator":
+        """`count` chargers with deterministic, varied settings, serials from `first_serial`.
+
+        `cycle_s` fixes the length of every charger's arrive-charge-leave cycle (a demo may
+        want one a few minutes long); by default each has 20, 30 or 40 minutes.
+        """
         chargers = {}
         versions = list(FIRMWARE)
         for n in range(count):
@@ -229,14 +234,14 @@ class GoeSimulator:
             rng = random.Random(f"{seed}:{serial}")
             variant = rng.choice((11, 22))
             amp = rng.choice((6, 10, 13, 16)) if variant == 11 else rng.choice((16, 20, 32))
-            cycle_s = rng.choice((1200, 1800, 2400))
-            arrive_at = rng.randrange(60, 300)
-            leave_at = cycle_s - rng.randrange(60, 200)
+            cycle = cycle_s or rng.choice((1200, 1800, 2400))
+            arrive_at = int(cycle * rng.uniform(0.03, 0.15))
+            leave_at = cycle - int(cycle * rng.uniform(0.03, 0.1))
             charger = SimCharger(
                 serial=serial, firmware=versions[n % len(versions)], variant=variant, amp=amp,
-                phases=rng.choice((1, 3, 3, 3)), car_max_a=rng.choice((16, 32)), cycle_s=cycle_s,
+                phases=rng.choice((1, 3, 3, 3)), car_max_a=rng.choice((16, 32)), cycle_s=cycle,
                 arrive_at=arrive_at, leave_at=leave_at,
-                eto_start=rng.randrange(100_000, 9_000_000), phase_offset=rng.randrange(0, cycle_s))
+                eto_start=rng.randrange(100_000, 9_000_000), phase_offset=rng.randrange(0, cycle))
             # The car is full after 40..80 % of its stay: every cycle shows a complete phase.
             charger.session_wh = round(charger.power_w * (leave_at - arrive_at - 5)
                                        * rng.uniform(0.4, 0.8) / 3600.0, -1)
@@ -367,9 +372,19 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--first-serial", type=int, default=1, help="serial of the first charger")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the Cloud API token expected")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cycle", type=int, default=None, metavar="SECONDS",
+                        help="length of every charging cycle (default: 20 to 40 minutes)")
+    parser.add_argument("--offline", default="", metavar="SERIALS",
+                        help="comma-separated serials that are offline from the start")
     args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.cycle is not None and args.cycle < 60:
+        parser.error("--cycle must be at least 60 seconds")
     sim = GoeSimulator.fleet(args.chargers, seed=args.seed, first_serial=args.first_serial,
-                             token=args.token)
+                             token=args.token, cycle_s=args.cycle)
+    for serial in filter(None, (s.strip() for s in args.offline.split(","))):
+        if serial not in sim.chargers:
+            parser.error(f"--offline: no charger {serial}")
+        sim.set_offline(serial)
     server = SimServer(sim, port=args.port, host=args.host).start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
