@@ -77,6 +77,7 @@ class StatusPoller:
         self.last_outcome = "none"   # skipped | written | unchanged, for benchmarks and tests
         self._parse = parse_status_v1 if charger.api == "local_v1" else parse_status
         self._warnings = _Throttle()
+        self._blocked_until = 0.0
 
     @property
     def job_id(self) -> str:
@@ -95,13 +96,21 @@ class StatusPoller:
         return wait <= 0
 
     async def run(self) -> None:
-        if not await self._acquire():
+        if time.time() < self._blocked_until or not await self._acquire():
             self.ctx.health.count(NAME, "polls_skipped")
             self.last_outcome = "skipped"
             return
         self.last_outcome = "failed"
         poll_ns = round(time.time_ns(), -6)  # ms: a poll time is no more precise than that
-        response = await self.client.fetch_status(self.charger)
+        try:
+            response = await self.client.fetch_status(self.charger)
+        except SourceError as exc:
+            if exc.action is Action.WAIT:
+                # go-e documents no rate limit, but a proxy in front of it may: honour its
+                # Retry-After (a minute when it gives none), then go on.
+                wait = exc.retry_after if exc.retry_after is not None else 60.0
+                self._blocked_until = time.time() + min(wait, 3600.0)
+            raise
         serial = self.charger.serial
         time_ns: int | None = None
         if self.charger.api == "cloud":

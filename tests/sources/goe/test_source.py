@@ -312,3 +312,24 @@ def test_local_api_v1_charger_is_polled_at_status_and_converted_to_v2_units(tmp_
     assert sim.count("000003") == 1
     with pytest.raises(ConfigError, match="needs host"):
         goe_config(chargers=[{"serial": "000003", "api": "local_v1"}])
+
+
+def test_429_from_a_proxy_pauses_the_charger_for_its_retry_after(tmp_path) -> None:
+    sim = GoeSimulator.fleet(1, token=TOKEN)
+    sim.overrides["000001"] = SimResponse.text("slow down", 429, headers={"Retry-After": "5"})
+    ctx = context(tmp_path, sim)
+    source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
+
+    async def run():
+        runner = JobRunner(ctx.health)
+        with freeze_time("2026-11-21 09:30:00") as frozen:
+            for _ in range(8):
+                await runner.run(source.jobs()[0])
+                frozen.tick(1.0)
+        await source.close()
+
+    asyncio.run(run())
+    # t=0 asks and hears 429 Retry-After 5; t=1..4 send nothing; t=5 asks again (429), t=6, 7 wait.
+    assert sim.count("000001") == 2
+    assert ctx.health.get("goe", "errors_rate_limited") == 2
+    assert ctx.health.get("goe", "polls_skipped") == 6
