@@ -111,3 +111,16 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
     (target / "s.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="s.db"):
         Store(target / "s.db")
+
+
+def test_lines_built_at_append_equal_lines_built_later_from_json(tmp_path):
+    """The embedded store keeps no lines; shipping its backlog later must give the same text."""
+    tricky = [Point("m x", {"t,k": "a=b c"}, {"f": 0.1 + 0.2, "big": 1e16, "neg": -3, "s": 'a"b\\c\nd',
+                                              "on": False, "k y": 7000.0}, 1_700_000_000_123_456_789)]
+    eager, lazy = Store(tmp_path / "a.db"), Store(tmp_path / "b.db", keep_lines=False)
+    eager.append(tricky)
+    lazy.append(tricky)
+    from collector.points import to_line
+    assert eager.next_batch(1)[0].line == lazy.next_batch(1)[0].line == to_line(tricky[0])
+    eager.close()
+    lazy.close()
