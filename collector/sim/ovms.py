@@ -99,12 +99,13 @@ class Session:
 
 
 class OvmsSim:
-    def __init__(self, seed: int = 1, clock: Callable[[], float] = time.time,
+    def __init__(self, seed: int = 1, clock: Callable[[], float] | None = None,
                  users: dict[str, str] | None = None, tokens: dict[str, str] | None = None,
                  vehicles: list[SimVehicle] | None = None, idle_timeout: float = 120.0,
                  history_days: int = 14) -> None:
         self.seed = seed
-        self.clock = clock
+        # Looked up on each call, so freezegun's patched time.time drives the default clock.
+        self.clock = clock or (lambda: time.time())
         self.users = users if users is not None else {"demo": "demo-password"}
         self.tokens = tokens if tokens is not None else {"demo": "0123456789abcdef"}
         self.vehicles = {v.id: v for v in (vehicles or [
