@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def make_sim(**kwargs: Any) -> OvmsSim:
 def make_context(store_path: Path, transport: Any) -> SourceContext:
     store = Store(store_path)
     health = Health()
-    return SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+    return SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(clock=lambda: time.time()),  # freezegun drives it
                          health=health, http_transport=transport)
 
 
