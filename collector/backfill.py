@@ -5,8 +5,8 @@ InfluxDB when one is configured). A source takes part by offering
 
     async def backfill(self, since: datetime | None, progress: Progress) -> result
 
-where `progress` has `add_total(n)` and `advance(n, note)` (see `collector.sources.ovms.source`
-for the protocol). Backfill commits points and cursors together, like the polling jobs, so an
+where `progress` is a `Progress` (below) and the result has `records` (rows read) and `points`
+(points committed). Backfill commits points and cursors together, like the polling jobs, so an
 interrupted backfill resumes where it stopped, and a later `run` continues from there.
 """
 
@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -35,6 +35,14 @@ from collector.writer import PointWriter
 log = logging.getLogger(__name__)
 
 SHIP_DEADLINE = 600.0
+
+
+class Progress(Protocol):
+    """What a source's backfill reports to: records expected, then records done."""
+
+    def add_total(self, records: int) -> None: ...
+
+    def advance(self, records: int, note: str = "") -> None: ...
 
 
 def parse_since(text: str) -> datetime:
@@ -96,7 +104,8 @@ async def run_backfill(config: Any, source_name: str, since: datetime | None = N
             return 1
         finally:
             await source.close()
-        print(f"backfill {source_name}: {result.records} records read, {result.points} points "
+        print(f"backfill {source_name}: {getattr(result, 'records', '?')} records read, "
+              f"{getattr(result, 'points', '?')} points "
               f"committed to {config.store.path}", file=sys.stderr)
         if config.influxdb is not None:
             await _ship(store, config, health)

@@ -78,6 +78,8 @@ class Config(Model):
     def _non_empty_items(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not item.strip() for item in value):
             raise ValueError("entries must not be empty")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("entries must not repeat")
         return value or None
 
     @model_validator(mode="after")

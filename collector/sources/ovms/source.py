@@ -19,7 +19,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
@@ -28,6 +28,9 @@ from collector.sources.base import CheckResult, Job, SourceContext
 
 from . import parse
 from .client import OvmsClient
+
+if TYPE_CHECKING:
+    from collector.backfill import Progress
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,6 @@ WRITE_CHUNK = 5000
 # the server's record cannot change faster than the module sends (at best every few seconds),
 # and api.openvehicles.com is a community service.
 MIN_SAMPLE_INTERVAL = 10.0
-
-
-class Progress(Protocol):
-    """What a backfill reports to (a tqdm bar in the CLI)."""
-
-    def add_total(self, records: int) -> None: ...
-    def advance(self, records: int, note: str = "") -> None: ...
 
 
 class _NoProgress:
@@ -182,10 +178,14 @@ class OvmsSource:
         if self.config.connect_peer and stream in ("status", "charge"):
             if await self.client.connect_peer(vehicle):
                 log.info("OVMS %s: connected as a peer (the car now reports more often)", vehicle)
+        cursors: dict[str, str] = {}
+        if stream == "location" and self.known_units(vehicle) is None:
+            # The L message has no units: learn them from the S message first (once per
+            # vehicle; remembered in the store), so a miles car is never stored as km.
+            self._learn_units(vehicle, await self.client.sample("status", vehicle), cursors)
         payload = await self.client.sample(stream, vehicle)
         kinds = ("s", "d") if stream in ("status", "charge") else (("l",) if stream == "location" else ("w", "y"))
         previous = {k: v for k in kinds if (v := self._cursor(self._msgtime_key(vehicle, stream, k)))}
-        cursors: dict[str, str] = {}
         if stream in ("status", "charge"):
             self._learn_units(vehicle, payload, cursors)
             parsed = parse.parse_status(payload, vehicle, previous, await self.units_of(vehicle))

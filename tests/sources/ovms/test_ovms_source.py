@@ -210,3 +210,22 @@ def test_config_rejects_intervals_below_the_limits():
     with pytest.raises(ConfigError, match="url"):
         make_config(url="https://user:pw@api.openvehicles.com:6869")
     assert ovms.Config is type(make_config())
+
+
+def test_location_first_learns_the_units_before_converting(tmp_path):
+    with freeze_time("2026-11-20 07:45:30"):
+        sim = make_sim()
+        source, ctx = make_source(tmp_path / "s.db", sim, vehicles=["DEMO2"], streams=["location"])
+        run(source.sample("DEMO2", "location"))
+        run(source.close())
+    [location] = rows(ctx, "ovms_location")
+    raw = sim._location(sim.vehicles["DEMO2"], 1795160730.0)
+    assert location.fields["trip_km"] == pytest.approx(int(raw["tripmeter"]) / 10 * 1.609344)
+    assert ctx.store.cursor("ovms:DEMO2:units") == "M"
+
+
+def test_config_refuses_repeated_vehicles():
+    from collector.config import ConfigError
+
+    with pytest.raises(ConfigError, match="must not repeat"):
+        make_config(vehicles=["A", "A"])
