@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -27,6 +28,9 @@ from collector.http_outcomes import (Action, SourceError, classify_status, descr
 log = logging.getLogger(__name__)
 
 COOKIE = "ovmsapisession"
+# After the server refused our credentials, do not try them again for this long: every job
+# would otherwise send a failing login each run.
+LOGIN_BACKOFF = 300.0
 
 
 class _RedactURLs(logging.Filter):
@@ -68,6 +72,7 @@ class OvmsClient:
         self._generation = 0          # bumped on each login, so concurrent 401s log in once
         self._login_lock = asyncio.Lock()
         self._peers: set[str] = set()  # vehicles connected as a peer in this session
+        self._refused: tuple[float, SourceError] | None = None   # (until, error) after a 401
         self.logins = 0
 
     @property
@@ -102,7 +107,16 @@ class OvmsClient:
     async def _ensure_session(self, seen_generation: int | None = None) -> int:
         async with self._login_lock:
             if self._session is None or (seen_generation is not None and seen_generation == self._generation):
-                await self.login()
+                if self._refused is not None and time.monotonic() < self._refused[0]:
+                    error = self._refused[1]
+                    raise SourceError(error.action, f"{error} (not retried for {LOGIN_BACKOFF:.0f} s)")
+                try:
+                    await self.login()
+                except SourceError as exc:
+                    if exc.action is Action.CONFIG:
+                        self._refused = (time.monotonic() + LOGIN_BACKOFF, exc)
+                    raise
+                self._refused = None
             return self._generation
 
     async def logout(self) -> None:

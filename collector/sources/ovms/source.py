@@ -271,8 +271,9 @@ class OvmsSource:
             else:
                 # Rows come in time order; the overlap on resume covers records of this second
                 # that fall into the next chunk.
-                cursor = parse.format_server_time(
+                reached = parse.format_server_time(
                     datetime.fromtimestamp(chunk[-1].time_ns // parse.NS, tz=timezone.utc))
+                cursor = max(filter(None, (old, reached)))   # the overlap must not move it back
             await self.ctx.writer.write(chunk, cursors={key: cursor} if cursor else None, source=NAME)
         if not points and new and new != old:
             await self.ctx.writer.write([], cursors={key: new}, source=NAME)

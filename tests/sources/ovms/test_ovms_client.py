@@ -168,3 +168,22 @@ def test_peer_connect_once_per_session():
 
         asyncio.run(scenario())
     assert [p for _, p in sim.requests].count("/api/vehicle/DEMO1") == 2
+
+
+def test_refused_credentials_are_not_retried_at_every_poll():
+    with freeze_time(START) as frozen:
+        sim = make_sim()
+
+        async def scenario():
+            client = client_for(sim, password="wrong")
+            for _ in range(3):
+                with pytest.raises(SourceError) as info:
+                    await client.sample("status", "DEMO1")
+                assert info.value.action is Action.CONFIG
+            frozen.tick(301)
+            with pytest.raises(SourceError):
+                await client.sample("status", "DEMO1")
+            await client.aclose()
+
+        asyncio.run(scenario())
+    assert [p for _, p in sim.requests].count("/api/cookie") == 2
