@@ -119,17 +119,17 @@ class OvmsSource:
         if vehicle is not None:
             await fn(vehicle)
             return
-        first: SourceError | None = None
+        failures: list[tuple[str, SourceError]] = []
         for each in await self.vehicles():
             try:
                 await fn(each)
             except SourceError as exc:
-                if exc.action is Action.NO_DATA:
-                    continue
-                log.warning("OVMS %s: %s", each, exc)
-                first = first or exc
-        if first is not None:
-            raise first
+                if exc.action is not Action.NO_DATA:
+                    failures.append((each, exc))
+        if failures:
+            # One error for the job (the runner logs it, throttled), naming every vehicle.
+            raise SourceError(failures[0][1].action,
+                              "; ".join(f"vehicle {v}: {exc}" for v, exc in failures))
 
     # -- sampling --------------------------------------------------------------------------
 
