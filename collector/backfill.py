@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import sys
 import time
@@ -77,7 +78,8 @@ class TqdmProgress:
 
 
 async def run_backfill(config: Any, source_name: str, since: datetime | None = None,
-                       progress: Any = None, http_transport: httpx.AsyncBaseTransport | None = None) -> int:
+                       progress: Any = None, http_transport: httpx.AsyncBaseTransport | None = None,
+                       reread: bool = False) -> int:
     """Backfill one configured source; returns the process exit code."""
     modules = load_all_sources()
     if source_name not in modules:
@@ -92,12 +94,18 @@ async def run_backfill(config: Any, source_name: str, since: datetime | None = N
                             http_transport=http_transport)
     try:
         source = modules[source_name].build(section, context)
+        if reread and "reread" not in inspect.signature(getattr(source, "backfill", lambda: None)).parameters:
+            print(f"ev-collector: source {source_name!r} does not support --reread", file=sys.stderr)
+            await source.close()
+            return 2
         if not hasattr(source, "backfill"):
             print(f"ev-collector: source {source_name!r} has no history to backfill", file=sys.stderr)
             await source.close()
             return 2
         try:
-            result = await source.backfill(since, progress)
+            # `reread` only reaches sources that offer it (the option is refused otherwise).
+            result = await (source.backfill(since, progress, reread=True) if reread
+                            else source.backfill(since, progress))
         except SourceError as exc:
             print(f"ev-collector: backfill of {source_name} stopped: {exc}\n"
                   "What was committed stays; run the same command again to resume.", file=sys.stderr)
@@ -134,7 +142,7 @@ def _handle(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     progress = TqdmProgress(enabled=False if args.no_progress else None)
     try:
-        return asyncio.run(run_backfill(config, args.source, args.since, progress))
+        return asyncio.run(run_backfill(config, args.source, args.since, progress, reread=args.reread))
     finally:
         progress.close()
 
@@ -146,5 +154,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", required=True, help="source name, e.g. ovms")
     parser.add_argument("--since", type=parse_since, default=None,
                         help="only records from this date (UTC), e.g. 2025-06-01")
+    parser.add_argument("--reread", action="store_true",
+                        help="ignore the stored cursors and read everything (from --since) again; "
+                             "stored points are rewritten identically, records that reached the "
+                             "server late are added")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_handle)

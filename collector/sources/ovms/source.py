@@ -228,8 +228,15 @@ class OvmsSource:
         await self._for_each(vehicle, one)
 
     async def sync_history(self, vehicle: str, since: datetime | None = None,
-                           progress: Progress | None = None) -> SyncResult:
-        """Fetch every wanted record type newer than its cursor (and than `since`)."""
+                           progress: Progress | None = None, reread: bool = False,
+                           expected: dict[str, int] | None = None) -> SyncResult:
+        """Fetch every wanted record type newer than its cursor (and than `since`).
+
+        `reread` ignores the cursors (from `since`, or everything): records that reached the
+        server later than `history_overlap` are picked up; what was stored already is
+        rewritten identically. Cursors never move back. `expected` (records per type) is what
+        the progress advances by, so a bar reaches its total even for types not fetched.
+        """
         progress = progress or _NoProgress()
         result = SyncResult()
         floor = parse.format_server_time(since - timedelta(seconds=1)) if since else None
@@ -240,10 +247,11 @@ class OvmsSource:
                 continue
             key = f"{NAME}:{vehicle}:history:{row.record_type}"
             cursor = await asyncio.to_thread(self.ctx.store.cursor, key)
-            if cursor and row.last and row.last <= cursor:
+            if not reread and cursor and row.last and row.last <= cursor:
+                progress.advance((expected or {}).get(row.record_type, 0), f"{vehicle} {row.record_type}")
                 continue  # nothing newer on the server
             fetch_since = floor
-            if cursor:
+            if cursor and not reread:
                 start = parse.parse_server_time(cursor)
                 if start is not None:
                     overlapped = parse.format_server_time(start - timedelta(seconds=self.config.history_overlap))
@@ -256,7 +264,8 @@ class OvmsSource:
             new_cursor = max(filter(None, (cursor, parsed.last_timestamp)), default=None)
             await self._commit_history(parsed.points, key, cursor, new_cursor)
             result.points += len(parsed.points)
-            progress.advance(parsed.records, f"{vehicle} {row.record_type}")
+            covered = parsed.records if expected is None else expected.get(row.record_type, 0)
+            progress.advance(covered, f"{vehicle} {row.record_type}")
         if result.types == 0:
             self.ctx.health.count(NAME, "no_data")
         return result
@@ -278,17 +287,22 @@ class OvmsSource:
         if not points and new and new != old:
             await self.ctx.writer.write([], cursors={key: new}, source=NAME)
 
-    async def backfill(self, since: datetime | None = None, progress: Progress | None = None) -> SyncResult:
-        """Pull all history the server still has (from `since`), resuming at the cursors."""
+    async def backfill(self, since: datetime | None = None, progress: Progress | None = None,
+                       reread: bool = False) -> SyncResult:
+        """Pull all history the server still has (from `since`), resuming at the cursors
+        (or, with `reread`, reading it all again)."""
         progress = progress or _NoProgress()
         total = SyncResult()
         vehicles = await self.vehicles()
-        since_text = parse.format_server_time(since) if since else None
+        # `since` for the summary is exclusive, like for the records.
+        since_text = parse.format_server_time(since - timedelta(seconds=1)) if since else None
+        plans: dict[str, dict[str, int]] = {}
         for vehicle in vehicles:
             summary = parse.parse_history_summary(await self.client.history_summary(vehicle, since_text))
-            progress.add_total(sum(r.total_records or 0 for r in summary if self._wanted(r.record_type)))
+            plans[vehicle] = {r.record_type: r.total_records or 0 for r in summary if self._wanted(r.record_type)}
+            progress.add_total(sum(plans[vehicle].values()))
         for vehicle in vehicles:
-            done = await self.sync_history(vehicle, since, progress)
+            done = await self.sync_history(vehicle, since, progress, reread=reread, expected=plans[vehicle])
             total.records += done.records
             total.points += done.points
             total.types += done.types

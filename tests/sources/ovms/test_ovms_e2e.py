@@ -103,13 +103,24 @@ def test_backfill_command_end_to_end(tmp_path, influxdb, influx_db, monkeypatch,
         assert cli.main(["backfill", "--config", str(config), "--source", "ovms", "--no-progress"]) == 0
         assert "0 records read" in capsys.readouterr().err
 
+        # --reread reads it all again; the same points change nothing, so nothing is re-shipped.
+        assert cli.main(["backfill", "--config", str(config), "--source", "ovms", "--reread",
+                         "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        assert f"{total} records read" in err and "shipped to InfluxDB" in err
+        from collector.store import Store
+
+        store = Store(tmp_path / "store.db")
+        try:
+            assert store.stats().shipped == total and store.pending_count() == 0
+        finally:
+            store.close()
+
         # --since into a fresh store takes only the newer records.
         recent = write_config(tmp_path / "r.toml", server.url, tmp_path / "recent.db")
         since = time.strftime("%Y-%m-%d", time.gmtime(now - 2 * 86400))
         assert cli.main(["backfill", "--config", str(recent), "--source", "ovms", "--since", since,
                          "--no-progress"]) == 0
-        from collector.store import Store
-
         store = Store(tmp_path / "recent.db")
         try:
             trips = [p for chunk in store.query("ovms_trip") for p in chunk]
@@ -117,7 +128,7 @@ def test_backfill_command_end_to_end(tmp_path, influxdb, influx_db, monkeypatch,
             store.close()
         wanted = [r for r in expected["DEMO1"]["*-LOG-Trip"] + expected["DEMO2"]["*-LOG-Trip"] if r[0] >= since]
         assert len(trips) == len(wanted) > 0
-    assert sim.logouts == 3
+    assert sim.logouts == 4
     assert PASSWORD not in caplog.text and "s3cret" not in caplog.text
     assert "s3cret" not in capsys.readouterr().err
 

@@ -229,3 +229,30 @@ def test_config_refuses_repeated_vehicles():
 
     with pytest.raises(ConfigError, match="must not repeat"):
         make_config(vehicles=["A", "A"])
+
+
+def test_late_records_beyond_the_overlap_need_a_reread(tmp_path):
+    with freeze_time("2026-11-20 12:00:00"):
+        sim = make_sim(history_days=3)
+        source, ctx = make_source(tmp_path / "s.db", sim, vehicles=["DEMO1"], history_overlap="1h")
+        run(source.sync_history("DEMO1"))
+        cursor = ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip")
+        real = sim.history_records
+
+        def with_late_record(vid, now):
+            records = real(vid, now)
+            # A module that was offline uploads a trip from yesterday, later than a newer one.
+            late = ("2026-11-19 09:00:00", "1", "1,52.0,4.8,0.0,Somewhere,62000.0,5.0,600,0,80.0")
+            records["*-LOG-Trip"] = sorted(records["*-LOG-Trip"] + [late])
+            records["*-LOG-Trip"].append(("2026-11-20 11:59:00", "1", "0,,,,,62700.0"))  # and a new one
+            return records
+
+        sim.history_records = with_late_record
+        before = len(rows(ctx, "ovms_trip"))
+        run(source.sync_history("DEMO1"))
+        assert len(rows(ctx, "ovms_trip")) == before + 1            # the new one only
+        assert ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip") == "2026-11-20 11:59:00" > cursor
+        run(source.sync_history("DEMO1", reread=True))
+        assert len(rows(ctx, "ovms_trip")) == before + 2            # the late one too, no duplicates
+        assert ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip") == "2026-11-20 11:59:00"
+        run(source.close())
