@@ -62,6 +62,17 @@ def _excerpt(response: httpx.Response) -> str:
     return redact_text(text)
 
 
+def _cookie_from_headers(response: httpx.Response) -> str | None:
+    """The session id from Set-Cookie even when the cookie jar's policy refused it."""
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name.strip() == COOKIE:
+            value = rest.split(";", 1)[0].strip().strip('"')
+            if value:
+                return value
+    return None
+
+
 class OvmsClient:
     def __init__(self, http: httpx.AsyncClient, username: str, password: Secret) -> None:
         install_log_redaction()
@@ -93,7 +104,7 @@ class OvmsClient:
                                              "check the username and the password or API token")
         if response.status_code != 200:
             raise self._error(response, what)
-        session = response.cookies.get(COOKIE)
+        session = response.cookies.get(COOKIE) or _cookie_from_headers(response)
         if not session:
             raise SourceError(Action.DROP, f"{what}: HTTP 200 without an {COOKIE} cookie")
         # httpx keeps Set-Cookie values in its jar; we send our cookie explicitly instead.

@@ -187,3 +187,24 @@ def test_refused_credentials_are_not_retried_at_every_poll():
 
         asyncio.run(scenario())
     assert [p for _, p in sim.requests].count("/api/cookie") == 2
+
+
+def test_session_cookie_is_read_from_the_header_whatever_its_attributes():
+    seen: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/cookie":
+            # A domain attribute the cookie jar's policy refuses for this host.
+            return httpx.Response(200, text="Login ok\n", headers={
+                "Set-Cookie": 'ovmsapisession="abc-123"; Domain=elsewhere.example; Path=/api/'})
+        seen.append(request.headers.get("cookie", ""))
+        return httpx.Response(200, json=[])
+
+    async def scenario():
+        http = httpx.AsyncClient(base_url="http://ovms.test:6868", transport=httpx.MockTransport(server))
+        client = OvmsClient(http, "demo", Secret(PASSWORD, "test"))
+        assert await client.vehicles() == []
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert seen[0] == "ovmsapisession=abc-123"
