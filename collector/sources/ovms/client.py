@@ -31,6 +31,9 @@ COOKIE = "ovmsapisession"
 # After the server refused our credentials, do not try them again for this long: every job
 # would otherwise send a failing login each run.
 LOGIN_BACKOFF = 300.0
+# The server drops a session unused for `timeout_api` (120 s by default, checked every 10 s).
+# Idle longer than this, we log in before the call instead of spending a request on a 401.
+SESSION_IDLE = 100.0
 
 
 class _RedactURLs(logging.Filter):
@@ -84,6 +87,7 @@ class OvmsClient:
         self._login_lock = asyncio.Lock()
         self._peers: set[str] = set()  # vehicles connected as a peer in this session
         self._refused: tuple[float, SourceError] | None = None   # (until, error) after a 401
+        self._last_used = 0.0          # monotonic time of the last answered call
         self.logins = 0
 
     @property
@@ -110,6 +114,7 @@ class OvmsClient:
         # httpx keeps Set-Cookie values in its jar; we send our cookie explicitly instead.
         self.http.cookies.clear()
         self._session = session
+        self._last_used = time.monotonic()
         self._generation += 1
         self._peers.clear()
         self.logins += 1
@@ -136,6 +141,8 @@ class OvmsClient:
             return
         session, self._session = self._session, None
         self._peers.clear()
+        if time.monotonic() - self._last_used > SESSION_IDLE:
+            return  # the server has dropped it already
         try:
             response = await self.http.delete("/api/cookie", headers={"Cookie": f"{COOKIE}={session}"})
         except httpx.HTTPError as exc:
@@ -170,12 +177,15 @@ class OvmsClient:
         """One call with the session cookie; on 401 log in again once and repeat it."""
         what = f"{method} {path}"
         generation = await self._ensure_session()
+        if time.monotonic() - self._last_used > SESSION_IDLE:
+            generation = await self._ensure_session(generation)   # surely expired: log in now
         for attempt in (1, 2):
             try:
                 response = await self.http.request(method, path, params=params,
                                                    headers={"Cookie": f"{COOKIE}={self._session}"})
             except httpx.HTTPError as exc:
                 raise SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}") from None
+            self._last_used = time.monotonic()
             if response.status_code == 401 and attempt == 1:
                 log.debug("%s: session expired, logging in again", what)
                 generation = await self._ensure_session(generation)

@@ -40,22 +40,39 @@ def test_login_once_then_cookie_then_logout():
 
 def test_expired_session_logs_in_again_once():
     with freeze_time(START) as frozen:
-        sim = make_sim(idle_timeout=120)
+        sim = make_sim(idle_timeout=60)       # a server stricter than the default 120 s
 
         async def scenario():
             client = client_for(sim)
             await client.sample("status", "DEMO1")
-            frozen.tick(100)
-            await client.sample("status", "DEMO1")      # still alive: used 100 s ago
+            frozen.tick(50)
+            await client.sample("status", "DEMO1")      # still alive: used 50 s ago
             assert sim.logins == 1
-            frozen.tick(121)
-            await client.sample("status", "DEMO1")      # idle 121 s: server answers 401
+            frozen.tick(61)
+            await client.sample("status", "DEMO1")      # idle 61 s: server answers 401
             assert sim.logins == 2
             await client.aclose()
 
         asyncio.run(scenario())
     statuses = [path for method, path in sim.requests if path == "/api/status/DEMO1"]
     assert len(statuses) == 4   # three calls, one repeated after the re-login
+
+
+def test_a_session_surely_expired_is_renewed_before_the_call():
+    with freeze_time(START) as frozen:
+        sim = make_sim(idle_timeout=120)
+
+        async def scenario():
+            client = client_for(sim)
+            await client.sample("status", "DEMO1")
+            frozen.tick(300)                             # a 5-minute poll interval
+            await client.sample("status", "DEMO1")
+            await client.aclose()
+
+        asyncio.run(scenario())
+    assert sim.logins == 2
+    statuses = [path for method, path in sim.requests if path == "/api/status/DEMO1"]
+    assert len(statuses) == 2   # no request wasted on a 401
 
 
 def test_concurrent_calls_after_expiry_log_in_once():
