@@ -55,8 +55,8 @@ def test_quota_plan_says_which_interval_would_fit():
     # 20 x (3600/88 + 4) = 898: rounding up really fits
     assert quota_plan(20, 88, 900, 1000, 0.1) is None
     both = quota_plan(200, 60, 60, 1000, 0.1)
-    assert "status_interval >= 800 s and command_interval >= 800 s" in both
-    assert quota_plan(200, 800, 800, 1000, 0.1) is None
+    assert "status_interval >= 1600 s and command_interval >= 1600 s" in both
+    assert quota_plan(200, 1600, 1600, 1000, 0.1) is None
 
 
 def test_building_with_too_many_evses_for_the_quota_logs_a_warning(tmp_path, caplog):
