@@ -188,7 +188,12 @@ class EvEnergySource:
         """
         now = self.clock()
         if now - self._last_discovery >= self.config.discovery_interval:
-            await self.discover()
+            try:
+                await self.discover()
+            except BudgetRefused as exc:
+                self.ctx.health.count(NAME, "polls_skipped")
+                log.debug("ev.energy discovery: %s; next run", exc)
+                return
         for evse in self.evse_ids():
             if evse in self._jobbed or not self.ctx.owns(evse):
                 continue
