@@ -102,6 +102,7 @@ class EvEnergySource:
         self._last_discovery = -math.inf
         self._jobbed: set[str] = set()
         self._orphan_runs: dict[tuple[str, str], float] = {}
+        self._warned: set[tuple[str, str]] = set()
 
     # -- EVSEs ---------------------------------------------------------------------------
 
@@ -315,7 +316,14 @@ class EvEnergySource:
             return
         self.ctx.health.count(NAME, "errors_payload", bad)
         first = (parsed.skipped_items[:1] or [f"{f}: {r}" for f, r in report.rejected[:1]])[0]
-        log.warning("%s: %d values or logs left out of a page (first: %s)", key, bad, first)
+        # Once per stream and kind of problem at warning level: an integration that always
+        # sends one odd value must not write a warning every poll. The counter keeps counting.
+        kinds = {reason.split(" ", 2)[-1][:40] for reason in parsed.skipped_items[:1]}
+        kinds |= {name for name, _ in report.rejected}
+        new = {(key, k) for k in kinds} - self._warned
+        self._warned |= new
+        log.log(logging.WARNING if new else logging.DEBUG,
+                "%s: %d values or logs left out of a page (first: %s)", key, bad, first)
 
 
 def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:

@@ -231,3 +231,39 @@ def test_the_discovery_job_collects_evses_that_have_no_job_yet(make_rig):
         asyncio.run(jobs[0].run())
         for evse in sim.evses:
             assert set(rig.stored("evenergy_status", evse.id)) == truth_times(sim, evse.id, time.time() - 3600)
+
+
+def test_odd_values_are_counted_every_time_but_warned_about_once(tmp_path, caplog):
+    from collector.health import Health
+    from collector.limits import Limits
+    from collector.sources.base import SourceContext
+    from collector.sources.evenergy import Config, build
+    from collector.store import Store
+    from collector.writer import PointWriter
+
+    page = [{"sampled_at": "2024-05-01T11:55:00Z", "is_plugged_in": True, "charge_rate_watts": "n/a"}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/o/token/":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        assert request.headers["EvEnergy-Version"] == "2" and request.headers["EvEnergy-User"] == "u"
+        return httpx.Response(200, json=page, headers={"Link": '<about:blank>; rel="next"',
+                                                       "x-ratelimit-limit": "1000",
+                                                       "x-ratelimit-remaining": "990"})
+
+    store = Store(tmp_path / "s.db")
+    health = Health()
+    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+                        health=health, http_transport=httpx.MockTransport(handler))
+    source = build(Config(client_id="c", client_secret="s", user="u",
+                          evses=("evse01HSH04KDEWF6Z4DB2J77J74K5",)), ctx)
+    try:
+        with freeze_time(START), caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                asyncio.run(source.sync("evse01HSH04KDEWF6Z4DB2J77J74K5", STATUS_LOGS))
+            assert source.budget.remaining() == 990   # the server's figure, from the headers
+        assert health.get("evenergy", "errors_payload") == 3
+        assert caplog.text.count("left out of a page") == 1
+    finally:
+        asyncio.run(source.close())
+        store.close()
