@@ -288,7 +288,9 @@ class EvEnergySource:
                 await self.ctx.writer.write(parsed.points, cursors=cursors, source=NAME)
                 result.complete = True
             elif parsed.oldest_ns is not None:
-                state = {"gte": gte, "lte": parsed.oldest_ns, "hi": hi}
+                # Never raise the bound: a server that ignored __lte must not make us go round.
+                lte = parsed.oldest_ns if lte is None else min(lte, parsed.oldest_ns)
+                state = {"gte": gte, "lte": lte, "hi": hi}
                 await self.ctx.writer.write(parsed.points, cursors={pending_key: json.dumps(state)},
                                             source=NAME)
                 had_pending = True
