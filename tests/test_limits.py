@@ -81,3 +81,28 @@ def test_retry_after_blocks_the_budget():
 def test_limits_share_one_budget_per_key():
     limits = Limits()
     assert limits.quota("evenergy:client", 1000) is limits.quota("evenergy:client", 1000)
+
+
+def test_quota_budget_probes_a_stale_server_figure_instead_of_waiting_forever():
+    # The server's figure is only refreshed by a response: if a low figure stopped every
+    # request, the budget would never hear that the server's rolling hour has freed up.
+    with freeze_time("2024-01-01") as clock:
+        budget = QuotaBudget(limit=1000, reserve=0.1, probe_interval=300)
+        budget.observe(limit=1000, remaining=50)      # another app spent the rest
+        wait = budget.try_acquire()
+        assert 0 < wait <= 300
+        clock.tick(wait)
+        assert budget.try_acquire() == 0.0             # one probe from the reserve
+        assert budget.try_acquire() > 0                # not two before the answer
+        budget.observe(limit=1000, remaining=800)      # the window has freed up
+        assert budget.try_acquire() == 0.0
+
+
+def test_quota_budget_never_probes_when_the_server_said_nothing_is_left():
+    with freeze_time("2024-01-01") as clock:
+        budget = QuotaBudget(limit=1000, reserve=0.1, probe_interval=300)
+        budget.observe(limit=1000, remaining=0)
+        clock.tick(600)
+        assert budget.try_acquire() > 0
+        clock.tick(3600)                               # the figure is older than the window
+        assert budget.try_acquire() == 0.0
