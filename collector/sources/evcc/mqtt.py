@@ -1,0 +1,226 @@
+"""evcc over MQTT: retained topics -> the same points as `/api/state` polled over REST.
+
+paho-mqtt runs its own network thread (`loop_start`), which connects, reconnects with
+exponential backoff (`reconnect_delay_set`) and re-subscribes on every connect. Messages are
+handed to the asyncio loop with `call_soon_threadsafe`; nothing here blocks the scheduler.
+
+evcc publishes each update cycle topic by topic and ends it with `<root>/updated` (Unix
+seconds). We keep the latest payload of every topic, and `settle` seconds after each `updated`
+(enough for the retained burst after a reconnect, whose order the broker does not promise)
+rebuild the `/api/state` object from the topic tree and run the REST parser on it, with the
+`updated` time as the points' timestamp: one snapshot per evcc cycle, like one REST poll
+(evcc publishes only changed values, so the snapshot carries the unchanged ones). Only the last snapshot is written when writes fall
+behind; an identical snapshot re-sent after a reconnect is a no-op in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import uuid
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+
+from collector.schema import CoercionReport
+from collector.sources.base import CheckResult, SourceContext
+from collector.sources.evcc.parse import parse_state, state_from_topics
+
+log = logging.getLogger(__name__)
+
+NAME = "evcc"
+MAX_TOPICS = 20_000   # a broker full of someone else's topics under our root must not eat memory
+
+
+class EvccMqtt:
+    def __init__(self, config: Any, ctx: SourceContext, site: str,
+                 report: Callable[[CoercionReport, str], None]) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.site = site
+        self.report = report
+        self.root = config.root
+        self.topics: dict[str, str] = {}
+        self.online: bool | None = None
+        self.connected = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self._emit_handle: asyncio.TimerHandle | None = None
+        self._updated: str | None = None
+        self._emitted_updated: str | None = None
+        self._writing: asyncio.Task | None = None
+        self._pending: list | None = None
+        self._dirty = False
+        self._overflow_logged = False
+        self.snapshots_written = 0
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=cfg.client_id or f"ev-collector-{uuid.uuid4().hex[:12]}",
+                             clean_session=True)
+        if cfg.username is not None:
+            client.username_pw_set(cfg.username, cfg.password.reveal() if cfg.password else None)
+        if cfg.tls:
+            client.tls_set_context(ssl.create_default_context())
+        client.reconnect_delay_set(min_delay=max(1, int(cfg.reconnect_min)),
+                                   max_delay=max(1, int(cfg.reconnect_max)))
+        return client
+
+    # -- lifecycle (asyncio thread) -------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        client = self._make_client()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+        # connect_async + loop_start: the first connection, too, is made (and retried with
+        # backoff) in paho's thread, so an unreachable broker never delays the collector.
+        client.connect_async(self.config.host, self.config.port, self.config.keepalive)
+        client.loop_start()
+        log.info("evcc %s: subscribing to %s/# on %s:%d", self.site, self.root,
+                 self.config.host, self.config.port)
+
+    async def close(self) -> None:
+        if self._emit_handle is not None:
+            self._emit_handle.cancel()
+            self._emit_handle = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)  # joins paho's thread
+        if self._writing is not None and not self._writing.done():
+            await asyncio.wait({self._writing}, timeout=10)
+
+    async def check(self) -> CheckResult:
+        cfg = self.config
+        target = f"evcc {self.site} MQTT {cfg.host}:{cfg.port} ({self.root}/#)"
+        client = self._make_client()
+        try:
+            await asyncio.to_thread(client.connect, cfg.host, cfg.port, cfg.keepalive)
+            await asyncio.to_thread(client.disconnect)
+        except (OSError, ValueError) as exc:
+            return CheckResult(target, False, f"cannot connect: {exc}")
+        return CheckResult(target, True, "broker reachable")
+
+    # -- paho's thread: hand everything to the loop -----------------------------------------
+
+    def _call(self, fn: Callable, *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed between the check and the call
+            log.debug("evcc %s: MQTT event after the event loop closed, ignored", self.site)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("evcc %s: MQTT broker %s:%d refused the connection: %s (retrying with backoff)",
+                      self.site, self.config.host, self.config.port, reason_code)
+            return
+        client.subscribe(f"{self.root}/#", qos=0)
+        self._call(self._connected, True)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
+        self._call(self._connected, False, str(reason_code))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            payload = message.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self._call(self._undecodable, message.topic)
+            return
+        self._call(self._receive, message.topic, payload)
+
+    # -- the asyncio thread -----------------------------------------------------------------
+
+    def _connected(self, up: bool, reason: str = "") -> None:
+        if up:
+            log.info("evcc %s: MQTT connected to %s:%d", self.site, self.config.host, self.config.port)
+            self.connected.set()
+        elif self._client is not None:  # not our own close()
+            log.warning("evcc %s: MQTT connection lost (%s); reconnecting with backoff", self.site, reason)
+            self.connected.clear()
+
+    def _undecodable(self, topic: str) -> None:
+        self.ctx.health.count(NAME, "errors_payload")
+        log.warning("evcc %s: MQTT payload on %s is not UTF-8, ignored", self.site, topic)
+
+    def _receive(self, topic: str, payload: str) -> None:
+        if topic == f"{self.root}/status":
+            online = payload.strip().lower() == "online"
+            if online != self.online:
+                (log.info if online else log.warning)("evcc %s: evcc reports itself %s over MQTT",
+                                                      self.site, payload.strip() or "(empty)")
+            self.online = online
+            return
+        if topic.endswith("/set"):
+            return  # commands to evcc, not state
+        if topic == f"{self.root}/updated":
+            self._updated = payload
+            if self._emit_handle is None and self._loop is not None:
+                self._emit_handle = self._loop.call_later(self.config.settle, self._emit)
+            return
+        if topic not in self.topics and len(self.topics) >= MAX_TOPICS:
+            if not self._overflow_logged:
+                log.warning("evcc %s: more than %d topics under %s/; ignoring new ones",
+                            self.site, MAX_TOPICS, self.root)
+                self._overflow_logged = True
+            return
+        if self.topics.get(topic) != payload:
+            self.topics[topic] = payload
+            self._dirty = True
+
+    def _time_ns(self) -> int:
+        """evcc's `updated` (Unix seconds); the wall clock if it is unreadable."""
+        try:
+            seconds = float(self._updated or "")
+            if seconds > 0:
+                return int(round(seconds * 1e9))
+        except ValueError:
+            log.warning("evcc %s: unreadable %s/updated %r; using the wall clock",
+                        self.site, self.root, self._updated)
+        return int(self.ctx.limits.clock() * 1e9)
+
+    def _emit(self) -> None:
+        self._emit_handle = None
+        if not self._dirty and self._updated == self._emitted_updated:
+            return  # the retained snapshot again, after a reconnect: already written
+        if self.online is False:
+            log.debug("evcc %s: evcc is offline; its retained topics are not written", self.site)
+            return
+        self._dirty = False
+        self._emitted_updated = self._updated
+        report = CoercionReport()
+        try:
+            state = state_from_topics(self.topics, self.root)
+            points = parse_state(state, self.site, self._time_ns(), report)
+        except Exception as exc:  # a parser bug must not kill the subscription
+            self.ctx.health.count(NAME, "errors_payload")
+            log.error("evcc %s: MQTT snapshot could not be parsed: %s: %s", self.site,
+                      type(exc).__name__, exc)
+            return
+        self.report(report, "mqtt state")
+        if not points:
+            return
+        self._pending = points
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.ensure_future(self._write_pending())
+
+    async def _write_pending(self) -> None:
+        while self._pending is not None:
+            points, self._pending = self._pending, None
+            try:
+                await self.ctx.writer.write(points, source=NAME)
+                self.snapshots_written += 1
+            except Exception as exc:  # the store failed; the next snapshot tries again
+                self.ctx.health.count(NAME, "polls_failed")
+                self.ctx.health.error(NAME, f"MQTT snapshot not stored: {exc}")
+                log.error("evcc %s: MQTT snapshot not stored: %s", self.site, exc)
+                self._dirty = True
