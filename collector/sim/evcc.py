@@ -90,7 +90,8 @@ class EvccSim:
         self.auth = auth
         self.site_title = site_title
         self.corrections: dict[int, dict[str, Any]] = {}
-        self.requests: list[str] = []
+        self.requests: list[tuple[str, dict]] = []
+        self.ignore_month_filter = False  # as evcc versions before the filter existed
 
     # -- the model ------------------------------------------------------------------------
 
@@ -357,7 +358,7 @@ class EvccSim:
         return {"result": content} if self.version in ("0.130", "0.206") else content
 
     def handle(self, request: SimRequest) -> SimResponse:
-        self.requests.append(request.path)
+        self.requests.append((request.path, dict(request.query)))
         if self.auth is not None:
             expected = "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
             if request.headers.get("Authorization") != expected:
@@ -374,6 +375,8 @@ class EvccSim:
                 month = int(request.query["month"]) if "month" in request.query else None
             except ValueError:
                 return SimResponse.json({"error": "invalid year or month"}, 400)
+            if self.ignore_month_filter:
+                year = month = None
             return SimResponse.json(self.session_rows(year=year, month=month))  # a bare array
         if path.startswith("/api/tariff/"):
             kind = path.rsplit("/", 1)[1]
