@@ -53,6 +53,7 @@ class EvccMqtt:
         self._pending: list | None = None
         self._dirty = False
         self._overflow_logged = False
+        self._failures = 0
         self.snapshots_written = 0
 
     def _make_client(self) -> mqtt.Client:
@@ -75,6 +76,7 @@ class EvccMqtt:
         client = self._make_client()
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         self._client = client
         # connect_async + loop_start: the first connection, too, is made (and retried with
@@ -126,6 +128,9 @@ class EvccMqtt:
         client.subscribe(f"{self.root}/#", qos=0)
         self._call(self._connected, True)
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._call(self._connect_failed)
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
         self._call(self._connected, False, str(reason_code))
@@ -142,11 +147,25 @@ class EvccMqtt:
 
     def _connected(self, up: bool, reason: str = "") -> None:
         if up:
-            log.info("evcc %s: MQTT connected to %s:%d", self.site, self.config.host, self.config.port)
+            log.info("evcc %s: MQTT connected to %s:%d%s", self.site, self.config.host,
+                     self.config.port, f" after {self._failures} failed attempts" if self._failures else "")
+            self._failures = 0
             self.connected.set()
         elif self._client is not None:  # not our own close()
             log.warning("evcc %s: MQTT connection lost (%s); reconnecting with backoff", self.site, reason)
             self.connected.clear()
+
+    def _connect_failed(self) -> None:
+        self._failures += 1
+        self.ctx.health.count(NAME, "errors_transient")
+        # The first failure in a row is a warning; the retries after it (paho backs off up to
+        # reconnect_max) are reminders every 30 failures, so a broker down all night is visible
+        # without flooding the log.
+        if self._failures == 1 or self._failures % 30 == 0:
+            message = (f"cannot reach MQTT broker {self.config.host}:{self.config.port} "
+                       f"({self._failures} attempts); retrying with backoff")
+            self.ctx.health.error(NAME, message)
+            log.warning("evcc %s: %s", self.site, message)
 
     def _undecodable(self, topic: str) -> None:
         self.ctx.health.count(NAME, "errors_payload")

@@ -149,7 +149,12 @@ class EvccSource:
             seen: set[Any] = set()
             for year, month in session_months(since, self._now_ns()):
                 page = unwrap(await self.client.sessions(year, month), "/api/sessions")
-                for row in page if isinstance(page, list) else []:
+                if page is None:
+                    continue  # evcc answers null for a month without sessions
+                if not isinstance(page, list):
+                    raise SourceError(Action.DROP, f"/api/sessions?year={year}&month={month}: "
+                                                   f"expected a JSON array, got {type(page).__name__}")
+                for row in page:
                     # An evcc that ignores the month filter sends everything every time.
                     key = (row.get("id"), row.get("created")) if isinstance(row, dict) else id(row)
                     if key not in seen:

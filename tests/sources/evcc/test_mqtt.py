@@ -99,6 +99,7 @@ def test_mqtt_start_never_blocks_and_reconnects_with_backoff(tmp_path) -> None:
         assert time.monotonic() - started < 0.5
         await asyncio.sleep(1.0)
         assert not source.mqtt.connected.is_set()
+        assert ctx.health.get("evcc", "errors_transient") >= 1    # the failure is visible
         broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)
         await wait_for(source.mqtt.connected.is_set, timeout=15)
