@@ -38,6 +38,16 @@ TARIFF_TYPES = ("grid", "feedin", "co2", "planner", "solar")
 DAY = 86400.0
 
 
+def _round_floats(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3) + 0.0 if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _round_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round_floats(v) for v in value]
+    return value
+
+
 def _noise(seed: int, *key: object) -> float:
     """A deterministic number in [0, 1) for (seed, key)."""
     digest = hashlib.sha256(repr((seed,) + key).encode()).digest()
@@ -151,7 +161,13 @@ class EvccSim:
     # -- /api/state -----------------------------------------------------------------------
 
     def state(self, now: float | None = None) -> dict:
-        """The state object in the configured version's shape (without the wrapper)."""
+        """The state object in the configured version's shape (without the wrapper).
+
+        Floats are rounded to three decimals, as evcc's encoder does for REST and MQTT alike.
+        """
+        return _round_floats(self._state(now))
+
+    def _state(self, now: float | None = None) -> dict:
         now = self.clock() if now is None else now
         old = self.version == "0.130"
         pv = self._pv_w(now)
@@ -244,8 +260,8 @@ class EvccSim:
             "maxCurrent": spec.max_current,
             "chargedEnergy": charged_wh,
             "sessionEnergy": charged_wh,
-            "chargeDuration": round(charged_s, 3),
-            "connectedDuration": round(now - session.created, 3) if session else 0,
+            "chargeDuration": int(charged_s),          # durations: whole seconds
+            "connectedDuration": int(now - session.created) if session else 0,
             "chargeTotalImport": round(1500.0 + 0.3 * (now - self.start) / 3600, 3),
             "vehicleName": spec.vehicle_name if vehicle else "",
             "vehicleTitle": spec.vehicle_title if vehicle else "",
@@ -325,7 +341,7 @@ class EvccSim:
         revision = int(now // (6 * 3600))  # the forecast is revised every six hours
         hour = datetime.fromtimestamp(t, self.tz).hour
         return round(0.22 + 0.08 * math.sin(math.pi * (hour - 4) / 12)
-                     + 0.02 * _noise(self.seed, "price", int(t // 3600), revision), 4)
+                     + 0.02 * _noise(self.seed, "price", int(t // 3600), revision), 3)
 
     def _co2(self, t: float, now: float) -> float:
         return round(350 - 150 * max(0.0, math.sin(math.pi * (datetime.fromtimestamp(t, self.tz).hour - 6) / 14))
@@ -342,7 +358,7 @@ class EvccSim:
             if kind == "grid":
                 value: float = self._grid_price(start, now)
             elif kind == "planner":
-                value = round(self._grid_price(start, now) * 0.95, 4)
+                value = round(self._grid_price(start, now) * 0.95, 3)
             elif kind == "feedin":
                 value = 0.082
             elif kind == "co2":
@@ -391,6 +407,8 @@ class EvccSim:
 # -- MQTT ---------------------------------------------------------------------------------
 
 def _mqtt_value(value: Any) -> str:
+    """evcc's MQTT encoding: floats with at most three decimals and no trailing zeros,
+    bools as true/false, null as an empty string."""
     if value is None:
         return ""
     if value is True:
@@ -398,14 +416,17 @@ def _mqtt_value(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
+        return f"{value:.3f}".rstrip("0").rstrip(".")
     return str(value)
 
 
-def flatten_topics(state: dict, root: str = "evcc") -> dict[str, str]:
+def flatten_topics(state: dict, root: str = "evcc", phases_as_items: bool = False) -> dict[str, str]:
     """The state as evcc publishes it: site keys under `<root>/site`, loadpoints under
-    `<root>/loadpoints/<n>`, vehicles under `<root>/vehicles/<name>`; structs flattened to
-    subtopics, arrays as their count plus `/1..n` (3-phase arrays also `/l1..l3`)."""
+    `<root>/loadpoints/<n>` (their count at `<root>/loadpoints`), vehicles under
+    `<root>/vehicles/<name>` (their count at `<root>/vehicles`); structs and maps flattened to
+    subtopics, arrays as their count plus `/1..n`. A 3-phase list of numbers goes to `/l1..l3`
+    with the sum at the topic itself (current evcc), or, with `phases_as_items`, as an array
+    that also repeats its items at `/l1..l3` (the convention some older versions followed)."""
     topics: dict[str, str] = {}
 
     def walk(topic: str, value: Any) -> None:
@@ -413,10 +434,15 @@ def flatten_topics(state: dict, root: str = "evcc") -> dict[str, str]:
             for key, item in value.items():
                 walk(f"{topic}/{key}", item)
         elif isinstance(value, list):
-            topics[topic] = str(len(value))
-            for n, item in enumerate(value, start=1):
-                walk(f"{topic}/{n}", item)
-            if len(value) == 3 and all(not isinstance(v, (dict, list)) for v in value):
+            phases = len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             or v is None for v in value)
+            if phases and not phases_as_items:
+                topics[topic] = _mqtt_value(float(sum(v or 0.0 for v in value)))
+            else:
+                topics[topic] = str(len(value))
+                for n, item in enumerate(value, start=1):
+                    walk(f"{topic}/{n}", item)
+            if phases:
                 for n, item in enumerate(value, start=1):
                     walk(f"{topic}/l{n}", item)
         else:
@@ -430,6 +456,7 @@ def flatten_topics(state: dict, root: str = "evcc") -> dict[str, str]:
         walk(f"{root}/loadpoints/{n}", lp)
     vehicles = state.get("vehicles")
     if isinstance(vehicles, dict):
+        topics[f"{root}/vehicles"] = str(len(vehicles))
         for name, vehicle in vehicles.items():
             walk(f"{root}/vehicles/{name}", vehicle)
     return topics
@@ -439,11 +466,15 @@ class EvccMqttPublisher:
     """Publishes a simulator's state to a real broker the way evcc does: retained, changed
     topics only, then `<root>/updated` with the cycle's Unix time."""
 
-    def __init__(self, sim: EvccSim, host: str, port: int, root: str = "evcc") -> None:
+    def __init__(self, sim: EvccSim, host: str, port: int, root: str = "evcc",
+                 phases_as_items: bool | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.sim = sim
         self.root = root
+        # Older versions' 3-phase convention for the old shapes, current evcc's for the new.
+        self.phases_as_items = (sim.version in ("0.130", "0.206") if phases_as_items is None
+                                else phases_as_items)
         self.published: dict[str, str] = {}
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"evcc-sim-{id(self)}")
         self._client.will_set(f"{root}/status", "offline", qos=1, retain=True)
@@ -456,14 +487,15 @@ class EvccMqttPublisher:
         info.wait_for_publish(timeout=10)
 
     def publish_state(self, now: float | None = None, state: dict | None = None) -> dict:
-        """Publish one update cycle; returns the state published."""
+        """Publish one update cycle as evcc does: `<root>/updated` (Unix seconds) as the
+        cycle's values begin, then the values, retained, only those that changed."""
         now = self.sim.clock() if now is None else now
         state = copy.deepcopy(state) if state is not None else self.sim.state(now)
-        for topic, payload in flatten_topics(state, self.root).items():
+        self._publish(f"{self.root}/updated", str(int(now)))
+        for topic, payload in flatten_topics(state, self.root, self.phases_as_items).items():
             if self.published.get(topic) != payload:
                 self._publish(topic, payload)
                 self.published[topic] = payload
-        self._publish(f"{self.root}/updated", str(int(now)))
         return state
 
     def close(self) -> None:

@@ -431,12 +431,16 @@ def count_by_measurement(points: Iterable[Point]) -> dict[str, int]:
 # -- MQTT -------------------------------------------------------------------------------------
 
 def _unflatten(node: dict) -> Any:
-    """A topic node -> JSON-like value: struct, array (count + /1..n) or leaf string."""
+    """A topic node -> JSON-like value: struct, array (count + /1..n), 3-phase list (/l1..l3)
+    or leaf string. Items at /0 (evcc clears /0../9 of some arrays at start) are ignored."""
     value = node.get("")
     children = {k: v for k, v in node.items() if k != ""}
     if not children:
         return None if value is None or value == "" else value  # "" is evcc's null
     numbered = [k for k in children if k.isdigit()]
+    if not numbered and set(children) <= {"l1", "l2", "l3"}:
+        # A 3-phase value as current evcc publishes it: the sum at the topic, phases at /l1..l3.
+        return [_unflatten(children[f"l{n}"]) if f"l{n}" in children else None for n in (1, 2, 3)]
     if numbered and all(k.isdigit() or re.fullmatch(r"l[1-3]", k) for k in children):
         # An array: its count at the topic itself, items at /1..n (3-phase also at /l1..l3).
         try:

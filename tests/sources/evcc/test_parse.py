@@ -133,13 +133,28 @@ def test_time_format_round_trips() -> None:
 
 
 @pytest.mark.parametrize("version", ["0.130", "0.206", "0.207", "0.301"])
-def test_mqtt_topic_tree_gives_the_rest_points(version: str) -> None:
-    sim = EvccSim(version=version, clock=lambda: 1_763_730_000.0)  # midday, two sessions
+@pytest.mark.parametrize("phases_as_items", [False, True])
+def test_mqtt_topic_tree_gives_the_rest_points(version: str, phases_as_items: bool) -> None:
+    sim = EvccSim(version=version, clock=lambda: 1_763_737_200.0)  # afternoon, a car charging
     state = sim.state()
     rest = parse_state(sim._wrap(state), SITE, POLL_NS)
-    mqtt = parse_state(state_from_topics(flatten_topics(state, "home/evcc"), "home/evcc"), SITE, POLL_NS)
+    topics = flatten_topics(state, "home/evcc", phases_as_items)
+    assert ("home/evcc/loadpoints/1/chargeCurrents/1" in topics) == phases_as_items
+    assert "home/evcc/loadpoints/1/chargeCurrents/l3" in topics
+    mqtt = parse_state(state_from_topics(topics, "home/evcc"), SITE, POLL_NS)
     assert points_to_json(mqtt) == points_to_json(rest)
     assert len(rest) >= 8
+
+
+def test_mqtt_phase_values_published_as_l1_to_l3_with_their_sum() -> None:
+    # current evcc: a 3-phase value's sum at the topic, the phases at /l1../l3, no /1../3
+    topics = {"evcc/site/grid/currents": "21.5", "evcc/site/grid/currents/l1": "10",
+              "evcc/site/grid/currents/l2": "11.5", "evcc/site/grid/currents/l3": "0",
+              "evcc/site/pv": "1", "evcc/site/pv/0": "", "evcc/site/pv/1/power": "800",
+              "evcc/site/pv/2": "", "evcc/vehicles": "1", "evcc/vehicles/model3/title": "Model 3"}
+    state = state_from_topics(topics)
+    assert state == {"grid": {"currents": ["10", "11.5", "0"]}, "pv": [{"power": "800"}],
+                     "vehicles": {"model3": {"title": "Model 3"}}}
 
 
 def test_mqtt_tree_ignores_stale_loadpoints_and_reads_empty_as_null() -> None:
