@@ -32,9 +32,9 @@ class MqttConfig(Model):
     client_id: str | None = None         # default: a random id per start
     tls: bool = False
     keepalive: int = Field(default=60, ge=5, le=3600)
-    # Time to let the rest of one update cycle arrive after `<root>/updated` (and the retained
-    # burst after a (re)connect) before a snapshot is turned into points.
-    settle: Duration = Field(default=0.5, ge=0.0, le=10.0)
+    # Quiet time after which one evcc update cycle (which begins with `<root>/updated`), or
+    # the retained burst after a (re)connect, is taken as complete and turned into points.
+    settle: Duration = Field(default=1.0, ge=0.0, le=10.0)
     reconnect_min: Duration = Field(default=1.0, ge=0.1)
     reconnect_max: Duration = Field(default=120.0, ge=1.0)
 

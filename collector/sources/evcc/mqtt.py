@@ -4,13 +4,16 @@ paho-mqtt runs its own network thread (`loop_start`), which connects, reconnects
 exponential backoff (`reconnect_delay_set`) and re-subscribes on every connect. Messages are
 handed to the asyncio loop with `call_soon_threadsafe`; nothing here blocks the scheduler.
 
-evcc publishes each update cycle topic by topic and ends it with `<root>/updated` (Unix
-seconds). We keep the latest payload of every topic, and `settle` seconds after each `updated`
-(enough for the retained burst after a reconnect, whose order the broker does not promise)
-rebuild the `/api/state` object from the topic tree and run the REST parser on it, with the
-`updated` time as the points' timestamp: one snapshot per evcc cycle, like one REST poll
-(evcc publishes only changed values, so the snapshot carries the unchanged ones). Only the last snapshot is written when writes fall
-behind; an identical snapshot re-sent after a reconnect is a no-op in the store.
+evcc publishes `<root>/updated` (Unix seconds, at most once a second) as a cycle's values
+begin, then the values topic by topic; reading slow meters can spread one cycle over seconds.
+We keep the latest payload of every topic and, once an `updated` has arrived, wait until the
+topics have been quiet for `settle` seconds (at most `MAX_CYCLE` after that `updated`; the
+retained burst after a (re)connect, whose order the broker does not promise, is handled the
+same way). Then the `/api/state` object is rebuilt from the topic tree and the REST parser runs
+on it, with the last `updated` time as the points' timestamp: one snapshot per evcc cycle, like
+one REST poll (evcc may publish only changed values; the snapshot carries the unchanged ones).
+Only the last snapshot is written when writes fall behind; an identical snapshot re-sent after
+a reconnect is skipped, and would be a no-op in the store anyway.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collector.sources.evcc.parse import parse_state, state_from_topics
 log = logging.getLogger(__name__)
 
 NAME = "evcc"
+MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is written in any case
 MAX_TOPICS = 20_000   # a broker full of someone else's topics under our root must not eat memory
 
 
@@ -49,6 +53,7 @@ class EvccMqtt:
         self._emit_handle: asyncio.TimerHandle | None = None
         self._updated: str | None = None
         self._emitted_updated: str | None = None
+        self._cycle_started: float | None = None   # loop time of the cycle's first `updated`
         self._writing: asyncio.Task | None = None
         self._pending: list | None = None
         self._dirty = False
@@ -183,8 +188,9 @@ class EvccMqtt:
             return  # commands to evcc, not state
         if topic == f"{self.root}/updated":
             self._updated = payload
-            if self._emit_handle is None and self._loop is not None:
-                self._emit_handle = self._loop.call_later(self.config.settle, self._emit)
+            if self._cycle_started is None and self._loop is not None:
+                self._cycle_started = self._loop.time()
+            self._settle()
             return
         if topic not in self.topics and len(self.topics) >= MAX_TOPICS:
             if not self._overflow_logged:
@@ -195,6 +201,16 @@ class EvccMqtt:
         if self.topics.get(topic) != payload:
             self.topics[topic] = payload
             self._dirty = True
+        self._settle()
+
+    def _settle(self) -> None:
+        """(Re)arm the snapshot timer: `settle` seconds of quiet, capped by MAX_CYCLE."""
+        if self._cycle_started is None or self._loop is None:
+            return  # no `updated` yet: values alone do not make a cycle
+        if self._emit_handle is not None:
+            self._emit_handle.cancel()
+        delay = min(self.config.settle, self._cycle_started + MAX_CYCLE - self._loop.time())
+        self._emit_handle = self._loop.call_later(max(0.0, delay), self._emit)
 
     def _time_ns(self) -> int:
         """evcc's `updated` (Unix seconds); the wall clock if it is unreadable."""
@@ -209,6 +225,7 @@ class EvccMqtt:
 
     def _emit(self) -> None:
         self._emit_handle = None
+        self._cycle_started = None
         if not self._dirty and self._updated == self._emitted_updated:
             return  # the retained snapshot again, after a reconnect: already written
         if self.online is False:

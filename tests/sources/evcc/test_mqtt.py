@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.sim.evcc import EvccMqttPublisher, EvccSim
+from collector.sim.evcc import EvccMqttPublisher, EvccSim, flatten_topics
 from collector.sources.evcc.parse import parse_state
 from tests.servers import free_port
 from tests.sources.evcc.expected import points_to_json
@@ -149,3 +149,37 @@ def test_offline_evcc_is_not_written(tmp_path, mosquitto) -> None:
         assert stored(ctx, "evcc_site") == []
     finally:
         publisher.close()
+
+
+def test_a_cycle_spread_over_seconds_gives_one_complete_snapshot(tmp_path, mosquitto) -> None:
+    # evcc sends `updated` as a cycle begins; slow meters can spread its values over seconds.
+    clock = Clock()
+    root = "slow/evcc"
+    sim = EvccSim(clock=clock)
+    publisher = EvccMqttPublisher(sim, mosquitto.host, mosquitto.port, root)
+    ctx = make_context(tmp_path, clock)
+    source = make_source(ctx, url=None, mqtt={"host": mosquitto.host, "port": mosquitto.port,
+                                             "root": root, "settle": "0.5s"})
+    topics = list(flatten_topics(sim.state(), root).items())
+
+    async def scenario():
+        await source.start()
+        try:
+            await wait_for(source.mqtt.connected.is_set)
+            await asyncio.to_thread(publisher._publish, f"{root}/updated", str(int(T0)))
+            for start in range(0, len(topics), len(topics) // 3 + 1):
+                await asyncio.sleep(0.3)                      # gaps shorter than `settle`
+                for topic, payload in topics[start:start + len(topics) // 3 + 1]:
+                    await asyncio.to_thread(publisher._publish, topic, payload)
+            await wait_for(lambda: source.mqtt.snapshots_written >= 1)
+            await asyncio.sleep(0.7)
+        finally:
+            await source.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        publisher.close()
+    assert source.mqtt.snapshots_written == 1
+    rest = parse_state(sim._wrap(sim.state()), "home", int(T0 * 1e9))
+    assert as_rows(all_points(ctx)) == as_rows(rest)
