@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -76,9 +77,14 @@ class Config(Model):
     @field_validator("url")
     @classmethod
     def _url_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
+        if "@" in urlsplit(value).netloc:
+            # A URL is logged; credentials in it would be too.
+            raise ValueError("must not contain credentials; use `username` and `password`")
+        return value.rstrip("/")
 
     @field_validator("state_interval")
     @classmethod

@@ -268,6 +268,7 @@ def test_non_json_answer_is_dropped(tmp_path, clock) -> None:
     ({"url": "http://e:7070", "tariff_interval": "30s"}, "tariff_interval: must be at least 60 s"),
     ({"url": "http://e:7070", "tariffs": ["gas"]}, "tariffs"),
     ({"url": "e:7070"}, "must start with http"),
+    ({"url": "http://me:pw@e:7070"}, "must not contain credentials"),
     ({"mqtt": {"host": "b", "root": "evcc/#"}}, "no wildcards"),
     ({"url": "http://e:7070", "password": "x"}, "without `username`"),
 ])
