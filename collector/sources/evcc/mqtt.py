@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 import uuid
 from typing import Any, Callable
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 NAME = "evcc"
 MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is written in any case
-MAX_TOPICS = 20_000   # a broker full of someone else's topics under our root must not eat memory
+MAX_TOPICS = 20_000
+CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root must not eat memory
 
 
 class EvccMqtt:
@@ -93,8 +95,9 @@ class EvccMqtt:
 
     async def close(self) -> None:
         if self._emit_handle is not None:
+            # A cycle still settling: write what has arrived rather than lose it.
             self._emit_handle.cancel()
-            self._emit_handle = None
+            self._emit()
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
@@ -103,15 +106,47 @@ class EvccMqtt:
             await asyncio.wait({self._writing}, timeout=10)
 
     async def check(self) -> CheckResult:
+        """Connect once, wait for the broker's answer and for evcc's retained `updated`."""
         cfg = self.config
         target = f"evcc {self.site} MQTT {cfg.host}:{cfg.port} ({self.root}/#)"
-        client = self._make_client()
         try:
-            await asyncio.to_thread(client.connect, cfg.host, cfg.port, cfg.keepalive)
-            await asyncio.to_thread(client.disconnect)
+            detail = await asyncio.to_thread(self._probe, CHECK_TIMEOUT)
         except (OSError, ValueError) as exc:
             return CheckResult(target, False, f"cannot connect: {exc}")
-        return CheckResult(target, True, "broker reachable")
+        ok = not detail.startswith(("refused", "no answer"))
+        return CheckResult(target, ok, detail)
+
+    def _probe(self, timeout: float) -> str:
+        client = self._make_client()
+        answered, updated = threading.Event(), threading.Event()
+        result: dict[str, Any] = {}
+
+        def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+            result["rc"] = reason_code
+            answered.set()
+            if not reason_code.is_failure:
+                c.subscribe(f"{self.root}/updated")
+
+        def on_message(c: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            result["updated"] = message.payload.decode("utf-8", "replace")
+            updated.set()
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        client.connect(self.config.host, self.config.port, self.config.keepalive)
+        client.loop_start()
+        try:
+            if not answered.wait(timeout):
+                return f"no answer from the broker within {timeout:g} s"
+            if result["rc"].is_failure:
+                return f"refused: {result['rc']}"
+            if not updated.wait(timeout):
+                return (f"broker reachable, but no retained {self.root}/updated: "
+                        f"does evcc publish under this root (evcc's mqtt.topic)?")
+            return f"broker reachable; evcc last published at Unix time {result['updated']}"
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
     # -- paho's thread: hand everything to the loop -----------------------------------------
 

@@ -183,3 +183,24 @@ def test_a_cycle_spread_over_seconds_gives_one_complete_snapshot(tmp_path, mosqu
     assert source.mqtt.snapshots_written == 1
     rest = parse_state(sim._wrap(sim.state()), "home", int(T0 * 1e9))
     assert as_rows(all_points(ctx)) == as_rows(rest)
+
+
+def test_check_reports_broker_and_evcc_presence(tmp_path, mosquitto, monkeypatch) -> None:
+    monkeypatch.setattr("collector.sources.evcc.mqtt.CHECK_TIMEOUT", 1.0)
+    clock = Clock()
+    publisher = EvccMqttPublisher(EvccSim(clock=clock), mosquitto.host, mosquitto.port, "chk/evcc")
+    try:
+        publisher.publish_state()
+        ctx = make_context(tmp_path, clock)
+
+        def check(root: str, port: int = mosquitto.port):
+            source = make_source(ctx, url=None, mqtt={"host": mosquitto.host, "port": port, "root": root})
+            return asyncio.run(source.check())[0]
+
+        good = check("chk/evcc")
+        assert good.ok and str(int(T0)) in good.detail
+        assert "no retained nowhere/updated" in check("nowhere").detail
+        down = check("chk/evcc", port=free_port())
+        assert not down.ok and "cannot connect" in down.detail
+    finally:
+        publisher.close()
