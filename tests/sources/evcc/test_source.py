@@ -292,3 +292,23 @@ def test_payload_problems_are_counted_and_logged_once(tmp_path, clock, caplog) -
         run(source.poll_state())
     assert ctx.health.get("evcc", "errors_payload") == 2
     assert sum("pvPower" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_failed_commit_leaves_the_cursor_where_it_was(tmp_path, clock, monkeypatch) -> None:
+    sim = EvccSim(clock=clock)
+    ctx = make_context(tmp_path, clock, sim)
+    source = make_source(ctx)
+    from collector.store import StoreError
+
+    async def broken(*args, **kwargs):
+        raise StoreError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ctx.writer, "write", broken)
+        with pytest.raises(StoreError):
+            run(source.sync_sessions())
+    assert ctx.store.cursor(CURSOR) is None and session_ids(ctx) == []
+    clock.advance(60)
+    run(source.sync_sessions())                      # resumes with the full first sync
+    assert session_ids(ctx) == finished_ids(sim, clock.now)
+    assert sim.requests[-1] == ("/api/sessions", {})
