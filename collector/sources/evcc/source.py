@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from collector.http_outcomes import Action, SourceError
+from collector.points import Point
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
@@ -53,6 +54,27 @@ class PayloadReporter:
             log.log(level, "evcc %s %s: value of %s left out: %s", self.site, what, name, reason)
 
 
+class WrittenPoints:
+    """What this process has committed, so an unchanged point is not sent again.
+
+    Re-sending would be harmless (the store ignores identical points) but would cost a commit
+    and inflate the `points` counter every poll. After a restart the memory is empty and the
+    window is written once more, which the store again ignores.
+    """
+
+    def __init__(self) -> None:
+        self._fields: dict[tuple, tuple[int, dict]] = {}
+
+    def changed(self, points: Sequence[Point]) -> list[Point]:
+        return [p for p in points if self._fields.get(p.key(), (0, None))[1] != p.fields]
+
+    def remember(self, points: Sequence[Point], forget_before_ns: int | None) -> None:
+        for p in points:
+            self._fields[p.key()] = (p.time_ns, dict(p.fields))
+        if forget_before_ns is not None:
+            self._fields = {k: v for k, v in self._fields.items() if v[0] >= forget_before_ns}
+
+
 class EvccSource:
     name = NAME
 
@@ -70,6 +92,8 @@ class EvccSource:
 
             self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report)
         self.sessions_cursor = f"{NAME}:{self.site}:sessions"
+        self.sessions_written = WrittenPoints()
+        self.rates_written: dict[str, WrittenPoints] = {}
         self.tariff_types = tuple(dict.fromkeys(config.tariffs))
         intervals = ctx.limits.intervals
         # The floors from the config, enforced whatever the schedule does (coalesced runs,
@@ -166,11 +190,14 @@ class EvccSource:
         cursors = {}
         if new_mark is not None and new_mark != watermark:
             cursors[self.sessions_cursor] = format_time_ns(new_mark)
-        if not result.points and not cursors:
-            raise SourceError(Action.NO_DATA, f"no finished sessions ({result.running} running)")
-        await self.ctx.writer.write(result.points, cursors=cursors, source=NAME)
-        log.debug("evcc %s: %d sessions written, %d running, cursor %s", self.site,
-                  len(result.points), result.running, cursors.get(self.sessions_cursor, stored))
+        points = self.sessions_written.changed(result.points)
+        if not points and not cursors:
+            raise SourceError(Action.NO_DATA, f"no new or changed finished sessions "
+                                              f"({result.running} running)")
+        await self.ctx.writer.write(points, cursors=cursors, source=NAME)
+        self.sessions_written.remember(points, since)
+        log.debug("evcc %s: %d sessions new or changed, %d running, cursor %s", self.site,
+                  len(points), result.running, cursors.get(self.sessions_cursor, stored))
 
     async def poll_tariff(self, tariff_type: str) -> None:
         if not self._granted(f"tariff-{tariff_type}"):
@@ -182,7 +209,13 @@ class EvccSource:
         self.report(report, f"tariff {tariff_type}")
         if not points:
             raise SourceError(Action.NO_DATA, f"tariff {tariff_type}: no rates")
-        await self.ctx.writer.write(points, source=NAME)
+        written = self.rates_written.setdefault(tariff_type, WrittenPoints())
+        changed = written.changed(points)
+        if not changed:
+            raise SourceError(Action.NO_DATA, f"tariff {tariff_type}: forecast unchanged")
+        await self.ctx.writer.write(changed, source=NAME)
+        # Rates that have begun are not revised any more; keep the memory to the forecast.
+        written.remember(changed, self._now_ns() - 86400 * 1_000_000_000)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

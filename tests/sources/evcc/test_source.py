@@ -312,3 +312,18 @@ def test_a_failed_commit_leaves_the_cursor_where_it_was(tmp_path, clock, monkeyp
     run(source.sync_sessions())                      # resumes with the full first sync
     assert session_ids(ctx) == finished_ids(sim, clock.now)
     assert sim.requests[-1] == ("/api/sessions", {})
+
+
+def test_unchanged_sessions_and_rates_are_not_sent_again(tmp_path, clock) -> None:
+    sim = EvccSim(clock=clock)
+    ctx = make_context(tmp_path, clock, sim)
+    source = make_source(ctx)
+    run(source.sync_sessions())
+    run(source.poll_tariff("grid"))
+    committed = ctx.health.get("evcc", "points")
+    clock.advance(60)
+    for job in (source.sync_sessions(), source.poll_tariff("grid")):
+        with pytest.raises(SourceError) as err:
+            run(job)
+        assert err.value.action is Action.NO_DATA
+    assert ctx.health.get("evcc", "points") == committed
