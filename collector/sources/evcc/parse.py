@@ -370,7 +370,7 @@ def parse_sessions(payload: Any, site: str, since_ns: int | None = None,
         values = {
             "session_id": session_id if not isinstance(session_id, bool) else None,
             "finished_unix_s": finished // 1_000_000_000,
-            "connected_duration_s": round((finished - created) / 1e9, 3),
+            "connected_duration_s": round((finished - created) / 1e9, 3) if finished >= created else None,
             "charge_duration_s": round(duration / 1e9, 3) if duration is not None else None,
             "energy_wh": _scaled(row.get("chargedEnergy"), 1000, "chargedEnergy", report),
             "meter_start_wh": _scaled(row.get("meterStart"), 1000, "meterStart", report),

@@ -15,7 +15,6 @@ import pytest
 from collector.sim.evcc import EvccMqttPublisher, EvccSim, flatten_topics
 from collector.sources.evcc.parse import parse_state
 from tests.servers import free_port
-from tests.sources.evcc.expected import points_to_json
 from tests.sources.evcc.harness import T0, Clock, make_context, make_source, stored
 
 MEASUREMENTS = ("evcc_site", "evcc_loadpoint", "evcc_pv", "evcc_battery", "evcc_statistics")
