@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
@@ -52,6 +53,12 @@ class PayloadReporter:
             level = logging.DEBUG if key in self._seen else logging.WARNING
             self._seen.add(key)
             log.log(level, "evcc %s %s: value of %s left out: %s", self.site, what, name, reason)
+
+
+@dataclass
+class BackfillResult:
+    records: int = 0     # session rows read
+    points: int = 0      # session points committed
 
 
 class WrittenPoints:
@@ -198,6 +205,32 @@ class EvccSource:
         self.sessions_written.remember(points, since)
         log.debug("evcc %s: %d sessions new or changed, %d running, cursor %s", self.site,
                   len(points), result.running, cursors.get(self.sessions_cursor, stored))
+
+    async def backfill(self, since: datetime | None = None, progress: Any = None,
+                       reread: bool = False) -> "BackfillResult":
+        """`ev-collector backfill --source evcc`: every finished session evcc holds (from
+        `since`), in one request, as the first sync does. evcc keeps its whole session
+        history, so resuming and `reread` are the same thing: read it all, rewrite it (stored
+        points do not change), and set the cursor the regular sync continues from."""
+        if self.client is None:
+            raise SourceError(Action.CONFIG, "evcc backfill needs `url`: sessions come over REST")
+        rows = unwrap(await self.client.sessions(), "/api/sessions")
+        count = len(rows) if isinstance(rows, list) else 0
+        if progress is not None:
+            progress.add_total(count)
+        report = CoercionReport()
+        since_ns = int(since.timestamp() * 1e9) if since is not None else None
+        result = parse_sessions(rows, self.site, since_ns, report)
+        self.report(report, "sessions")
+        cursors = {}
+        mark = result.watermark_ns()
+        if mark is not None:
+            cursors[self.sessions_cursor] = format_time_ns(mark)
+        await self.ctx.writer.write(result.points, cursors=cursors, source=NAME)
+        self.sessions_written.remember(result.points, since_ns)
+        if progress is not None:
+            progress.advance(count, f"{len(result.points)} finished sessions")
+        return BackfillResult(records=count, points=len(result.points))
 
     async def poll_tariff(self, tariff_type: str) -> None:
         if not self._granted(f"tariff-{tariff_type}"):

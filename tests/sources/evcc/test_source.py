@@ -327,3 +327,29 @@ def test_unchanged_sessions_and_rates_are_not_sent_again(tmp_path, clock) -> Non
             run(job)
         assert err.value.action is Action.NO_DATA
     assert ctx.health.get("evcc", "points") == committed
+
+
+def test_backfill_reads_every_session_from_since_and_sets_the_cursor(tmp_path, clock) -> None:
+    from datetime import datetime, timezone
+
+    sim = EvccSim(clock=clock, start=T0 - 60 * 86400)
+    ctx = make_context(tmp_path, clock, sim)
+    source = make_source(ctx)
+
+    class Progress:
+        total = done = 0
+
+        def add_total(self, n):
+            self.total += n
+
+        def advance(self, n, note=""):
+            self.done += n
+
+    progress = Progress()
+    since = datetime.fromtimestamp(T0 - 10 * 86400, timezone.utc)
+    result = run(source.backfill(since, progress))
+    expected = [s.id for s in sim.sessions(clock.now)
+                if s.finished <= clock.now and s.created >= since.timestamp()]
+    assert session_ids(ctx) == sorted(expected) and result.points == len(expected)
+    assert progress.total == progress.done == len(sim.sessions(clock.now))
+    assert ctx.store.cursor(CURSOR) is not None
