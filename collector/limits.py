@@ -19,10 +19,15 @@ from typing import Callable
 Clock = Callable[[], float]
 
 
+def wall_clock() -> float:
+    """time.time, looked up at each call so freezegun's patch reaches it."""
+    return time.time()
+
+
 class IntervalLimiter:
     """At most one grant per `interval` seconds for each key."""
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self._clock = clock
         self._interval: dict[str, float] = {}
         self._last: dict[str, float] = {}
@@ -62,12 +67,12 @@ class QuotaBudget:
     reserve: float = 0.1
     window: float = 3600.0
     burst_fraction: float = 0.05
-    clock: Clock = time.time
+    clock: Clock = wall_clock
     _grants: deque = field(default_factory=deque, init=False)
     _tokens: float = field(default=0.0, init=False)
     _refilled_at: float | None = field(default=None, init=False)
     _server_remaining: int | None = field(default=None, init=False)
-    _server_seen_at: float = field(default=0.0, init=False)
+    _granted_since_server: int = field(default=0, init=False)
     _blocked_until: float = field(default=0.0, init=False)
 
     @property
@@ -102,9 +107,9 @@ class QuotaBudget:
         self._refill(now)
         ours = self.limit - len(self._grants)
         if self._server_remaining is not None:
-            # Grants made since the server spoke are not in its figure yet.
-            since = sum(1 for t in self._grants if t > self._server_seen_at)
-            ours = min(ours, self._server_remaining - since)
+            # Grants made since the server spoke are not in its figure yet. (A request still in
+            # flight when another's answer arrives is missed once; the reserve covers that.)
+            ours = min(ours, self._server_remaining - self._granted_since_server)
         return max(0, ours)
 
     def try_acquire(self) -> float:
@@ -124,6 +129,7 @@ class QuotaBudget:
             return (1.0 - self._tokens) * self.window / self.usable
         self._tokens -= 1.0
         self._grants.append(now)
+        self._granted_since_server += 1
         return 0.0
 
     def observe(self, limit: int | None, remaining: int | None) -> None:
@@ -132,7 +138,7 @@ class QuotaBudget:
             self.limit = limit
         if remaining is not None:
             self._server_remaining = remaining
-            self._server_seen_at = self.clock()
+            self._granted_since_server = 0
 
     def block_for(self, seconds: float) -> None:
         """Honour a 429's Retry-After."""
@@ -146,7 +152,7 @@ class QuotaBudget:
 class Limits:
     """The process-wide registry of limits, shared by every job."""
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self.clock = clock
         self.intervals = IntervalLimiter(clock)
         self._quotas: dict[str, QuotaBudget] = {}

@@ -12,6 +12,7 @@ from types import ModuleType
 REGISTRY: dict[str, str] = {
     # name in [sources.<name>]  ->  package
     "evcc": "collector.sources.evcc",
+    "ovms": "collector.sources.ovms",
 }
 
 _loaded: dict[str, ModuleType] = {}

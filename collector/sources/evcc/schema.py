@@ -142,7 +142,7 @@ SESSION = Measurement(
           Tag("vehicle", "vehicle title of the session (absent for loadpoints without a vehicle)")),
     source=SOURCE,
     fields=(
-        i("session_id", "", "evcc's session id"),
+        i("session_id", "id", "evcc's session id (ascending in creation order)"),
         i("finished_unix_s", "s", "when the session finished (Unix seconds)"),
         f("connected_duration_s", "s", "from `created` to `finished`"),
         f("charge_duration_s", "s", "charging time (`chargeDuration`, ns in evcc)"),
