@@ -103,9 +103,9 @@ class EvccSource:
         self.rates_written: dict[str, WrittenPoints] = {}
         self.tariff_types = tuple(dict.fromkeys(config.tariffs))
         intervals = ctx.limits.intervals
-        # The floors from the config, enforced whatever the schedule does (coalesced runs,
-        # a manual trigger): one request per stream per floor.
-        # Half the floor, so scheduler jitter at the smallest allowed interval is not refused.
+        # The config's floors, enforced whatever the schedule does (coalesced runs, a manual
+        # trigger): at most one request per stream per half floor, so that scheduler jitter at
+        # the smallest allowed interval is not refused.
         intervals.set_interval(self._limit_key("state"), MIN_STATE_INTERVAL / 2)
         intervals.set_interval(self._limit_key("sessions"), MIN_SESSIONS_INTERVAL / 2)
         for tariff in self.tariff_types:
