@@ -60,6 +60,7 @@ class EvccMqtt:
         self._pending: list | None = None
         self._dirty = False
         self._overflow_logged = False
+        self._no_updated_logged = False
         self._failures = 0
         self.snapshots_written = 0
 
@@ -240,15 +241,27 @@ class EvccMqtt:
 
     def _settle(self) -> None:
         """(Re)arm the snapshot timer: `settle` seconds of quiet, capped by MAX_CYCLE."""
-        if self._cycle_started is None or self._loop is None:
-            return  # no `updated` yet: values alone do not make a cycle
+        if self._loop is None:
+            return
+        if self._cycle_started is None:
+            if self._updated is not None:
+                return  # values between cycles (a stray retained delete): wait for `updated`
+            # No `updated` seen at all (a bridge that drops it, an evcc without it): the
+            # values themselves begin a cycle, timestamped when it is written.
+            self._cycle_started = self._loop.time()
         if self._emit_handle is not None:
             self._emit_handle.cancel()
         delay = min(self.config.settle, self._cycle_started + MAX_CYCLE - self._loop.time())
         self._emit_handle = self._loop.call_later(max(0.0, delay), self._emit)
 
     def _time_ns(self) -> int:
-        """evcc's `updated` (Unix seconds); the wall clock if it is unreadable."""
+        """evcc's `updated` (Unix seconds); the wall clock if there is none or it is unreadable."""
+        if self._updated is None:
+            if not self._no_updated_logged:
+                log.info("evcc %s: no %s/updated seen; MQTT points carry the time they are written",
+                         self.site, self.root)
+                self._no_updated_logged = True
+            return int(self.ctx.limits.clock() * 1e9)
         try:
             seconds = float(self._updated or "")
             if seconds > 0:

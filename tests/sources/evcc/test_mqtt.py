@@ -203,3 +203,30 @@ def test_check_reports_broker_and_evcc_presence(tmp_path, mosquitto, monkeypatch
         assert not down.ok and "cannot connect" in down.detail
     finally:
         publisher.close()
+
+
+def test_without_updated_the_values_alone_make_a_snapshot(tmp_path, mosquitto) -> None:
+    clock = Clock()
+    root = "noupdated/evcc"
+    sim = EvccSim(clock=clock)
+    publisher = EvccMqttPublisher(sim, mosquitto.host, mosquitto.port, root)
+    ctx = make_context(tmp_path, clock)
+    source = make_source(ctx, url=None, mqtt={"host": mosquitto.host, "port": mosquitto.port,
+                                             "root": root, "settle": "0.2s"})
+
+    async def scenario():
+        await source.start()
+        try:
+            await wait_for(source.mqtt.connected.is_set)
+            for topic, payload in flatten_topics(sim.state(), root).items():
+                await asyncio.to_thread(publisher._publish, topic, payload)
+            await wait_for(lambda: stored(ctx, "evcc_site"))
+        finally:
+            await source.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        publisher.close()
+    site = stored(ctx, "evcc_site")
+    assert len(site) == 1 and site[0].time_ns == int(T0 * 1e9)     # the (settable) clock
