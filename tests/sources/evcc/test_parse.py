@@ -172,3 +172,16 @@ def test_mqtt_tree_ignores_stale_loadpoints_and_reads_empty_as_null() -> None:
     assert lp.fields == {"charging": True}
     site = next(p for p in points if p.measurement == "evcc_site")
     assert site.fields["grid_power_l3_w"] == 0.0
+
+
+def test_mqtt_topic_dump_gives_the_rest_points(payloads_dir: Path) -> None:
+    # evcc's topics for the state in state_0301_bare.json, with what a broker also holds: the
+    # cleared /0../9 array items, a removed loadpoint's stale topic, a pre-0.133 grid topic.
+    topics = _load(payloads_dir, "mqtt_0301_topics.json")
+    points = points_to_json(parse_state(state_from_topics(topics), SITE, POLL_NS))
+    expected = _load(payloads_dir, "state_0301_bare.points.json")
+    assert [(r["measurement"], r["tags"], r["time_ns"]) for r in points] == \
+        [(r["measurement"], r["tags"], r["time_ns"]) for r in expected]
+    for got, want in zip(points, expected):
+        # MQTT carries at most three decimals: REST's float noise (5168.000000000575) is gone
+        assert got["fields"] == pytest.approx(want["fields"], rel=1e-9, abs=1e-3)
