@@ -11,6 +11,7 @@ from types import ModuleType
 
 REGISTRY: dict[str, str] = {
     # name in [sources.<name>]  ->  package
+    "evcc": "collector.sources.evcc",
     "evenergy": "collector.sources.evenergy",
     "ovms": "collector.sources.ovms",
 }
