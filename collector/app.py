@@ -25,7 +25,8 @@ SHUTDOWN_GRACE = 10.0
 class Collector:
     def __init__(self, config: Any, limits: Limits | None = None) -> None:
         self.config = config
-        self.store = Store(config.store.path, config.store.synchronous)
+        self.store = Store(config.store.path, config.store.synchronous,
+                           keep_lines=config.influxdb is not None)
         self.health = Health()
         self.limits = limits or Limits()
         self.writer = PointWriter(self.store, self.health)

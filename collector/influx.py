@@ -132,8 +132,9 @@ class V2Target:
             self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record="\n".join(lines),
                               write_precision=WritePrecision.NS)
         except ApiException as exc:
-            raise _error_for_status(exc.status or 0, exc.body or exc.reason or "",
-                                    dict(exc.headers or {})) from None
+            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+            raise _error_for_status(exc.status or 0, body or exc.reason or "", headers) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
             raise WriteError(f"cannot reach {self.description}: "
                              f"{redact_text(type(exc).__name__ + ': ' + str(exc))[:300]}") from None

@@ -19,10 +19,15 @@ from typing import Callable
 Clock = Callable[[], float]
 
 
+def wall_clock() -> float:
+    """time.time, looked up at each call so freezegun's patch reaches it."""
+    return time.time()
+
+
 class IntervalLimiter:
     """At most one grant per `interval` seconds for each key."""
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self._clock = clock
         self._interval: dict[str, float] = {}
         self._last: dict[str, float] = {}
@@ -62,12 +67,16 @@ class QuotaBudget:
     reserve: float = 0.1
     window: float = 3600.0
     burst_fraction: float = 0.05
-    clock: Clock = time.time
+    # When the server's figure says the reserve is reached, one request may go after this long
+    # to hear a fresh figure (the server's rolling hour frees requests we cannot see).
+    probe_interval: float = 300.0
+    clock: Clock = wall_clock
     _grants: deque = field(default_factory=deque, init=False)
     _tokens: float = field(default=0.0, init=False)
     _refilled_at: float | None = field(default=None, init=False)
     _server_remaining: int | None = field(default=None, init=False)
     _server_seen_at: float = field(default=0.0, init=False)
+    _granted_since_server: int = field(default=0, init=False)
     _blocked_until: float = field(default=0.0, init=False)
 
     @property
@@ -101,10 +110,12 @@ class QuotaBudget:
         now = self.clock()
         self._refill(now)
         ours = self.limit - len(self._grants)
-        if self._server_remaining is not None:
-            # Grants made since the server spoke are not in its figure yet.
-            since = sum(1 for t in self._grants if t > self._server_seen_at)
-            ours = min(ours, self._server_remaining - since)
+        if self._server_remaining is not None and now - self._server_seen_at < self.window:
+            # A figure older than the window says nothing: every request it counted has left
+            # the server's rolling hour since.
+            # Grants made since the server spoke are not in its figure yet. (A request still in
+            # flight when another's answer arrives is missed once; the reserve covers that.)
+            ours = min(ours, self._server_remaining - self._granted_since_server)
         return max(0, ours)
 
     def try_acquire(self) -> float:
@@ -115,16 +126,30 @@ class QuotaBudget:
             return self._blocked_until - now
         if len(self._grants) >= self.usable:
             return self._grants[0] + self.window - now
-        if self.remaining() <= self.reserve_count:
-            # The server counts requests we cannot see (another app of this client). Wait for
-            # our oldest grant to leave the window, or a minute when we have none to wait for.
-            oldest = self._grants[0] + self.window - now if self._grants else 60.0
-            return max(1.0, oldest)
+        if self.remaining() <= self.reserve_count and not self._may_probe(now):
+            # The server counts requests we cannot see (another app of this client). Its
+            # figure only changes when we ask, so wait until a probe may go (or our oldest
+            # grant leaves the window, whichever is sooner).
+            probe = self._server_seen_at + self.probe_interval - now
+            oldest = self._grants[0] + self.window - now if self._grants else probe
+            return max(1.0, min(probe, oldest))
         if self._tokens < 1.0:
             return (1.0 - self._tokens) * self.window / self.usable
         self._tokens -= 1.0
         self._grants.append(now)
+        self._granted_since_server += 1
         return 0.0
+
+    def _may_probe(self, now: float) -> bool:
+        """One request to refresh a stale server figure, taken from the reserve.
+
+        Without it a low figure would never change: it is only refreshed by a response, and
+        the budget would refuse every request forever. At most one probe per
+        `probe_interval`, and never when the server said nothing at all is left.
+        """
+        if self._server_remaining is None or self._server_remaining - self._granted_since_server <= 0:
+            return False
+        return now - self._server_seen_at >= self.probe_interval and self._granted_since_server == 0
 
     def observe(self, limit: int | None, remaining: int | None) -> None:
         """Take the provider's rate-limit headers from a response."""
@@ -133,6 +158,7 @@ class QuotaBudget:
         if remaining is not None:
             self._server_remaining = remaining
             self._server_seen_at = self.clock()
+            self._granted_since_server = 0
 
     def block_for(self, seconds: float) -> None:
         """Honour a 429's Retry-After."""
@@ -146,7 +172,7 @@ class QuotaBudget:
 class Limits:
     """The process-wide registry of limits, shared by every job."""
 
-    def __init__(self, clock: Clock = time.time) -> None:
+    def __init__(self, clock: Clock = wall_clock) -> None:
         self.clock = clock
         self.intervals = IntervalLimiter(clock)
         self._quotas: dict[str, QuotaBudget] = {}

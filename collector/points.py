@@ -27,7 +27,8 @@ class Point:
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
-_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
+# A newline inside a quoted string field is legal line protocol and stored as it is.
+_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
 def escape_measurement(name: str) -> str:
@@ -72,34 +73,30 @@ def format_field_value(value: FieldValue) -> str:
     raise TypeError(f"unsupported field value type {kind.__name__}: {value!r}")
 
 
-_ESCAPED_FIELD_KEYS: dict[str, str] = {}  # field names come from declared schemas: few
+_escaped_keys: dict[str, str] = {}
 
 
 def field_set(fields: Mapping[str, FieldValue]) -> tuple[str, int]:
-    """The `k=v,...` part and the number of non-finite values dropped from it."""
+    """The `k=v,...` part and the number of non-finite values dropped from it.
+
+    On the forwarder's hot path: escaped keys are cached and common types formatted inline.
+    """
     parts = []
     dropped = 0
-    escaped = _ESCAPED_FIELD_KEYS
-    isfinite = math.isfinite
+    keys = _escaped_keys
     for key in sorted(fields):
-        ekey = escaped.get(key)
-        if ekey is None:
-            ekey = escape_key(key)
-            if len(escaped) < 10_000:
-                escaped[key] = ekey
+        escaped = keys.get(key)
+        if escaped is None:
+            escaped = keys[key] = escape_key(key)
         value = fields[key]
         kind = type(value)
-        # float and int inline: the hot path for a fleet's worth of points
-        if kind is float:
-            if isfinite(value):  # type: ignore[arg-type]
-                parts.append(f"{ekey}={value!r}")
-            else:
-                dropped += 1
+        if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+            parts.append(f"{escaped}={value!r}")
         elif kind is int:
-            parts.append(f"{ekey}={value}i")
+            parts.append(f"{escaped}={value}i")
         else:
             try:
-                parts.append(f"{ekey}={format_field_value(value)}")
+                parts.append(f"{escaped}={format_field_value(value)}")
             except NonFiniteField:
                 dropped += 1
     return ",".join(parts), dropped

@@ -261,4 +261,7 @@ def render_markdown(measurements: Iterable[Measurement]) -> str:
 
 
 if __name__ == "__main__":
-    print(render_markdown(all_measurements()), end="")
+    # Run as a script this module is `__main__`, a second copy; the registry lives in the first.
+    from collector import schema as _schema
+
+    print(_schema.render_markdown(_schema.all_measurements()), end="")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
+import orjson
+
 from collector.points import Point, field_set, series_prefix
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ CREATE TABLE IF NOT EXISTS points (
     series_id INTEGER NOT NULL REFERENCES series(id),
     time_ns INTEGER NOT NULL,
     fields TEXT NOT NULL,          -- JSON object; JSON keeps int, float, bool and string apart
+    line TEXT,                     -- line-protocol field set, kept only while the point waits
+                                   -- to ship; NULL when shipped, merged, or with no InfluxDB
     state INTEGER NOT NULL DEFAULT 0,   -- 0 pending, 1 shipped, 2 dead letter
     rev INTEGER NOT NULL DEFAULT 0,     -- bumped when fields change, so a batch in flight
                                         -- cannot mark a newer version as shipped
@@ -66,9 +70,10 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 _UPSERT = """
-INSERT INTO points (series_id, time_ns, fields) VALUES (?, ?, ?)
+INSERT INTO points (series_id, time_ns, fields, line) VALUES (?, ?, ?, ?)
 ON CONFLICT (series_id, time_ns) DO UPDATE
-    SET fields = json_patch(points.fields, excluded.fields), state = 0, rev = points.rev + 1
+    SET fields = json_patch(points.fields, excluded.fields), line = NULL, state = 0,
+        rev = points.rev + 1
     WHERE json_patch(points.fields, excluded.fields) != points.fields
 """
 
@@ -106,8 +111,14 @@ def _canonical_tags(tags: Mapping[str, str]) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
+    def __init__(self, path: str | Path, synchronous: str = "full", keep_lines: bool = True) -> None:
+        """`keep_lines`: serialize line protocol at append time, for a forwarder to ship.
+
+        Without InfluxDB nothing ships, so the embedded store skips that work and space; if
+        InfluxDB is configured later, the backlog's lines are built from the JSON instead.
+        """
         self.path = Path(path)
+        self.keep_lines = keep_lines
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -124,6 +135,7 @@ class Store:
             "SELECT id, measurement, tags, prefix FROM series"
         ):
             self._series[(measurement, tags)] = (sid, prefix)
+        self._series_fast: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
         self.nonfinite_dropped = 0
 
     # -- writing -----------------------------------------------------------------------------
@@ -171,24 +183,36 @@ class Store:
         """A rolled-back transaction may have created series rows the cache still remembers."""
         self._series = {(m, t): (sid, prefix) for sid, m, t, prefix in self._db.execute(
             "SELECT id, measurement, tags, prefix FROM series")}
+        self._series_fast = {}
 
-    def _row(self, point: Point) -> tuple[int, int, str] | None:
+    def _row(self, point: Point) -> tuple[int, int, str, str | None] | None:
+        fields = point.fields
+        for value in fields.values():
+            if type(value) is float and not math.isfinite(value):
+                # orjson would write NaN as null; drop it here, count it, keep the rest
+                finite = {k: v for k, v in fields.items()
+                          if not (type(v) is float and not math.isfinite(v))}
+                self.nonfinite_dropped += len(fields) - len(finite)
+                if not finite:
+                    return None
+                fields = finite
+                break
         try:
-            fields = json.dumps(point.fields, separators=(",", ":"), sort_keys=True,
-                                allow_nan=False, ensure_ascii=False)
-        except ValueError:
-            finite = {k: v for k, v in point.fields.items()
-                      if not (type(v) is float and not math.isfinite(v))}
-            self.nonfinite_dropped += len(point.fields) - len(finite)
-            if not finite:
-                return None
-            fields = json.dumps(finite, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-        return (self._series_id(point.measurement, point.tags), point.time_ns, fields)
+            encoded = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError as exc:
+            raise TypeError(f"{point.measurement}: field values must be float, int, bool or str: {exc}") from None
+        line = field_set(fields)[0] if self.keep_lines else None
+        return (self._series_id(point.measurement, point.tags), point.time_ns, encoded, line)
 
     def _series_id(self, measurement: str, tags: Mapping[str, str]) -> int:
+        fast_key = (measurement, tuple(sorted(tags.items())))
+        hit = self._series_fast.get(fast_key)
+        if hit is not None:
+            return hit
         tags_key = _canonical_tags(tags)
         hit = self._series.get((measurement, tags_key))
         if hit is not None:
+            self._series_fast[fast_key] = hit[0]
             return hit[0]
         prefix = series_prefix(measurement, tags)
         cur = self._db.execute(
@@ -198,6 +222,7 @@ class Store:
         )
         sid = cur.fetchone()[0]
         self._series[(measurement, tags_key)] = (sid, prefix)
+        self._series_fast[fast_key] = sid
         return sid
 
     # -- cursors -----------------------------------------------------------------------------
@@ -221,19 +246,29 @@ class Store:
         """The oldest pending points as line protocol, in the order they were first stored."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT p.id, p.rev, s.prefix, p.fields, p.time_ns FROM points p "
-                "JOIN series s ON s.id = p.series_id WHERE p.state = 0 ORDER BY p.id LIMIT ?",
-                (limit,),
-            ).fetchall()
+                "SELECT p.id, p.rev, s.prefix || ' ' || p.line || ' ' || p.time_ns, "
+                "CASE WHEN p.line IS NULL THEN s.prefix END, "
+                "CASE WHEN p.line IS NULL THEN p.fields END, p.time_ns "
+                "FROM points p JOIN series s ON s.id = p.series_id "
+                "WHERE p.state = 0 ORDER BY p.id LIMIT ?", (limit,)).fetchall()
         batch = []
-        loads = json.loads
-        for pid, rev, prefix, fields, time_ns in rows:
-            fieldset, _ = field_set(loads(fields))
-            batch.append(BatchItem(pid, rev, f"{prefix} {fieldset} {time_ns}"))
+        for pid, rev, line, prefix, fields, time_ns in rows:
+            if line is None:  # merged, or stored without InfluxDB: build it from the JSON
+                line = f"{prefix} {field_set(orjson.loads(fields))[0]} {time_ns}"
+            batch.append(BatchItem(pid, rev, line))
         return batch
 
     def mark_shipped(self, items: Sequence[BatchItem]) -> None:
-        self._set_state(items, SHIPPED)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE points SET state = 1, line = NULL WHERE id = ? AND rev = ?",
+                    [(it.id, it.rev) for it in items])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def dead_letter(self, item: BatchItem, reason: str) -> None:
         """Keep a line InfluxDB refused, with its reason, and stop trying to ship it."""
@@ -244,21 +279,8 @@ class Store:
                     "INSERT INTO dead_letters (line, reason, at_ns) VALUES (?, ?, ?)",
                     (item.line, reason, time.time_ns()),
                 )
-                self._db.execute("UPDATE points SET state = ? WHERE id = ? AND rev = ?",
+                self._db.execute("UPDATE points SET state = ?, line = NULL WHERE id = ? AND rev = ?",
                                  (DEAD, item.id, item.rev))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def _set_state(self, items: Sequence[BatchItem], state: int) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "UPDATE points SET state = ? WHERE id = ? AND rev = ?",
-                    [(state, it.id, it.rev) for it in items],
-                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -363,7 +385,7 @@ class Store:
             cur.execute(sql, params)
             rows = cur.fetchmany(chunk)
         while rows:
-            yield [StoredPoint(measurement, wanted[sid], t, json.loads(fl)) for sid, t, fl in rows]
+            yield [StoredPoint(measurement, wanted[sid], t, orjson.loads(fl)) for sid, t, fl in rows]
             with self._lock:
                 rows = cur.fetchmany(chunk)
 

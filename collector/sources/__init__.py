@@ -11,7 +11,10 @@ from types import ModuleType
 
 REGISTRY: dict[str, str] = {
     # name in [sources.<name>]  ->  package
+    "evcc": "collector.sources.evcc",
+    "evenergy": "collector.sources.evenergy",
     "goe": "collector.sources.goe",
+    "ovms": "collector.sources.ovms",
 }
 
 _loaded: dict[str, ModuleType] = {}

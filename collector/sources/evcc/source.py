@@ -1,0 +1,289 @@
+"""The evcc jobs: state (REST, or MQTT instead), sessions (incremental) and tariff forecasts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+from collector.http_outcomes import Action, SourceError
+from collector.points import Point
+from collector.schema import CoercionReport
+from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
+                                     MIN_TARIFF_INTERVAL, NAME, Config)
+from collector.sources.evcc.client import EvccClient
+from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
+                                          parse_tariff, parse_time_ns, unwrap)
+
+log = logging.getLogger(__name__)
+
+# Months asked for around the session window: evcc files sessions by its local month, which
+# may differ from the UTC month by up to 14 hours either way.
+_MONTH_MARGIN = timedelta(days=1)
+
+
+def session_months(since_ns: int, now_ns: int) -> list[tuple[int, int]]:
+    """Every (year, month) from `since_ns` to `now_ns`, widened by a day at both ends."""
+    start = datetime.fromtimestamp(since_ns / 1e9, timezone.utc) - _MONTH_MARGIN
+    end = datetime.fromtimestamp(now_ns / 1e9, timezone.utc) + _MONTH_MARGIN
+    months = []
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+class PayloadReporter:
+    """Counts values a parser had to leave out, and says so once per kind in the log."""
+
+    def __init__(self, ctx: SourceContext, site: str) -> None:
+        self.ctx = ctx
+        self.site = site
+        self._seen: set[str] = set()
+
+    def __call__(self, report: CoercionReport, what: str) -> None:
+        if not report.rejected:
+            return
+        self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
+        for name, reason in report.rejected:
+            key = f"{what}:{name}"
+            level = logging.DEBUG if key in self._seen else logging.WARNING
+            self._seen.add(key)
+            log.log(level, "evcc %s %s: value of %s left out: %s", self.site, what, name, reason)
+
+
+@dataclass
+class BackfillResult:
+    records: int = 0     # session rows read
+    points: int = 0      # session points committed
+
+
+class WrittenPoints:
+    """What this process has committed, so an unchanged point is not sent again.
+
+    Re-sending would be harmless (the store ignores identical points) but would cost a commit
+    and inflate the `points` counter every poll. After a restart the memory is empty and the
+    window is written once more, which the store again ignores.
+    """
+
+    def __init__(self) -> None:
+        self._fields: dict[tuple, tuple[int, dict]] = {}
+
+    def changed(self, points: Sequence[Point]) -> list[Point]:
+        return [p for p in points if self._fields.get(p.key(), (0, None))[1] != p.fields]
+
+    def remember(self, points: Sequence[Point], forget_before_ns: int | None) -> None:
+        for p in points:
+            self._fields[p.key()] = (p.time_ns, dict(p.fields))
+        if forget_before_ns is not None:
+            self._fields = {k: v for k, v in self._fields.items() if v[0] >= forget_before_ns}
+
+
+class EvccSource:
+    name = NAME
+
+    def __init__(self, config: Config, ctx: SourceContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.site = config.name
+        self.clock = ctx.limits.clock
+        self.report = PayloadReporter(ctx, self.site)
+        self.client = (EvccClient(ctx, config.url, config.username, config.password, config.timeout)
+                       if config.url else None)
+        self.mqtt = None
+        if config.mqtt is not None:
+            from collector.sources.evcc.mqtt import EvccMqtt
+
+            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report)
+        self.sessions_cursor = f"{NAME}:{self.site}:sessions"
+        self.sessions_written = WrittenPoints()
+        self.rates_written: dict[str, WrittenPoints] = {}
+        self.tariff_types = tuple(dict.fromkeys(config.tariffs))
+        intervals = ctx.limits.intervals
+        # The config's floors, enforced whatever the schedule does (coalesced runs, a manual
+        # trigger): at most one request per stream per half floor, so that scheduler jitter at
+        # the smallest allowed interval is not refused.
+        intervals.set_interval(self._limit_key("state"), MIN_STATE_INTERVAL / 2)
+        intervals.set_interval(self._limit_key("sessions"), MIN_SESSIONS_INTERVAL / 2)
+        for tariff in self.tariff_types:
+            intervals.set_interval(self._limit_key(f"tariff-{tariff}"), MIN_TARIFF_INTERVAL / 2)
+
+    def _limit_key(self, stream: str) -> str:
+        return f"{NAME}:{self.site}:{stream}"
+
+    def _now_ns(self) -> int:
+        return int(self.clock() * 1e9)
+
+    def _granted(self, stream: str) -> bool:
+        if self.ctx.limits.intervals.try_acquire(self._limit_key(stream)) > 0:
+            self.ctx.health.count(NAME, "polls_skipped")
+            return False
+        return True
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def jobs(self) -> Sequence[Job]:
+        if not self.ctx.owns(f"{NAME}:{self.site}") or self.client is None:
+            return []
+        config = self.config
+        jobs = []
+        if self.mqtt is None:
+            jobs.append(Job(f"{NAME}:{self.site}:state", config.state_interval, self.poll_state,
+                            NAME, self.site))
+        if config.sessions:
+            jobs.append(Job(f"{NAME}:{self.site}:sessions", config.sessions_interval,
+                            self.sync_sessions, NAME, self.site))
+        for tariff in self.tariff_types:
+            jobs.append(Job(f"{NAME}:{self.site}:tariff-{tariff}", config.tariff_interval,
+                            lambda t=tariff: self.poll_tariff(t), NAME, self.site))
+        return jobs
+
+    async def poll_state(self) -> None:
+        if not self._granted("state"):
+            return
+        assert self.client is not None
+        payload = await self.client.state()
+        # /api/state carries no timestamp: the poll time is the best we have.
+        report = CoercionReport()
+        points = parse_state(payload, self.site, self._now_ns(), report)
+        self.report(report, "state")
+        if not points:
+            raise SourceError(Action.NO_DATA, "evcc state had no usable value")
+        await self.ctx.writer.write(points, source=NAME)
+
+    async def sync_sessions(self) -> None:
+        """Write finished sessions; after the first sync only the recent window is asked for.
+
+        The cursor is the `created` of the newest finished session, or of the oldest running
+        one when that is older (it must be seen again when it finishes). Each later sync asks
+        for the months from cursor - `session_lookback` to now and rewrites what falls in that
+        window: unchanged sessions are no-ops in the store, corrected ones overwrite their point.
+        """
+        if not self._granted("sessions"):
+            return
+        assert self.client is not None
+        stored = self.ctx.store.cursor(self.sessions_cursor)
+        watermark = parse_time_ns(stored) if stored else None
+        if stored and watermark is None:
+            log.warning("evcc %s: unreadable sessions cursor %r; syncing every session again",
+                        self.site, stored)
+        report = CoercionReport()
+        if watermark is None:
+            since = None
+            rows = unwrap(await self.client.sessions(), "/api/sessions")
+        else:
+            since = watermark - int(self.config.session_lookback * 1e9)
+            rows = []
+            seen: set[Any] = set()
+            for year, month in session_months(since, self._now_ns()):
+                page = unwrap(await self.client.sessions(year, month), "/api/sessions")
+                if page is None:
+                    continue  # evcc answers null for a month without sessions
+                if not isinstance(page, list):
+                    raise SourceError(Action.DROP, f"/api/sessions?year={year}&month={month}: "
+                                                   f"expected a JSON array, got {type(page).__name__}")
+                for row in page:
+                    # An evcc that ignores the month filter sends everything every time.
+                    key = (row.get("id"), row.get("created")) if isinstance(row, dict) else id(row)
+                    if key not in seen:
+                        seen.add(key)
+                        rows.append(row)
+        result = parse_sessions(rows, self.site, since, report)
+        self.report(report, "sessions")
+        new_mark = result.watermark_ns()
+        cursors = {}
+        if new_mark is not None and new_mark != watermark:
+            cursors[self.sessions_cursor] = format_time_ns(new_mark)
+        points = self.sessions_written.changed(result.points)
+        if not points and not cursors:
+            raise SourceError(Action.NO_DATA, f"no new or changed finished sessions "
+                                              f"({result.running} running)")
+        await self.ctx.writer.write(points, cursors=cursors, source=NAME)
+        self.sessions_written.remember(points, since)
+        log.debug("evcc %s: %d sessions new or changed, %d running, cursor %s", self.site,
+                  len(points), result.running, cursors.get(self.sessions_cursor, stored))
+
+    async def backfill(self, since: datetime | None = None, progress: Any = None,
+                       reread: bool = False) -> "BackfillResult":
+        """`ev-collector backfill --source evcc`: every finished session evcc holds (from
+        `since`), in one request, as the first sync does. evcc keeps its whole session
+        history, so resuming and `reread` are the same thing: read it all, rewrite it (stored
+        points do not change), and set the cursor the regular sync continues from."""
+        if self.client is None:
+            raise SourceError(Action.CONFIG, "evcc backfill needs `url`: sessions come over REST")
+        rows = unwrap(await self.client.sessions(), "/api/sessions")
+        count = len(rows) if isinstance(rows, list) else 0
+        if progress is not None:
+            progress.add_total(count)
+        report = CoercionReport()
+        since_ns = int(since.timestamp() * 1e9) if since is not None else None
+        result = parse_sessions(rows, self.site, since_ns, report)
+        self.report(report, "sessions")
+        cursors = {}
+        mark = result.watermark_ns()
+        if mark is not None:
+            cursors[self.sessions_cursor] = format_time_ns(mark)
+        await self.ctx.writer.write(result.points, cursors=cursors, source=NAME)
+        self.sessions_written.remember(result.points, since_ns)
+        if progress is not None:
+            progress.advance(count, f"{len(result.points)} finished sessions")
+        return BackfillResult(records=count, points=len(result.points))
+
+    async def poll_tariff(self, tariff_type: str) -> None:
+        if not self._granted(f"tariff-{tariff_type}"):
+            return
+        assert self.client is not None
+        payload = await self.client.tariff(tariff_type)
+        report = CoercionReport()
+        points = parse_tariff(payload, self.site, tariff_type, report)
+        self.report(report, f"tariff {tariff_type}")
+        if not points:
+            raise SourceError(Action.NO_DATA, f"tariff {tariff_type}: no rates")
+        written = self.rates_written.setdefault(tariff_type, WrittenPoints())
+        changed = written.changed(points)
+        if not changed:
+            raise SourceError(Action.NO_DATA, f"tariff {tariff_type}: forecast unchanged")
+        await self.ctx.writer.write(changed, source=NAME)
+        # Rates that have begun are not revised any more; keep the memory to the forecast.
+        written.remember(changed, self._now_ns() - 86400 * 1_000_000_000)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.mqtt is not None and self.ctx.owns(f"{NAME}:{self.site}"):
+            await self.mqtt.start()
+
+    async def check(self) -> Sequence[CheckResult]:
+        results = []
+        if self.client is not None:
+            target = f"evcc {self.site} ({self.client.where})"
+            try:
+                state = unwrap(await self.client.state(), "/api/state")
+                if not isinstance(state, dict):
+                    raise SourceError(Action.DROP, "/api/state is not a JSON object")
+                loadpoints = state.get("loadpoints")
+                count = len(loadpoints) if isinstance(loadpoints, list) else 0
+                results.append(CheckResult(target, True, f"evcc {state.get('version') or '(version unknown)'}, "
+                                                         f"{count} loadpoint(s)"))
+            except SourceError as exc:
+                results.append(CheckResult(target, False, str(exc)))
+            for tariff in self.tariff_types:
+                try:
+                    rates = parse_tariff(await self.client.tariff(tariff), self.site, tariff)
+                    results.append(CheckResult(f"{target} tariff {tariff}", True, f"{len(rates)} rates"))
+                except SourceError as exc:
+                    ok = exc.action is Action.NO_DATA
+                    results.append(CheckResult(f"{target} tariff {tariff}", ok,
+                                               "not configured in evcc" if ok else str(exc)))
+        if self.mqtt is not None:
+            results.append(await self.mqtt.check())
+        return results
+
+    async def close(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.close()
+        if self.client is not None:
+            await self.client.close()

@@ -1,0 +1,341 @@
+"""ev.energy jobs: two incremental streams per EVSE, resumable, inside one hourly quota.
+
+Each stream (`status_logs` on `sampled_at`, `command_logs` on `logged_at`) keeps two cursors
+in the store, both written in the same transaction as the points they cover:
+
+- `evenergy:<evse>:<stream>`: the watermark, the newest log time of the last range fetched
+  completely. The next run asks for `__gte` = watermark - `lookback` (logs can reach
+  ev.energy a while after they were sampled; re-fetched logs overwrite themselves).
+- `evenergy:<evse>:<stream>:pending`: while a range is being paged through (newest first),
+  what is left of it: `{"gte", "lte", "hi"}` in ns. Each page's points are committed with the
+  range below that page's oldest log. A run stopped by the quota budget, a crash or `kill -9`
+  resumes with `__gte=gte&__lte=lte` and loses nothing; only when the range is exhausted does
+  the watermark move to `hi` (the newest log of the range) and the pending range clear.
+
+So the watermark never passes data that is not durable, and a backfill larger than one run's
+share of the quota still progresses page by page instead of starting over every run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Sequence
+
+from collector.http_outcomes import Action, SourceError
+from collector.limits import Clock, wall_clock
+from collector.schema import CoercionReport
+from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.evenergy.client import BudgetRefused, EvEnergyClient
+from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,
+                                              parse_evses, parse_status_logs, parse_time_ns)
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    time_key: str
+    parse: Callable[[Any, str, CoercionReport], ParsedLogs]
+
+
+STATUS_LOGS = Stream("status_logs", "sampled_at", parse_status_logs)
+COMMAND_LOGS = Stream("command_logs", "logged_at", parse_command_logs)
+STREAMS = (STATUS_LOGS, COMMAND_LOGS)
+
+
+@dataclass
+class SyncResult:
+    pages: int = 0
+    points: int = 0
+    complete: bool = False          # the range down to the old watermark was fetched
+    stopped_by: str = ""            # "quota" or "page limit" when it was not
+
+
+def quota_plan(evses: int, status_interval: float, command_interval: float, limit: int,
+               reserve: float, discovery_interval: float | None = None) -> str | None:
+    """A warning when the polls cannot fit the usable quota, with intervals that would.
+
+    Counts one request per poll (a page of up to 100 logs covers a poll interval unless logs
+    come faster than every few seconds) and one per discovery.
+    """
+    if evses <= 0:
+        return None
+    usable = max(1, math.floor(limit * (1.0 - reserve)))
+    discovery = 3600.0 / discovery_interval if discovery_interval else 0.0
+    needed = evses * (3600.0 / status_interval + 3600.0 / command_interval) + discovery
+    if needed <= usable:
+        return None
+    room = (usable - discovery) / evses - 3600.0 / command_interval
+    if room > 0:
+        fit = f"status_interval >= {math.ceil(3600.0 / room)} s with command_interval unchanged"
+    else:
+        factor = needed / usable
+        fit = (f"status_interval >= {math.ceil(status_interval * factor)} s and command_interval "
+               f">= {math.ceil(command_interval * factor)} s")
+    return (f"ev.energy: {evses} EVSEs polled every {status_interval:.0f} s (status) and "
+            f"{command_interval:.0f} s (commands) need about {needed:.0f} requests per hour, more "
+            f"than the {usable} usable of the quota of {limit} ({reserve:.0%} kept in reserve); "
+            f"polls will be skipped and data will arrive late. {fit} would fit.")
+
+
+class EvEnergySource:
+    name = NAME
+
+    def __init__(self, config: Any, ctx: SourceContext, clock: Clock = wall_clock) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.clock = clock
+        self.budget = ctx.limits.quota(f"{NAME}:{config.client_id}", config.quota_limit, config.reserve)
+        http = ctx.http_client(timeout=config.timeout)
+        self.client = EvEnergyClient(
+            http, base_url=config.base_url, token_url=config.resolved_token_url(),
+            client_id=config.client_id, client_secret=config.client_secret, user=config.user,
+            budget=self.budget, clock=clock)
+        self._discovered: list[str] | None = None
+        self._last_discovery = -math.inf
+        self._jobbed: set[str] = set()
+        self._orphan_runs: dict[tuple[str, str], float] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    # -- EVSEs ---------------------------------------------------------------------------
+
+    @property
+    def _evses_key(self) -> str:
+        return f"{NAME}:{self.config.client_id}:evses"
+
+    def evse_ids(self) -> list[str]:
+        """Configured EVSEs, else the last discovered list (kept in the store across restarts)."""
+        if self.config.evses:
+            return list(self.config.evses)
+        if self._discovered is None:
+            saved = self.ctx.store.cursor(self._evses_key)
+            if saved:
+                try:
+                    self._discovered = [e for e in json.loads(saved) if isinstance(e, str)]
+                except ValueError:
+                    log.warning("ev.energy: the stored EVSE list is unreadable; discovering again")
+        return list(self._discovered or [])
+
+    async def discover(self) -> list[str]:
+        """`GET /evses`, all pages; the list is kept in the store for the next start."""
+        ids: list[str] = []
+        url, params = self.client.url("evses"), {"page_size": 100}
+        while url:
+            page = await self.client.get(url, params)
+            found, skipped = parse_evses(page.payload)
+            for reason in skipped:
+                log.warning("ev.energy /evses: %s; skipped", reason)
+            ids.extend(e for e in found if e not in ids)
+            url, params = page.next_url, None
+        self._last_discovery = self.clock()
+        if ids != self._discovered:
+            log.info("ev.energy: client %s sees %d EVSEs: %s", self.config.client_id, len(ids), ", ".join(ids))
+        self._discovered = ids
+        await self.ctx.writer.write([], cursors={self._evses_key: json.dumps(ids)}, source=NAME)
+        self._warn_if_over_quota(len(ids))
+        return ids
+
+    def _warn_if_over_quota(self, evses: int) -> None:
+        warning = quota_plan(evses, self.config.status_interval, self.config.command_interval,
+                             self.budget.limit, self.config.reserve,
+                             None if self.config.evses else self.config.discovery_interval)
+        if warning:
+            log.warning("%s", warning)
+
+    # -- the Source protocol -------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.config.evses:
+            return
+        try:
+            await self.discover()
+        except SourceError as exc:
+            known = self.evse_ids()
+            log.warning("ev.energy: EVSE discovery failed (%s); %s", exc,
+                        f"using the {len(known)} EVSEs found last time" if known else
+                        "the discovery job will retry and collect the EVSEs it finds")
+
+    def jobs(self) -> Sequence[Job]:
+        jobs = []
+        for evse in self.evse_ids():
+            if not self.ctx.owns(evse):
+                continue
+            self._jobbed.add(evse)
+            jobs.append(Job(f"{NAME}:{evse}:status_logs", self.config.status_interval,
+                            partial(self.run, evse, STATUS_LOGS), NAME, evse))
+            jobs.append(Job(f"{NAME}:{evse}:command_logs", self.config.command_interval,
+                            partial(self.run, evse, COMMAND_LOGS), NAME, evse))
+        if not self.config.evses:
+            jobs.append(Job(f"{NAME}:{self.config.client_id}:evses", self.config.status_interval,
+                            self.discovery_job, NAME, self.config.client_id))
+        return jobs
+
+    async def run(self, evse: str, stream: Stream) -> None:
+        await self.sync(evse, stream)
+
+    async def discovery_job(self) -> None:
+        """Rediscover every `discovery_interval`; collect EVSEs that appeared since the start.
+
+        Jobs are fixed when the scheduler starts, so an EVSE found later (or every EVSE, when
+        discovery failed at start) is collected here, at the same intervals, until a restart
+        gives it jobs of its own.
+        """
+        now = self.clock()
+        if now - self._last_discovery >= self.config.discovery_interval:
+            try:
+                await self.discover()
+            except BudgetRefused as exc:
+                self.ctx.health.count(NAME, "polls_skipped")
+                log.debug("ev.energy discovery: %s; next run", exc)
+                return
+        for evse in self.evse_ids():
+            if evse in self._jobbed or not self.ctx.owns(evse):
+                continue
+            for stream in STREAMS:
+                interval = (self.config.status_interval if stream is STATUS_LOGS
+                            else self.config.command_interval)
+                last = self._orphan_runs.get((evse, stream.name), -math.inf)
+                if now - last >= interval * 0.9:
+                    self._orphan_runs[(evse, stream.name)] = now
+                    result = await self.sync(evse, stream)
+                    if result.stopped_by == "quota":
+                        return
+
+    async def check(self) -> Sequence[CheckResult]:
+        target = f"ev.energy client {self.config.client_id} ({self.config.base_url})"
+        results = []
+        try:
+            await self.client.token()
+        except SourceError as exc:
+            return [CheckResult(target, False, str(exc))]
+        try:
+            if self.config.evses:
+                for evse in self.config.evses:
+                    try:
+                        await self.client.get(self.client.url(f"evses/{evse}"))
+                        results.append(CheckResult(f"ev.energy EVSE {evse}", True, "reachable"))
+                    except SourceError as exc:
+                        results.append(CheckResult(f"ev.energy EVSE {evse}", False, str(exc)))
+            else:
+                ids = await self.discover()
+                results.append(CheckResult(target, bool(ids), f"token ok, {len(ids)} EVSEs visible"
+                                           + ("" if ids else ": nothing to collect")))
+        except SourceError as exc:
+            results.append(CheckResult(target, False, str(exc)))
+        results.append(CheckResult(f"{target} quota", True,
+                                   f"{self.budget.remaining()} of {self.budget.limit} requests left "
+                                   f"this hour"))
+        return results
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- one incremental stream ----------------------------------------------------------
+
+    async def sync(self, evse: str, stream: Stream) -> SyncResult:
+        """Fetch what is new since the stream's watermark, page by page, durably."""
+        cfg = self.config
+        key = f"{NAME}:{evse}:{stream.name}"
+        pending_key = f"{key}:pending"
+        store = self.ctx.store
+        watermark = parse_time_ns(store.cursor(key))
+        pending = self._load_pending(store.cursor(pending_key), pending_key)
+        had_pending = pending is not None
+        if pending is not None:
+            gte, lte, hi = pending["gte"], pending["lte"], pending.get("hi")
+        else:
+            now_ns = int(self.clock() * NS)
+            gte = (watermark - int(cfg.lookback * NS)) if watermark is not None else now_ns - int(cfg.backfill * NS)
+            lte, hi = None, None
+        params: dict[str, str | int] = {"page_size": cfg.page_size, f"{stream.time_key}__gte": format_time(gte)}
+        if lte is not None:
+            params[f"{stream.time_key}__lte"] = format_time(lte, round_up=True)
+        url: str | None = self.client.url(f"evses/{evse}/{stream.name}")
+        result = SyncResult()
+        while url is not None:
+            if result.pages >= cfg.max_pages_per_run:
+                result.stopped_by = "page limit"
+                log.debug("%s: %d pages this run; the rest next run", key, result.pages)
+                return result
+            try:
+                page = await self.client.get(url, params)
+            except BudgetRefused as exc:
+                self.ctx.health.count(NAME, "polls_skipped")
+                result.stopped_by = "quota"
+                log.debug("%s: %s; resuming next run", key, exc)
+                return result
+            result.pages += 1
+            report = CoercionReport()
+            parsed = stream.parse(page.payload, evse, report)
+            self._account(key, parsed, report)
+            if hi is None and parsed.newest_ns is not None:
+                hi = parsed.newest_ns
+            url, params = page.next_url, None
+            if url is None:
+                cursors = {}
+                new_watermark = max((t for t in (watermark, hi) if t is not None), default=None)
+                if new_watermark is not None and new_watermark != watermark:
+                    cursors[key] = format_time(new_watermark)
+                if had_pending:
+                    cursors[pending_key] = ""
+                await self.ctx.writer.write(parsed.points, cursors=cursors, source=NAME)
+                result.complete = True
+            elif parsed.oldest_ns is not None:
+                # Never raise the bound: a server that ignored __lte must not make us go round.
+                lte = parsed.oldest_ns if lte is None else min(lte, parsed.oldest_ns)
+                state = {"gte": gte, "lte": lte, "hi": hi}
+                await self.ctx.writer.write(parsed.points, cursors={pending_key: json.dumps(state)},
+                                            source=NAME)
+                had_pending = True
+            else:
+                # A page without one usable time cannot mark progress; its neighbours will.
+                await self.ctx.writer.write(parsed.points, source=NAME)
+            result.points += len(parsed.points)
+        return result
+
+    def _load_pending(self, text: str | None, key: str) -> dict | None:
+        if not text:
+            return None
+        try:
+            state = json.loads(text)
+            if isinstance(state.get("gte"), int) and isinstance(state.get("lte"), int):
+                return state
+        except (ValueError, AttributeError):
+            pass
+        log.warning("%s: unreadable pending range %r; starting again from the watermark", key, text[:80])
+        return None
+
+    def _account(self, key: str, parsed: ParsedLogs, report: CoercionReport) -> None:
+        bad = len(report.rejected) + len(parsed.skipped_items)
+        if not bad:
+            return
+        self.ctx.health.count(NAME, "errors_payload", bad)
+        first = (parsed.skipped_items[:1] or [f"{f}: {r}" for f, r in report.rejected[:1]])[0]
+        # Once per stream and kind of problem at warning level: an integration that always
+        # sends one odd value must not write a warning every poll. The counter keeps counting.
+        kinds = {reason.split(" ", 2)[-1][:40] for reason in parsed.skipped_items[:1]}
+        kinds |= {name for name, _ in report.rejected}
+        new = {(key, k) for k in kinds} - self._warned
+        self._warned |= new
+        log.log(logging.WARNING if new else logging.DEBUG,
+                "%s: %d values or logs left out of a page (first: %s)", key, bad, first)
+
+
+def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:
+    if config.evses:
+        warning = quota_plan(len(config.evses), config.status_interval, config.command_interval,
+                             config.quota_limit, config.reserve)
+        if warning:
+            log.warning("%s", warning)
+    return EvEnergySource(config, ctx)
+
+
+__all__ = ["EvEnergySource", "STREAMS", "STATUS_LOGS", "COMMAND_LOGS", "SyncResult", "quota_plan",
+           "build_source"]

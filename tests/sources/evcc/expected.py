@@ -1,0 +1,45 @@
+"""Expected points beside the payloads: `<payload>.points.json`, checked by test_parse.
+
+Regenerate after a deliberate schema change with `python -m tests.sources.evcc.expected`,
+then review the diff: these files are the contract, not a snapshot to accept blindly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from collector.points import Point
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SITE = "home"
+POLL_NS = 1_763_683_200_000_000_000  # 2025-11-21T00:00:00Z, the poll time of state payloads
+
+
+def points_to_json(points: list[Point]) -> list[dict]:
+    rows = [{"measurement": p.measurement, "tags": dict(sorted(p.tags.items())),
+             "time_ns": p.time_ns, "fields": dict(sorted(p.fields.items()))} for p in points]
+    return sorted(rows, key=lambda r: (r["measurement"], sorted(r["tags"].items()), r["time_ns"]))
+
+
+def produce(name: str) -> list[Point]:
+    from collector.sources.evcc.parse import parse_sessions, parse_state, parse_tariff
+
+    payload = json.loads((PAYLOADS / name).read_text())
+    if name.startswith("state_"):
+        return parse_state(payload, SITE, POLL_NS)
+    if name.startswith("sessions"):
+        return parse_sessions(payload, SITE).points
+    kind = name.split("_")[1].split(".")[0]
+    return parse_tariff(payload, SITE, kind)
+
+
+CASES = ["state_0301_bare.json", "state_nulls.json", "state_wrong_types.json", "sessions.json",
+         "tariff_grid_0207.json", "tariff_solar.json"]
+
+
+if __name__ == "__main__":
+    for case in CASES:
+        out = PAYLOADS / case.replace(".json", ".points.json")
+        out.write_text(json.dumps(points_to_json(produce(case)), indent=1) + "\n")
+        print("wrote", out)

@@ -1,0 +1,187 @@
+"""Parse tests on payload files: every evcc shape gives the points in `<payload>.points.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from collector.http_outcomes import Action, SourceError
+from collector.schema import CoercionReport
+from collector.sim.evcc import EvccSim, flatten_topics
+from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
+                                          parse_tariff, parse_time_ns, state_from_topics)
+from tests.sources.evcc.expected import CASES, POLL_NS, SITE, points_to_json, produce
+
+
+def _load(payloads_dir: Path, name: str):
+    return json.loads((payloads_dir / name).read_text())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_payload_gives_expected_points(case: str, payloads_dir: Path) -> None:
+    expected = _load(payloads_dir, case.replace(".json", ".points.json"))
+    assert points_to_json(produce(case)) == expected
+
+
+def _without_version(rows: list[dict]) -> list[dict]:
+    for row in rows:
+        row["fields"].pop("version", None)
+    return rows
+
+
+@pytest.mark.parametrize("case, version, devices", [
+    # wrapper, gridPower..., chargeCurrent, vehicles array, flat battery without devices
+    ("state_0130_wrapped_old_fields.json", "0.130.9", False),
+    ("state_0206_wrapped.json", "0.206.1", True),              # wrapper, grid struct, battery flat + array
+    ("state_0207_bare_battery_array.json", "0.207.0", True),   # bare, battery flat + array
+])
+def test_every_state_shape_gives_one_schema(case: str, version: str, devices: bool,
+                                            payloads_dir: Path) -> None:
+    # The same site state in the shapes evcc has shipped: identical points but the version
+    # (and the per-device battery points, which old versions did not report).
+    expected = _without_version(_load(payloads_dir, "state_0301_bare.points.json"))
+    if not devices:
+        expected = [r for r in expected if r["measurement"] != "evcc_battery"]
+    rows = points_to_json(parse_state(_load(payloads_dir, case), SITE, POLL_NS))
+    site = next(r for r in rows if r["measurement"] == "evcc_site")
+    assert site["fields"]["version"] == version
+    assert _without_version(rows) == expected
+
+
+def test_minus_zero_is_zero(payloads_dir: Path) -> None:
+    raw = (payloads_dir / "state_0130_wrapped_old_fields.json").read_text()
+    assert '"gridPower": -0' in raw
+    site = next(p for p in parse_state(json.loads(raw), SITE, POLL_NS) if p.measurement == "evcc_site")
+    assert site.fields["grid_power_w"] == 0.0 and str(site.fields["grid_power_w"]) == "0.0"
+
+
+def test_nulls_everywhere_give_nothing_and_no_complaint(payloads_dir: Path) -> None:
+    report = CoercionReport()
+    assert parse_state(_load(payloads_dir, "state_nulls.json"), SITE, POLL_NS, report) == []
+    assert report.rejected == []
+
+
+def test_wrong_types_are_left_out_and_reported(payloads_dir: Path) -> None:
+    report = CoercionReport()
+    parse_state(_load(payloads_dir, "state_wrong_types.json"), SITE, POLL_NS, report)
+    rejected = {name for name, _ in report.rejected}
+    assert {"pvPower", "homePower", "grid.power", "battery.power", "greenShareHome",
+            "connected", "charging", "phases_active"} <= rejected
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "text", 3, None])
+def test_state_that_is_not_an_object_is_dropped(payload) -> None:
+    with pytest.raises(SourceError) as err:
+        parse_state(payload, SITE, POLL_NS)
+    assert err.value.action is Action.DROP
+
+
+def test_error_body_is_dropped_with_its_message() -> None:
+    with pytest.raises(SourceError, match="not configured") as err:
+        parse_tariff({"error": "tariff not configured"}, SITE, "grid")
+    assert err.value.action is Action.DROP
+
+
+def test_old_tariff_price_key_and_wrapper_equal_new_value_key(payloads_dir: Path) -> None:
+    old = parse_tariff(_load(payloads_dir, "tariff_grid_0130_wrapped_price.json"), SITE, "grid")
+    new = parse_tariff(_load(payloads_dir, "tariff_grid_0207.json"), SITE, "grid")
+    assert old == new and len(new) == 4
+
+
+def test_sessions_summary(payloads_dir: Path) -> None:
+    report = CoercionReport()
+    result = parse_sessions(_load(payloads_dir, "sessions.json"), SITE, None, report)
+    assert (result.finished, result.running, result.unusable) == (3, 2, 2)
+    # the zero-time `finished` of id 6 means running; it is older than the newest finished one
+    assert format_time_ns(result.newest_finished_ns) == "2025-11-19T16:45:03.123456789Z"
+    assert format_time_ns(result.oldest_running_ns) == "2025-11-20T08:00:00.000000000Z"
+    assert result.watermark_ns() == result.newest_finished_ns
+    assert sorted(p.fields["session_id"] for p in result.points) == [3, 4, 5]
+    assert len(report.rejected) == 2
+
+
+def test_sessions_since_filters_but_still_summarises(payloads_dir: Path) -> None:
+    since = parse_time_ns("2025-11-19T12:00:00Z")
+    result = parse_sessions(_load(payloads_dir, "sessions.json"), SITE, since)
+    assert [p.fields["session_id"] for p in result.points] == [5]
+    assert result.finished == 3
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2025-11-19T16:45:03Z", 1763570703_000000000),
+    ("2025-11-19T16:45:03.1Z", 1763570703_100000000),
+    ("2025-11-19T17:45:03.123456789+01:00", 1763570703_123456789),
+    ("2025-11-19T17:45:03.1234567891234+01:00", 1763570703_123456789),
+    ("2025-11-19T11:45:03.000001-05:00", 1763570703_000001000),
+    ("2025-11-19T16:45:03+0000", 1763570703_000000000),
+    ("2025-11-19T16:45:03", 1763570703_000000000),
+    ("0001-01-01T00:00:00Z", None),
+    ("2025-13-01T00:00:00Z", None),
+    ("yesterday", None),
+    (None, None),
+    (1763570703, None),
+])
+def test_rfc3339(text, expected) -> None:
+    assert parse_time_ns(text) == expected
+
+
+def test_time_format_round_trips() -> None:
+    for ns in (0, 1763570703_123456789, 1763570703_000000001):
+        assert parse_time_ns(format_time_ns(ns)) == ns
+
+
+@pytest.mark.parametrize("version", ["0.130", "0.206", "0.207", "0.301"])
+@pytest.mark.parametrize("phases_as_items", [False, True])
+def test_mqtt_topic_tree_gives_the_rest_points(version: str, phases_as_items: bool) -> None:
+    sim = EvccSim(version=version, clock=lambda: 1_763_737_200.0)  # afternoon, a car charging
+    state = sim.state()
+    rest = parse_state(sim._wrap(state), SITE, POLL_NS)
+    topics = flatten_topics(state, "home/evcc", phases_as_items)
+    assert ("home/evcc/loadpoints/1/chargeCurrents/1" in topics) == phases_as_items
+    assert "home/evcc/loadpoints/1/chargeCurrents/l3" in topics
+    mqtt = parse_state(state_from_topics(topics, "home/evcc"), SITE, POLL_NS)
+    assert points_to_json(mqtt) == points_to_json(rest)
+    assert len(rest) >= 8
+
+
+def test_mqtt_phase_values_published_as_l1_to_l3_with_their_sum() -> None:
+    # current evcc: a 3-phase value's sum at the topic, the phases at /l1../l3, no /1../3
+    topics = {"evcc/site/grid/currents": "21.5", "evcc/site/grid/currents/l1": "10",
+              "evcc/site/grid/currents/l2": "11.5", "evcc/site/grid/currents/l3": "0",
+              "evcc/site/pv": "1", "evcc/site/pv/0": "", "evcc/site/pv/1/power": "800",
+              "evcc/site/pv/2": "", "evcc/vehicles": "1", "evcc/vehicles/model3/title": "Model 3"}
+    state = state_from_topics(topics)
+    assert state == {"grid": {"currents": ["10", "11.5", "0"]}, "pv": [{"power": "800"}],
+                     "vehicles": {"model3": {"title": "Model 3"}}}
+
+
+def test_mqtt_tree_ignores_stale_loadpoints_and_reads_empty_as_null() -> None:
+    topics = {"evcc/loadpoints": "1", "evcc/loadpoints/1/title": "Garage",
+              "evcc/loadpoints/1/chargePower": "", "evcc/loadpoints/1/charging": "true",
+              "evcc/loadpoints/2/title": "Removed", "evcc/loadpoints/2/chargePower": "5",
+              "evcc/site/grid/powers": "3", "evcc/site/grid/powers/1": "1.5",
+              "evcc/site/grid/powers/2": "2", "evcc/site/grid/powers/3": "-0",
+              "evcc/site/grid/powers/l1": "1.5", "other/site/pvPower": "9"}
+    state = state_from_topics(topics)
+    assert state == {"grid": {"powers": ["1.5", "2", "-0"]},
+                     "loadpoints": [{"title": "Garage", "chargePower": None, "charging": "true"}]}
+    points = parse_state(state, SITE, POLL_NS)
+    lp = next(p for p in points if p.measurement == "evcc_loadpoint")
+    assert lp.fields == {"charging": True}
+    site = next(p for p in points if p.measurement == "evcc_site")
+    assert site.fields["grid_power_l3_w"] == 0.0
+
+
+def test_mqtt_topic_dump_gives_the_rest_points(payloads_dir: Path) -> None:
+    # evcc's topics for the state in state_0301_bare.json, with what a broker also holds: the
+    # cleared /0../9 array items, a removed loadpoint's stale topic, a pre-0.133 grid topic.
+    topics = _load(payloads_dir, "mqtt_0301_topics.json")
+    points = points_to_json(parse_state(state_from_topics(topics), SITE, POLL_NS))
+    expected = _load(payloads_dir, "state_0301_bare.points.json")
+    assert [(r["measurement"], r["tags"], r["time_ns"]) for r in points] == \
+        [(r["measurement"], r["tags"], r["time_ns"]) for r in expected]
+    for got, want in zip(points, expected):
+        # MQTT carries at most three decimals: REST's float noise (5168.000000000575) is gone
+        assert got["fields"] == pytest.approx(want["fields"], rel=1e-9, abs=1e-3)

@@ -1,0 +1,58 @@
+"""The simulator on its own: deterministic, growing sessions, and runnable as a process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from collector.sim.evcc import EvccSim
+from tests.servers import free_port
+from tests.sources.evcc.harness import T0
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_same_seed_and_time_give_the_same_answers() -> None:
+    a, b = EvccSim(seed=7, clock=lambda: T0), EvccSim(seed=7, clock=lambda: T0)
+    assert a.state() == b.state() and a.session_rows() == b.session_rows()
+    assert EvccSim(seed=8, clock=lambda: T0).session_rows() != a.session_rows()
+
+
+def test_sessions_grow_and_keep_their_ids() -> None:
+    sim = EvccSim(clock=lambda: T0)
+    earlier = {r["id"]: r["created"] for r in sim.session_rows(T0)}
+    later = {r["id"]: r["created"] for r in sim.session_rows(T0 + 2 * 86400)}
+    assert len(later) > len(earlier)
+    assert all(later[i] == created for i, created in earlier.items())
+
+
+def test_pv_follows_the_day() -> None:
+    sim = EvccSim(clock=lambda: T0)
+    night = sim.state(T0 - 15 * 3600 + 2 * 3600)   # 03:00 local
+    noon = sim.state(T0 - 15 * 3600 + 11 * 3600)   # 12:00 local
+    assert night["pvPower"] == 0 and noon["pvPower"] > 3000
+
+
+def test_runs_as_a_process(tmp_path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "collector.sim.evcc", "--port", str(port),
+                             "--version", "0.206"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/api/state", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "simulator did not start"
+                time.sleep(0.1)
+        assert response.status_code == 200 and "result" in response.json()
+        assert httpx.get(f"http://127.0.0.1:{port}/api/tariff/planner", timeout=2).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

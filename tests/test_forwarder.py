@@ -1,0 +1,154 @@
+"""The forwarder against a real InfluxDB 1.x (v1 API) and a recording endpoint (v2 API)."""
+
+import asyncio
+import gzip
+import time
+
+import pytest
+
+from collector.config import InfluxV1, InfluxV2, Secret
+from collector.health import Health
+from collector.influx import Forwarder, V1Target, V2Target, WriteError
+from collector.points import Point
+from collector.sim.base import SimResponse, SimServer
+from collector.store import Store
+from tests.servers import free_port, influx_server
+
+
+def points(n, start=1_700_000_000_000_000_000, dev="a"):
+    return [Point("charge", {"dev": dev}, {"power_w": float(k), "n": k}, start + k * 10**9)
+            for k in range(n)]
+
+
+def v1(url, db, **kw):
+    return V1Target(InfluxV1(api="v1", url=url, database=db, **kw))
+
+
+def drain(forwarder):
+    return asyncio.run(forwarder.flush(time.monotonic() + 30))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "s.db")
+    yield s
+    s.close()
+
+
+def test_points_wait_out_an_outage_and_arrive_once_influx_is_back(tmp_path, store):
+    port = free_port()
+    target = v1(f"http://127.0.0.1:{port}", "ev")
+    forwarder = Forwarder(store, target, Health(), batch_size=7)
+    store.append(points(50))
+    with pytest.raises(WriteError, match="cannot reach"):
+        asyncio.run(forwarder.ship_once())
+    assert store.pending_count() == 50
+    from tests.servers import InfluxServer
+    server = InfluxServer(url=f"http://127.0.0.1:{port}", port=port, workdir=tmp_path)
+    server.start()
+    try:
+        server.create_database("ev")
+        assert drain(forwarder)
+        assert server.count("ev", "charge", "power_w") == 50
+        assert store.pending_count() == 0
+    finally:
+        server.stop()
+        target.close()
+
+
+def test_the_same_sample_written_twice_leaves_one_point(influxdb, influx_db, store):
+    target = v1(influxdb.url, influx_db)
+    forwarder = Forwarder(store, target, Health())
+    store.append(points(10))
+    batch = store.next_batch(100)
+    target.write([i.line for i in batch])      # shipped, then a crash before mark_shipped
+    assert drain(forwarder)                    # the restart ships the same batch again
+    store.append(points(10))                   # and the source re-collects the same samples
+    assert drain(forwarder)
+    assert influxdb.count(influx_db, "charge", "power_w") == 10
+    target.close()
+
+
+def test_refused_lines_become_dead_letters_and_the_rest_ships(influxdb, influx_db, store):
+    target = v1(influxdb.url, influx_db)
+    # `odd` now exists as a float in this shard (InfluxDB 1.x keeps field types per shard)
+    target.write(["charge,dev=z odd=1.5 1700000000000000005"])
+    health = Health()
+    forwarder = Forwarder(store, target, health)
+    good = points(20)
+    bad = Point("charge", {"dev": "b"}, {"odd": 7}, 1_700_000_000_000_000_000)  # integer: conflict
+    store.append(good[:10] + [bad] + good[10:])
+    drain(forwarder)
+    [(line, reason)] = store.dead_letters()
+    assert line == "charge,dev=b odd=7i 1700000000000000000"
+    assert "conflict" in reason and "HTTP 400" in reason
+    assert influxdb.count(influx_db, "charge", "power_w") == 20
+    assert store.pending_count() == 0
+    target.close()
+
+
+class RecordingInflux2:
+    """Answers like InfluxDB 2.x's write endpoint and keeps what influxdb-client sent."""
+
+    def __init__(self, status=204, headers=None, body=b""):
+        self.requests = []
+        self.status, self.headers, self.body = status, headers or {}, body
+
+    def handle(self, request):
+        self.requests.append(request)
+        return SimResponse(self.status, self.body, dict(self.headers))
+
+
+def v2(url, **kw):
+    return V2Target(InfluxV2(api="v2", url=url, org="home", bucket="ev",
+                             token=Secret("tok-123", "test"), **kw))
+
+
+def test_v2_write_sends_org_bucket_precision_token_and_gzip(tmp_path):
+    sim = RecordingInflux2()
+    with SimServer(sim) as server:
+        target = v2(server.url)
+        target.write(["m,dev=a v=1.0 1", "m,dev=a v=2.0 2"])
+        target.close()
+    [req] = sim.requests
+    assert req.method == "POST" and req.path == "/api/v2/write"
+    assert req.query["org"] == "home" and req.query["bucket"] == "ev"
+    assert req.query["precision"] == "ns"
+    assert req.headers["Authorization"] == "Token tok-123"
+    assert req.headers["Content-Encoding"] == "gzip"
+    body = gzip.decompress(req.body) if req.body[:2] == b"\x1f\x8b" else req.body  # aiohttp may inflate
+    assert body == b"m,dev=a v=1.0 1\nm,dev=a v=2.0 2"
+
+
+@pytest.mark.parametrize("status,headers,expect", [
+    (401, {}, {"config": True}),
+    (403, {}, {"config": True}),
+    (400, {}, {"rejected": True}),
+    (429, {"Retry-After": "17"}, {"retry_after": 17.0}),
+    (503, {}, {"rejected": False, "config": False}),
+])
+def test_v2_errors_map_to_one_action_each(status, headers, expect):
+    body = b'{"code":"invalid","message":"failure writing points"}'
+    with SimServer(RecordingInflux2(status, headers, body)) as server:
+        target = v2(server.url)
+        with pytest.raises(WriteError) as err:
+            target.write(["m v=1.0 1"])
+        target.close()
+    for attribute, value in expect.items():
+        assert getattr(err.value, attribute) == value
+    assert "tok-123" not in str(err.value)
+
+
+def test_forwarder_keeps_the_backlog_through_auth_errors_and_retries(store):
+    sim = RecordingInflux2(status=401, body=b'{"code":"unauthorized","message":"unauthorized access"}')
+    with SimServer(sim) as server:
+        target = v2(server.url)
+        forwarder = Forwarder(store, target, Health(), config_retry=0.01)
+        store.append(points(5))
+        with pytest.raises(WriteError) as err:
+            asyncio.run(forwarder.ship_once())
+        assert err.value.config and store.pending_count() == 5
+        sim.status = 204                       # the user fixed the token
+        assert drain(forwarder)
+        target.close()
+    assert store.pending_count() == 0
