@@ -83,7 +83,7 @@ STATUS = Measurement(
         f("power_factor_l2_pct", "%", "power factor L2 (`nrg[13]`)"),
         f("power_factor_l3_pct", "%", "power factor L3 (`nrg[14]`)"),
         f("power_factor_n_pct", "%", "power factor N (`nrg[15]`)"),
-        i("car_state", "enum", "`car`: 0 unknown/error, 1 idle (no car), 2 charging, "
+        i("car_state", "code", "`car`: 0 unknown/error, 1 idle (no car), 2 charging, "
                                "3 waiting for car, 4 complete, 5 error, 6 initializing"),
         i("requested_current_a", "A", "`amp`: requested current (the user's setting)"),
         i("allowed_current_a", "A", "`acu`: current the car may draw now"),
@@ -95,13 +95,13 @@ STATUS = Measurement(
         f("energy_battery_wh", "Wh", "`whb`: energy from a home battery (newer firmware)"),
         *(f(f"temperature_{n}_c", "°C", f"`tma[{n - 1}]`: temperature sensor {n}")
           for n in range(1, TEMPERATURE_SENSORS + 1)),
-        i("error_code", "enum", "`err` as sent: 0 none; the meaning of other codes differs "
+        i("error_code", "code", "`err` as sent: 0 none; the meaning of other codes differs "
                                 "between firmware versions (see the goe README)"),
-        i("force_state", "enum", "`frc`: 0 neutral, 1 off, 2 on"),
-        i("phase_switch_mode", "enum", "`psm`: 0 auto, 1 force 1-phase, 2 force 3-phase"),
-        i("model_status", "enum", "`modelStatus`: why the charger allows charging or not "
+        i("force_state", "code", "`frc`: 0 neutral, 1 off, 2 on"),
+        i("phase_switch_mode", "code", "`psm`: 0 auto, 1 force 1-phase, 2 force 3-phase"),
+        i("model_status", "code", "`modelStatus`: why the charger allows charging or not "
                                   "(0..41, e.g. 3 force on, 12 PV surplus, 26 error)"),
-        i("logic_mode", "enum", "`lmo`: 3 default, 4 awattar, 5 next trip"),
+        i("logic_mode", "code", "`lmo`: 3 default, 4 awattar, 5 next trip"),
         f("charge_duration_s", "s", "`cdi` of type 1: duration of the charge, in seconds"),
         i("phases_mask", "bitmask", "`pha` as bits: bit n set when `pha[n]` is true"),
         i("cable_current_limit_a", "A", "`cbl`: current limit of the connected cable"),
