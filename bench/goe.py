@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
+
 from collector.config import parse_config  # noqa: E402
 from collector.health import Health  # noqa: E402
 from collector.http_outcomes import SourceError  # noqa: E402
@@ -49,12 +51,12 @@ TIME_NS = 1795253400_000000000
 
 
 def ours(body: bytes) -> str:
-    status = json.loads(body)
+    status = orjson.loads(body)   # what the client decodes with
     return to_line(parse_status(status, "012345", TIME_NS)[0])
 
 
 def with_influxdb_client(body: bytes) -> str:
-    return _point_line(json.loads(body))
+    return _point_line(orjson.loads(body))
 
 
 def _point_line(status: dict) -> str:

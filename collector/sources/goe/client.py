@@ -14,12 +14,12 @@ Outcomes (see the README for the table):
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import httpx
+import orjson
 
 from collector.config import Secret
 from collector.http_outcomes import Action, SourceError, error_for_exception, error_for_response
@@ -124,14 +124,14 @@ class GoeClient:
     @staticmethod
     def _json_or_none(response: httpx.Response) -> Any:
         try:
-            return json.loads(response.content)
-        except ValueError:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             return None
 
     def _decode(self, response: httpx.Response, what: str) -> Any:
         try:
-            return json.loads(response.content)
-        except ValueError:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             kind = response.headers.get("content-type", "no content type")
             excerpt = response.text[:80].strip().replace("\n", " ")
             raise SourceError(Action.DROP, f"{what}: HTTP 200 but the body is not JSON "
