@@ -236,3 +236,34 @@ def test_simulated_energy_rises_consistently_with_power() -> None:
     assert charging[60]["wh"] - charging[0]["wh"] == pytest.approx(230 * 16 * 3 / 60, rel=0.01)
     assert all(s["nrg"][11] > 10000 for s in charging)
     assert all(s["nrg"][11] == 0 for s in states if s["car"] != 2)
+
+
+def test_simulator_runs_as_a_process_of_its_own() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen([sys.executable, "-m", "collector.sim.goe", "--port", "0",
+                             "--chargers", "2", "--first-serial", "500", "--token", TOKEN,
+                             "--offline", "000501"],
+                            cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = proc.stdout.readline()
+        assert ready.startswith("READY http://127.0.0.1:"), ready
+        url = ready.split()[1]
+        headers = {"Authorization": f"Bearer {TOKEN}", "Host": "000500.api.v3.go-e.io"}
+        response = httpx.get(f"{url}/api/status", headers=headers, params={"filter": "sse,car"},
+                             timeout=5)
+        assert response.status_code == 200 and response.json()["sse"] == "000500"
+        assert response.headers["last-modified"].endswith(" GMT")
+        bad = httpx.get(f"{url}/api/status", headers={**headers, "Authorization": "Bearer x"},
+                        timeout=5)
+        assert bad.status_code == 403
+        offline = httpx.get(f"{url}/000501/api/status", headers=headers,
+                            params={"age": "0.001"}, timeout=5)
+        assert offline.status_code == 404 and offline.json()["reason"] == "Data is outdated"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "stopped after 3 requests" in proc.stdout.read()

@@ -333,3 +333,28 @@ def test_429_from_a_proxy_pauses_the_charger_for_its_retry_after(tmp_path) -> No
     assert sim.count("000001") == 2
     assert ctx.health.get("goe", "errors_rate_limited") == 2
     assert ctx.health.get("goe", "polls_skipped") == 6
+
+
+def test_check_says_what_works_and_what_does_not(tmp_path) -> None:
+    sim = GoeSimulator.fleet(3, token=TOKEN)
+    sim.chargers["000003"].cloud_enabled = False
+    ctx = context(tmp_path, sim)
+    config = goe_config(chargers=[
+        {"serial": "000001", "token": TOKEN},
+        {"serial": "000002", "api": "local", "host": "http://sim/local/000002"},
+        {"serial": "000003", "token": TOKEN}])
+    source = build(config, ctx)
+
+    async def run():
+        try:
+            return await source.check()
+        finally:
+            await source.close()
+
+    results = asyncio.run(run())
+    assert [(r.target, r.ok) for r in results] == [
+        ("goe charger 000001 (cloud)", True), ("goe charger 000002 (local)", True),
+        ("goe charger 000003 (cloud)", False)]
+    assert "last-modified" in results[0].detail and "firmware" in results[1].detail
+    assert "Cloud API" in results[2].detail and TOKEN not in results[2].detail
+    assert stored(ctx.store) == []          # a check writes nothing
