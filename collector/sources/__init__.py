@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     # name in [sources.<name>]  ->  package
     "evcc": "collector.sources.evcc",
     "evenergy": "collector.sources.evenergy",
+    "goe": "collector.sources.goe",
     "ovms": "collector.sources.ovms",
 }
 

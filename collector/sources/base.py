@@ -52,13 +52,19 @@ class SourceContext:
     extra: dict[str, object] = field(default_factory=dict)
 
     def http_client(self, base_url: str = "", timeout: float = 10.0,
-                    headers: dict[str, str] | None = None, **kwargs: object) -> httpx.AsyncClient:
-        """An httpx client with our user agent and timeouts; secrets go in headers, never URLs."""
+                    headers: dict[str, str] | None = None, limits: httpx.Limits | None = None,
+                    **kwargs: object) -> httpx.AsyncClient:
+        """An httpx client with our user agent and timeouts; secrets go in headers, never URLs.
+
+        `limits` lets a source size its connection pool to the hosts it talks to (go-e: one
+        keep-alive connection per charger host).
+        """
         merged = {"User-Agent": f"ev-collector/{_VERSION}"}
         merged.update(headers or {})
         return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=merged,
                                  transport=self.http_transport,
-                                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+                                 limits=limits or httpx.Limits(max_connections=200,
+                                                               max_keepalive_connections=100),
                                  **kwargs)  # type: ignore[arg-type]
 
     def owns(self, device_id: str) -> bool:

@@ -1,0 +1,333 @@
+"""go-eCharger status object (API v2, local or cloud) -> points. Pure: no I/O, no clock.
+
+The cloud and the local HTTP API v2 answer the same flat JSON object. Values are native JSON
+types, but firmware differs: keys a model lacks are left out, `nrg` mixes ints and floats with
+float32 noise (`232.8099976`), `car`/`acu`/`err` may be null, and old firmware sends numbers as
+strings. Every value goes through `Measurement.point`, which coerces it to its declared type;
+what cannot be coerced is left out and reported, never raised.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from collector.http_outcomes import Action, SourceError
+from collector.points import Point
+from collector.schema import CoercionReport, Measurement, Tag, b, f, i, s
+
+NAME = "goe"
+
+# `nrg`: 16 numbers, decoded by index (go-e API v2 key list).
+NRG_FIELDS: tuple[tuple[int, str], ...] = (
+    (0, "voltage_l1_v"), (1, "voltage_l2_v"), (2, "voltage_l3_v"), (3, "voltage_n_v"),
+    (4, "current_l1_a"), (5, "current_l2_a"), (6, "current_l3_a"),
+    (7, "power_l1_w"), (8, "power_l2_w"), (9, "power_l3_w"), (10, "power_n_w"), (11, "power_w"),
+    (12, "power_factor_l1_pct"), (13, "power_factor_l2_pct"), (14, "power_factor_l3_pct"),
+    (15, "power_factor_n_pct"),
+)
+TEMPERATURE_SENSORS = 6  # `tma` entries kept; go-e V3 sends 2, other models more
+
+# Scalar keys copied as they come; Measurement.point coerces them to the declared type.
+_DIRECT: tuple[tuple[str, str], ...] = (
+    ("car", "car_state"),
+    ("amp", "requested_current_a"),
+    ("acu", "allowed_current_a"),
+    ("alw", "charging_allowed"),
+    ("eto", "energy_total_wh"),
+    ("wh", "energy_session_wh"),
+    ("whg", "energy_grid_wh"),
+    ("whs", "energy_solar_wh"),
+    ("whb", "energy_battery_wh"),
+    ("err", "error_code"),
+    ("frc", "force_state"),
+    ("psm", "phase_switch_mode"),
+    ("modelStatus", "model_status"),
+    ("lmo", "logic_mode"),
+    ("cbl", "cable_current_limit_a"),
+    ("fwv", "firmware_version"),
+    ("rssi", "rssi_dbm"),
+    ("var", "variant_kw"),
+)
+
+# The keys this parser reads: the default `filter`, so a poll transfers only what we store.
+STATUS_KEYS: tuple[str, ...] = tuple(k for k, _ in _DIRECT) + ("nrg", "tma", "cdi", "pha", "rbt")
+
+CAR_STATES = {0: "unknown/error", 1: "idle (no car)", 2: "charging", 3: "waiting for car",
+              4: "complete", 5: "error", 6: "initializing (newer firmware)"}
+
+STATUS = Measurement(
+    name="goe_status",
+    description="One status object of a go-eCharger (HTTP API v2, local or Cloud API): "
+                "electrical values from `nrg`, state, current limits, energy counters, "
+                "temperatures. A field the charger did not send (null, key missing on this "
+                "model or firmware) is absent.",
+    time="Cloud API: the `last-modified` header (when the charger sent the data); local API "
+         "and cloud answers without a usable `last-modified`: the poll time",
+    tags=(Tag("serial", "charger serial number (6 digits, leading zeros kept), from the config"),),
+    fields=(
+        f("voltage_l1_v", "V", "voltage L1 (`nrg[0]`)"),
+        f("voltage_l2_v", "V", "voltage L2 (`nrg[1]`)"),
+        f("voltage_l3_v", "V", "voltage L3 (`nrg[2]`)"),
+        f("voltage_n_v", "V", "voltage N (`nrg[3]`)"),
+        f("current_l1_a", "A", "current L1 (`nrg[4]`)"),
+        f("current_l2_a", "A", "current L2 (`nrg[5]`)"),
+        f("current_l3_a", "A", "current L3 (`nrg[6]`)"),
+        f("power_l1_w", "W", "power L1 (`nrg[7]`)"),
+        f("power_l2_w", "W", "power L2 (`nrg[8]`)"),
+        f("power_l3_w", "W", "power L3 (`nrg[9]`)"),
+        f("power_n_w", "W", "power N (`nrg[10]`)"),
+        f("power_w", "W", "total charging power (`nrg[11]`)"),
+        f("power_factor_l1_pct", "%", "power factor L1 (`nrg[12]`)"),
+        f("power_factor_l2_pct", "%", "power factor L2 (`nrg[13]`)"),
+        f("power_factor_l3_pct", "%", "power factor L3 (`nrg[14]`)"),
+        f("power_factor_n_pct", "%", "power factor N (`nrg[15]`)"),
+        i("car_state", "code", "`car`: 0 unknown/error, 1 idle (no car), 2 charging, "
+                               "3 waiting for car, 4 complete, 5 error, 6 initializing"),
+        i("requested_current_a", "A", "`amp`: requested current (the user's setting)"),
+        i("allowed_current_a", "A", "`acu`: current the car may draw now"),
+        b("charging_allowed", "`alw`: whether the car is allowed to charge now"),
+        i("energy_total_wh", "Wh", "`eto`: energy charged over the charger's life (counter)"),
+        f("energy_session_wh", "Wh", "`wh`: energy charged since the car connected"),
+        f("energy_grid_wh", "Wh", "`whg`: energy from the grid (newer firmware)"),
+        f("energy_solar_wh", "Wh", "`whs`: energy from solar (newer firmware)"),
+        f("energy_battery_wh", "Wh", "`whb`: energy from a home battery (newer firmware)"),
+        *(f(f"temperature_{n}_c", "°C", f"`tma[{n - 1}]`: temperature sensor {n}")
+          for n in range(1, TEMPERATURE_SENSORS + 1)),
+        i("error_code", "code", "`err` as sent: 0 none; the meaning of other codes differs "
+                                "between firmware versions (see the goe README)"),
+        i("force_state", "code", "`frc`: 0 neutral, 1 off, 2 on"),
+        i("phase_switch_mode", "code", "`psm`: 0 auto, 1 force 1-phase, 2 force 3-phase"),
+        i("model_status", "code", "`modelStatus`: why the charger allows charging or not "
+                                  "(0..41, e.g. 3 force on, 12 PV surplus, 26 error)"),
+        i("logic_mode", "code", "`lmo`: 3 default, 4 awattar, 5 next trip"),
+        f("charge_duration_s", "s", "`cdi` of type 1: duration of the charge, in seconds"),
+        i("phases_mask", "bitmask", "`pha` as bits: bit n set when `pha[n]` is true"),
+        i("cable_current_limit_a", "A", "`cbl`: current limit of the connected cable"),
+        s("firmware_version", "`fwv`: firmware version as sent (\"058.2\", \"60.4\")"),
+        i("rssi_dbm", "dBm", "`rssi`: WiFi signal strength"),
+        i("variant_kw", "kW", "`var`: hardware variant, 11 or 22"),
+        f("uptime_s", "s", "`rbt`: time since the charger booted"),
+    ),
+    source=NAME,
+)
+
+MEASUREMENTS = (STATUS,)
+
+
+def denoise(value: Any) -> Any:
+    """A float32 value printed with float64 digits (232.8099976) back to its short form (232.81).
+
+    Only floats change; anything else is returned as is for `Measurement.point` to judge.
+    """
+    # nan and inf survive the round trip ("nan", "inf") for the coercer to reject.
+    return float(f"{value:.7g}") if type(value) is float else value
+
+
+def _add_nrg(nrg: Any, values: dict[str, Any], report: CoercionReport) -> None:
+    if not isinstance(nrg, list):
+        report.rejected.append(("nrg", f"expected an array, got {type(nrg).__name__}"))
+        return
+    for (_, name), value in zip(NRG_FIELDS, nrg):
+        values[name] = float(f"{value:.7g}") if type(value) is float else value  # denoise()
+
+
+def _add_temperatures(tma: Any, values: dict[str, Any], report: CoercionReport) -> None:
+    if not isinstance(tma, list):
+        report.rejected.append(("tma", f"expected an array, got {type(tma).__name__}"))
+        return
+    for n, value in enumerate(tma[:TEMPERATURE_SENSORS], start=1):
+        values[f"temperature_{n}_c"] = denoise(value)
+
+
+def _add_charge_duration(cdi: Any, values: dict[str, Any], report: CoercionReport) -> None:
+    if not isinstance(cdi, dict):
+        report.rejected.append(("cdi", f"expected an object, got {type(cdi).__name__}"))
+        return
+    if cdi.get("type") != 1:
+        return  # type 0 is a counter going up while charging, not a duration we can label
+    ms = cdi.get("value")
+    if type(ms) in (int, float):
+        values["charge_duration_s"] = ms / 1000.0
+    elif ms is not None:
+        report.rejected.append(("cdi", f"value is not a number: {ms!r}"))
+
+
+def _add_phases(pha: Any, values: dict[str, Any], report: CoercionReport) -> None:
+    if not isinstance(pha, list) or not all(type(p) is bool for p in pha):
+        report.rejected.append(("pha", f"expected an array of booleans, got {pha!r}"[:120]))
+        return
+    mask = 0
+    for bit, on in enumerate(pha):
+        if on:
+            mask |= 1 << bit
+    values["phases_mask"] = mask
+
+
+def _add_uptime(rbt: Any, values: dict[str, Any], report: CoercionReport) -> None:
+    if type(rbt) in (int, float):
+        values["uptime_s"] = rbt / 1000.0
+    else:
+        report.rejected.append(("rbt", f"expected milliseconds, got {rbt!r}"[:120]))
+
+
+def status_values(status: Mapping[str, Any], report: CoercionReport) -> dict[str, Any]:
+    """The field values of one status object, before type coercion."""
+    values: dict[str, Any] = {}
+    get = status.get
+    for key, name in _DIRECT:
+        value = get(key)
+        if value is not None:
+            values[name] = value
+    nrg = get("nrg")
+    if nrg is not None:
+        _add_nrg(nrg, values, report)
+    tma = get("tma")
+    if tma is not None:
+        _add_temperatures(tma, values, report)
+    cdi = get("cdi")
+    if cdi is not None:
+        _add_charge_duration(cdi, values, report)
+    pha = get("pha")
+    if pha is not None:
+        _add_phases(pha, values, report)
+    rbt = get("rbt")
+    if rbt is not None:
+        _add_uptime(rbt, values, report)
+    return values
+
+
+def parse_status(status: Any, serial: str, time_ns: int,
+                 report: CoercionReport | None = None) -> list[Point]:
+    """The points of one status object; [] when it carries no value we store.
+
+    Raises SourceError(DROP) only when the payload is not a JSON object at all.
+    """
+    if not isinstance(status, dict):
+        raise SourceError(Action.DROP, f"goe charger {serial}: status is not a JSON object "
+                                       f"but {type(status).__name__}")
+    if report is None:
+        report = CoercionReport()
+    point = STATUS.point({"serial": serial}, status_values(status, report), time_ns, report)
+    return [point] if point is not None else []
+
+
+def nrg_all_zero(status: Mapping[str, Any]) -> bool:
+    """Firmware 60.4 reports an `nrg` of zeros: data, but worth a note in the log."""
+    nrg = status.get("nrg")
+    return (isinstance(nrg, list) and len(nrg) >= 12
+            and all(type(v) in (int, float) and v == 0 for v in nrg))
+
+
+def parse_last_modified(value: str | None) -> int | None:
+    """ns since the epoch from a `last-modified` header, or None when it cannot be read.
+
+    The format is undocumented: an HTTP-date is expected ("Sat, 21 Nov 2026 09:30:00 GMT");
+    ISO 8601 (without a zone: UTC) and unix seconds or milliseconds are tolerated.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    when: datetime | None = None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        when = None
+    if when is None:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            when = None
+    if when is None:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        if not (number == number) or number <= 0 or number > 1e14:
+            return None
+        seconds = number / 1000.0 if number > 1e11 else number  # ms from 1973 on
+        return int(round(seconds * 1e6)) * 1000
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = when - epoch
+    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+# -- API v1 (old firmware and hardware before V3; modern firmware still answers `/status`) ----
+
+# `nrg` in v1: voltages V, currents 0.1 A, phase power 0.1 kW, total 0.01 kW, power factor %.
+_NRG_V1_SCALE = (1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 100.0, 100.0, 100.0, 100.0, 10.0,
+                 1.0, 1.0, 1.0, 1.0)
+
+# v1 keys that mean the same as in v2 (values arrive as strings; the coercer converts them).
+_DIRECT_V1: tuple[tuple[str, str], ...] = (
+    ("car", "car_state"),           # 1 ready/no car, 2 charging, 3 waiting for car, 4 finished
+    ("amp", "requested_current_a"),
+    ("alw", "charging_allowed"),
+    ("err", "error_code"),          # v1 codes: 1 RCCB, 3 phase, 8 no ground, 10 internal
+    ("cbl", "cable_current_limit_a"),
+    ("fwv", "firmware_version"),
+)
+
+
+def _number(value: Any, key: str, report: CoercionReport) -> float | None:
+    if type(value) in (int, float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    report.rejected.append((key, f"not a number: {value!r}"[:120]))
+    return None
+
+
+def status_values_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[str, Any]:
+    """The v1 status converted to the v2 fields and units."""
+    values: dict[str, Any] = {}
+    get = status.get
+    for key, name in _DIRECT_V1:
+        value = get(key)
+        if value is not None:
+            values[name] = value
+    eto = get("eto")
+    if eto is not None and (number := _number(eto, "eto", report)) is not None:
+        values["energy_total_wh"] = round(number * 100)          # 0.1 kWh -> Wh
+    dws = get("dws")
+    if dws is not None and (number := _number(dws, "dws", report)) is not None:
+        values["energy_session_wh"] = round(number * 10 / 3600, 3)  # deka-watt-seconds -> Wh
+    tmp = get("tmp")
+    if tmp is not None:
+        values["temperature_1_c"] = tmp
+    rbt = get("rbt")
+    if rbt is not None and (number := _number(rbt, "rbt", report)) is not None:
+        values["uptime_s"] = number / 1000.0
+    nrg = get("nrg")
+    if isinstance(nrg, list):
+        for (_, name), scale, raw in zip(NRG_FIELDS, _NRG_V1_SCALE, nrg):
+            if raw is None:
+                continue
+            number = _number(raw, name, report)
+            if number is not None:
+                values[name] = round(number * scale, 3)
+    elif nrg is not None:
+        report.rejected.append(("nrg", f"expected an array, got {type(nrg).__name__}"))
+    return values
+
+
+def parse_status_v1(status: Any, serial: str, time_ns: int,
+                    report: CoercionReport | None = None) -> list[Point]:
+    """Points from an API v1 status (`/status`), or the old cloud's `{"success", "data"}`."""
+    if isinstance(status, dict) and isinstance(status.get("data"), dict) and "success" in status:
+        status = status["data"]
+    if not isinstance(status, dict):
+        raise SourceError(Action.DROP, f"goe charger {serial}: status is not a JSON object "
+                                       f"but {type(status).__name__}")
+    if report is None:
+        report = CoercionReport()
+    point = STATUS.point({"serial": serial}, status_values_v1(status, report), time_ns, report)
+    return [point] if point is not None else []

@@ -1,0 +1,221 @@
+"""The go-eCharger jobs: one status poll per charger, at most one request per second.
+
+A poll: limiter -> client (cloud or local) -> parse -> one durable write. The limiter key
+`goe:<serial>` allows one request per second per charger whatever the schedule says; a poll
+the limiter refuses sends nothing (counted as `polls_skipped`), since the charger cannot have
+fresher data. A cloud status whose `last-modified` equals the last one written is not written
+again (counted as `no_data`); its time is kept as a cursor, so a restart does not rewrite it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from typing import Any, Sequence
+
+import certifi
+import httpx
+
+from collector.http_outcomes import Action, SourceError
+from collector.schema import CoercionReport
+from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.goe.client import Charger, GoeClient
+from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
+                                        parse_status_v1)
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL = 1.0        # go-e: the charger cannot deliver data faster than once a second
+# A refusal this close to the grant is scheduler noise (jitter, a busy event loop), not a
+# second poll in the same second: the poll waits it out instead of losing a whole sample.
+LIMIT_SLACK = 0.25
+WARN_EVERY = 600.0        # seconds between repeated warnings about the same payload problem
+
+
+def limiter_key(serial: str) -> str:
+    return f"{NAME}:{serial}"
+
+
+def cursor_key(serial: str) -> str:
+    return f"{NAME}:{serial}:last_modified"
+
+
+class _Throttle:
+    """One warning per kind, then one every WARN_EVERY seconds with the count in between."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        seen = self._seen.get(kind)
+        if seen is None or now - seen[0] >= WARN_EVERY:
+            repeated = seen[1] if seen else 0
+            suffix = f" (and {repeated} times since the last warning)" if repeated else ""
+            log.warning(message + suffix, *args)
+            self._seen[kind] = (now, 0)
+        else:
+            self._seen[kind] = (seen[0], seen[1] + 1)
+
+
+class StatusPoller:
+    """One charger's status stream; `run` is the scheduled job."""
+
+    def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext,
+                 interval: float, slack: float = LIMIT_SLACK) -> None:
+        self.charger = charger
+        self.client = client
+        self.ctx = ctx
+        self.interval = interval
+        self.slack = slack
+        self.key = limiter_key(charger.serial)
+        ctx.limits.intervals.set_interval(self.key, MIN_INTERVAL)
+        stored = ctx.store.cursor(cursor_key(charger.serial))
+        self.last_time_ns: int | None = int(stored) if stored and stored.isdigit() else None
+        self.last_outcome = "none"   # skipped | written | unchanged, for benchmarks and tests
+        self._parse = parse_status_v1 if charger.api == "local_v1" else parse_status
+        self._warnings = _Throttle()
+        self._blocked_until = 0.0
+
+    @property
+    def job_id(self) -> str:
+        return f"{NAME}:{self.charger.serial}:status"
+
+    def job(self) -> Job:
+        return Job(id=self.job_id, interval=self.interval, run=self.run, source=NAME,
+                   device=self.charger.serial)
+
+    async def _acquire(self) -> bool:
+        limiter = self.ctx.limits.intervals
+        wait = limiter.try_acquire(self.key)
+        if 0 < wait <= self.slack:
+            await asyncio.sleep(wait)
+            wait = limiter.try_acquire(self.key)
+        return wait <= 0
+
+    async def run(self) -> None:
+        if time.time() < self._blocked_until or not await self._acquire():
+            self.ctx.health.count(NAME, "polls_skipped")
+            self.last_outcome = "skipped"
+            return
+        self.last_outcome = "failed"
+        poll_ns = round(time.time_ns(), -6)  # ms: a poll time is no more precise than that
+        try:
+            response = await self.client.fetch_status(self.charger)
+        except SourceError as exc:
+            if exc.action is Action.WAIT:
+                # go-e documents no rate limit, but a proxy in front of it may: honour its
+                # Retry-After (a minute when it gives none), then go on.
+                wait = exc.retry_after if exc.retry_after is not None else 60.0
+                self._blocked_until = time.time() + min(wait, 3600.0)
+            raise
+        serial = self.charger.serial
+        time_ns: int | None = None
+        if self.charger.api == "cloud":
+            time_ns = parse_last_modified(response.last_modified)
+            if time_ns is None:
+                self._warnings.warn("last-modified", "%s: unusable last-modified header %r; "
+                                    "using the poll time", self.charger.label,
+                                    (response.last_modified or "")[:60])
+            elif time_ns == self.last_time_ns:
+                self.last_outcome = "unchanged"
+                raise SourceError(Action.NO_DATA, f"{self.charger.label}: status unchanged "
+                                                  f"since {response.last_modified}")
+        report = CoercionReport()
+        points = self._parse(response.payload, serial, time_ns or poll_ns, report)
+        if report.rejected:
+            self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
+            for field, reason in report.rejected:
+                self._warnings.warn(f"field:{field}", "%s: value of %s left out: %s",
+                                    self.charger.label, field, reason)
+        if nrg_all_zero(response.payload):
+            self._warnings.warn("nrg-zero", "%s: nrg reports all zeros (seen on firmware 60.4); "
+                                "stored as sent", self.charger.label)
+        if not points:
+            raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
+                                           "the keys we store")
+        cursors = {cursor_key(serial): str(time_ns)} if time_ns is not None else None
+        await self.ctx.writer.write(points, cursors=cursors, source=NAME)
+        if time_ns is not None:
+            self.last_time_ns = time_ns
+        self.last_outcome = "written"
+
+
+POOL_GROUP = 16   # chargers per httpx connection pool
+
+
+def pool_limits(chargers: int, longest_interval: float) -> httpx.Limits:
+    """A pool with one keep-alive connection per charger, kept open across polls."""
+    return httpx.Limits(max_connections=chargers, max_keepalive_connections=chargers,
+                        keepalive_expiry=max(5.0, 2.0 * longest_interval))
+
+
+class GoeSource:
+    name = NAME
+
+    def __init__(self, config: Any, ctx: SourceContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        owned = [entry for entry in config.chargers if ctx.owns(entry.serial)]
+        longest = max([entry.interval or config.interval for entry in owned], default=config.interval)
+        # Chargers are split over small connection pools. The cloud has one host per charger
+        # (`<serial>.api.v3.go-e.io`) and each local charger is a host of its own, so a fleet
+        # needs one keep-alive connection per charger, and httpcore checks every idle
+        # connection of a pool on each request: one pool for 500 chargers would spend its CPU
+        # there. Pools of POOL_GROUP keep that cost flat; they share one TLS context.
+        self._tls = ssl.create_default_context(cafile=certifi.where())
+        self._clients: list[httpx.AsyncClient] = []
+        self.pollers: list[StatusPoller] = []
+        for first in range(0, len(owned), POOL_GROUP):
+            group = owned[first:first + POOL_GROUP]
+            http = ctx.http_client(timeout=config.timeout, verify=self._tls,
+                                   limits=pool_limits(len(group), longest))
+            self._clients.append(http)
+            client = GoeClient(http, cloud_url=config.cloud_url, filter_keys=config.filter,
+                               age=config.age)
+            for entry in group:
+                charger = Charger(serial=entry.serial, api=entry.api, token=entry.token,
+                                  host=entry.host)
+                self.pollers.append(StatusPoller(charger, client, ctx,
+                                                 entry.interval or config.interval))
+
+    def jobs(self) -> Sequence[Job]:
+        return [poller.job() for poller in self.pollers]
+
+    async def start(self) -> None:
+        return None
+
+    async def check(self) -> Sequence[CheckResult]:
+        results = []
+        for poller in self.pollers:
+            charger = poller.charger
+            await self.ctx.limits.intervals.acquire(poller.key)
+            try:
+                response = await poller.client.fetch_status(charger)
+            except SourceError as exc:
+                ok = exc.action is Action.NO_DATA  # reachable and authenticated, just quiet
+                results.append(CheckResult(charger.label, ok, str(exc)))
+                continue
+            payload = response.payload
+            if not isinstance(payload, dict):
+                results.append(CheckResult(charger.label, False, "status is not a JSON object"))
+                continue
+            report = CoercionReport()
+            points = poller._parse(payload, charger.serial, time.time_ns(), report)
+            fields = len(points[0].fields) if points else 0
+            detail = f"{fields} fields, firmware {payload.get('fwv', 'unknown')}"
+            if charger.api == "cloud":
+                detail += f", last-modified {response.last_modified or 'missing'}"
+            sse = payload.get("sse")
+            if isinstance(sse, str) and sse and sse != charger.serial:
+                detail += f"; WARNING: the charger reports serial {sse}"
+            if report.rejected:
+                detail += f"; {len(report.rejected)} values unusable"
+            results.append(CheckResult(charger.label, bool(points), detail))
+        return results
+
+    async def close(self) -> None:
+        for http in self._clients:
+            await http.aclose()
