@@ -1,6 +1,5 @@
 """The collector as a real process: kill -9 loses nothing, SIGTERM exits cleanly, check reports."""
 
-import os
 import signal
 import subprocess
 import sys

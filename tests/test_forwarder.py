@@ -12,7 +12,7 @@ from collector.influx import Forwarder, V1Target, V2Target, WriteError
 from collector.points import Point
 from collector.sim.base import SimResponse, SimServer
 from collector.store import Store
-from tests.servers import free_port, influx_server
+from tests.servers import free_port
 
 
 def points(n, start=1_700_000_000_000_000_000, dev="a"):

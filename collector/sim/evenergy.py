@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import math
 import re
 import signal

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.schema import CoercionReport, Measurement
+from collector.timestamps import format_rfc3339_ns, parse_rfc3339_ns
 from collector.sources.evcc.schema import (BATTERY, LOADPOINT, PV, SESSION, SITE, STATISTICS,
                                            TARIFF)
 
@@ -109,44 +109,9 @@ def _build(measurement: Measurement, tags: Mapping[str, Any], values: Mapping[st
 
 # -- time -------------------------------------------------------------------------------------
 
-_RFC3339 = re.compile(
-    r"^\s*(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9})\d*)?"
-    r"\s*(Z|z|[+-]\d{2}:?\d{2})?\s*$")
-
-
-def parse_time_ns(text: Any) -> int | None:
-    """Unix ns from RFC3339 with 0..9 fractional digits and `Z` or an offset; None if not one.
-
-    A time without an offset is taken as UTC. Go's zero time (year 1) means "unset": None.
-    """
-    if not isinstance(text, str):
-        return None
-    match = _RFC3339.match(text)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    if year <= 1:
-        return None
-    fraction = match.group(7) or ""
-    zone = match.group(8)
-    try:
-        tz = timezone.utc
-        if zone and zone not in ("Z", "z"):
-            sign = -1 if zone[0] == "-" else 1
-            digits = zone[1:].replace(":", "")
-            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=tz)
-    except ValueError:
-        return None
-    seconds = int(moment.timestamp())
-    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")) if fraction else seconds * 1_000_000_000
-
-
-def format_time_ns(time_ns: int) -> str:
-    """RFC3339 in UTC with nanoseconds, the inverse of `parse_time_ns`."""
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{nanos:09d}Z"
+# One parser for every source's RFC 3339 times; the names stay for this module's callers.
+parse_time_ns = parse_rfc3339_ns
+format_time_ns = format_rfc3339_ns
 
 
 # -- state ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from collector.timestamps import parse_rfc3339_ns
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.schema import CoercionReport, Measurement, Tag, b, f, s
@@ -69,35 +70,8 @@ COMMAND = Measurement(
 
 MEASUREMENTS = (STATUS, COMMAND)
 
-_ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9})\d*)?"
-    r"(Z|z|[+-]\d{2}:?\d{2})?$")
-
-
-def parse_time_ns(value: Any) -> int | None:
-    """Exact nanoseconds since the epoch from an RFC 3339 string; None if unusable.
-
-    Exact integer arithmetic (no float), so the same text always gives the same point time.
-    A time without a zone is taken as UTC, as the API writes UTC.
-    """
-    if not isinstance(value, str):
-        return None
-    match = _ISO.match(value.strip())
-    if not match:
-        return None
-    year, month, day, hour, minute, second, frac, zone = match.groups()
-    try:
-        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                      tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    offset = 0
-    if zone and zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    seconds = int(dt.timestamp()) - offset
-    return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
+# Exact integer nanoseconds, shared with the other sources (a time without a zone is UTC).
+parse_time_ns = parse_rfc3339_ns
 
 
 def format_time(ns: int, round_up: bool = False) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Sequence
 
-from collector.http_outcomes import Action, SourceError
+from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
