@@ -197,8 +197,9 @@ def session_point(session: Session, tariff: Tariff | None, currency: str | None)
         priced = price_profile([(iv.start_ns, 0.0, 0.0 if profile[0][2] is not None else None)]
                                + list(profile), tariff, min(max(fraction, 0.0), 1.0))
         if priced is not None:
-            values.update(cost=priced.cost, grid_only_cost=priced.grid_only_cost,
-                          savings=priced.grid_only_cost - priced.cost, tariff=tariff.name,
+            # rounded to a millionth: float noise in a ledger column helps nobody
+            values.update(cost=round(priced.cost, 6), grid_only_cost=round(priced.grid_only_cost, 6),
+                          savings=round(priced.grid_only_cost - priced.cost, 6), tariff=tariff.name,
                           currency=currency)
     return CHARGING_SESSION.point({"charger": session.charger}, values, iv.start_ns)
 
