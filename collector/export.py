@@ -30,6 +30,7 @@ DAY_NS = 86400 * NS
 # Counters read before --from, so the first increment inside the range is known.
 LEAD_IN_NS = DAY_NS
 INFLUX_WINDOW_NS = 7 * DAY_NS
+RAW_WINDOW_NS = DAY_NS
 
 
 class ExportError(ValueError):
@@ -327,10 +328,18 @@ def raw_frame(reader: Any, req: Request) -> Iterator[pd.DataFrame]:
     fields = [fl.name for fl in m.fields]
     bar = _progress(req.end_ns - req.start_ns, req.progress)
     state = {"start": req.start_ns, "done": 0}
+    keys = ["time_ns", *[t.name for t in m.tags]]
     try:
-        for frame in _track(reader.frames(m.name, fields, req.start_ns, req.end_ns), bar, state):
-            frame = frame.sort_values(["time_ns", *[t.name for t in m.tags]], kind="stable")
-            yield _with_times(frame, req.tz)
+        # Windows of time, each sorted by time then tags: the same rows in the same order
+        # whichever reader (and its own chunking) delivered them.
+        window = req.start_ns
+        while window < req.end_ns:
+            upper = min(window + RAW_WINDOW_NS, req.end_ns)
+            frames = list(_track(reader.frames(m.name, fields, window, upper), bar, state))
+            if frames:
+                frame = pd.concat(frames, ignore_index=True).sort_values(keys, kind="stable")
+                yield _with_times(frame, req.tz)
+            window = upper
     finally:
         if bar is not None:
             bar.close()
