@@ -142,8 +142,8 @@ class SessionDeriver:
                 return [], None
         return derive_range(self.cfg, store_reader(self.store), start, now_ns), now_ns
 
-    async def run(self) -> None:
-        points, until = await asyncio.to_thread(self.derive, time.time_ns())
+    async def run(self, now_ns: int | None = None) -> None:
+        points, until = await asyncio.to_thread(self.derive, now_ns or time.time_ns())
         if until is None:
             return
         written = await self.writer.write(points, {CURSOR: str(until)}, source="sessions")
