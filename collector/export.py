@@ -245,19 +245,22 @@ class CounterRollup:
     def add(self, frame: pd.DataFrame, spec: CounterSpec, tag_names: Sequence[str]) -> None:
         if frame.empty:
             return
-        keys = frame[list(tag_names)].astype(str).agg("\x1f".join, axis=1) if tag_names else pd.Series("", index=frame.index)
-        periods = period_start(frame["time_ns"], self.tz, self.period)
-        for key, idx in frame.groupby(keys, sort=False).groups.items():
-            rows = frame.loc[idx]
-            tags = {n: rows[n].iloc[0] for n in tag_names}
-            charger = spec.identity(tags)
-            times = rows["time_ns"].to_numpy()
+        if tag_names:
+            groups = frame.groupby(list(tag_names), sort=False).indices
+        else:
+            groups = {(): np.arange(len(frame))}
+        periods = period_start(frame["time_ns"], self.tz, self.period).to_numpy()
+        times = frame["time_ns"].to_numpy()
+        for key, positions in groups.items():
+            values_key = key if isinstance(key, tuple) else (key,)
+            charger = spec.identity(dict(zip(tag_names, values_key)))
+            t_all, p_all = times[positions], periods[positions]
             for fieldname, column in spec.counters:
-                values = rows[fieldname].to_numpy(dtype="float64", na_value=np.nan)
+                values = frame[fieldname].to_numpy(dtype="float64", na_value=np.nan)[positions]
                 ok = ~np.isnan(values)
                 if not ok.any():
                     continue
-                v, t, p = values[ok], times[ok], periods.loc[idx].to_numpy()[ok]
+                v, t, p = values[ok], t_all[ok], p_all[ok]
                 prev = np.empty_like(v)
                 prev[1:] = v[:-1]
                 carry = self.last.get((charger, column))
