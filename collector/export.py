@@ -72,7 +72,7 @@ class StoreReader:
         self.description = f"local store {store.path}"
 
     def frames(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int,
-               chunk: int = 200_000) -> Iterator[pd.DataFrame]:
+               chunk: int = 50_000) -> Iterator[pd.DataFrame]:
         m = _schema(measurement)
         tag_names = [t.name for t in m.tags]
         for tags, rows in self.store.query_rows(measurement, fields, start_ns, end_ns, chunk):
