@@ -34,10 +34,30 @@ WINDOW_NS = 7 * 86400 * 10**9
 Reader = Callable[[str, int, int], Iterable[StoredPoint]]
 
 
+# The fields derivation reads, extracted by SQLite instead of decoding each point's JSON:
+# a run over two days of 10 s go-e data stays cheap. Booleans come back as 0/1.
+NEEDED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "goe_status": (("car_state", "energy_total_wh", "energy_session_wh", "energy_solar_wh",
+                    "energy_grid_wh", "energy_battery_wh", "charge_duration_s"), frozenset()),
+    "evenergy_status": (("plugged_in", "charging", "charge_power_w", "meter_energy_wh", "soc_pct"),
+                        frozenset({"plugged_in", "charging"})),
+    "ovms_grid": (("charge_state", "soc_pct", "charge_energy_wh", "charge_grid_energy_wh",
+                   "charge_time_s", "odometer_km"), frozenset()),
+}
+
+
 def store_reader(store: Store) -> Reader:
     def read(measurement: str, start_ns: int, end_ns: int) -> Iterator[StoredPoint]:
-        for chunk in store.query(measurement, start_ns, end_ns):
-            yield from chunk
+        if measurement not in NEEDED:
+            for chunk in store.query(measurement, start_ns, end_ns):
+                yield from chunk
+            return
+        names, booleans = NEEDED[measurement]
+        for tags, rows in store.query_rows(measurement, names, start_ns, end_ns):
+            for sid, time_ns, *values in rows:
+                fields = {n: (bool(v) if n in booleans else v)
+                          for n, v in zip(names, values) if v is not None}
+                yield StoredPoint(measurement, tags[sid], time_ns, fields)
     return read
 
 
