@@ -57,3 +57,18 @@ def test_windows_cover_a_long_history_once(tmp_path):
     assert len(points) == 40
     assert len({p.time_ns for p in points}) == 40
     store.close()
+
+
+def test_evenergy_from_the_store_booleans_survive_sql_extraction(tmp_path):
+    store = Store(tmp_path / "s.db", keep_lines=False)
+    t0 = ts("2026-03-02T18:00:00+00:00")
+    store.append([Point("evenergy_status", {"evse": "evse1"},
+                        {"plugged_in": 0 < k < 8, "charging": 0 < k < 7,
+                         "meter_energy_wh": 1000.0 + 500 * min(k, 6), "soc_pct": 50.0 + k},
+                        t0 + k * 300 * S)
+                  for k in range(10)])
+    [point] = derive_range(CFG, store_reader(store), t0, t0 + 86400 * S)
+    assert point.tags == {"charger": "evenergy:evse1"}
+    assert point.fields["energy_wh"] == 3000.0 and point.fields["cost"] == 0.75
+    assert point.fields["charge_duration_s"] == 1800.0   # charging seen from log 1 to log 7
+    store.close()
