@@ -66,9 +66,11 @@ def fill_influx(url: str, db: str, n: int) -> None:
             client.post(f"{url}/write", params={"db": db, "precision": "ns"}, content=body).raise_for_status()
 
 
-_CHILD = ("import resource, sys\nfrom collector.cli import main\nrc = main(sys.argv[1:])\n"
-          "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-          "sys.exit(rc)")
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child would report
+# this (large, after filling) process's peak instead of its own.
+_CHILD = ("import sys\nfrom collector.cli import main\nrc = main(sys.argv[1:])\n"
+          "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+          "print('peak_rss_kb', hwm, file=sys.stderr)\nsys.exit(rc)")
 
 
 def run_export(args: list[str], out: Path) -> tuple[float, float]:
