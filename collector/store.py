@@ -389,6 +389,14 @@ class Store:
             with self._lock:
                 rows = cur.fetchmany(chunk)
 
+    def first_time(self, measurement: str) -> int | None:
+        """The earliest point time of a measurement (an index scan, no sort), or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT min(p.time_ns) FROM points p JOIN series s ON s.id = p.series_id "
+                "WHERE s.measurement = ? AND p.state != 2", (measurement,)).fetchone()
+        return row[0] if row else None
+
     def query_rows(self, measurement: str, fields: Sequence[str], start_ns: int | None = None,
                    end_ns: int | None = None, chunk: int = 100_000
                    ) -> Iterator[tuple[dict[int, dict[str, str]], list[tuple]]]:
