@@ -136,12 +136,9 @@ def derive_range(cfg: SessionsSection, read: Reader, start_ns: int, now_ns: int)
 
 
 def earliest(store: Store) -> int | None:
-    times = []
-    for measurement in ("goe_status", "evenergy_status", "evcc_session", "ovms_grid"):
-        for chunk in store.query(measurement, chunk=1):
-            times.append(chunk[0].time_ns)
-            break
-    return min(times) if times else None
+    times = [store.first_time(m) for m in ("goe_status", "evenergy_status", "evcc_session", "ovms_grid")]
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 class SessionDeriver:
