@@ -59,6 +59,11 @@ def fill_influx(url: str, db: str, n: int) -> None:
     from collector.points import Point, to_line
 
     httpx.post(f"{url}/query", data={"q": f'CREATE DATABASE "{db}"'}, timeout=30).raise_for_status()
+    counted = httpx.post(f"{url}/query", data={"q": 'SELECT count("power_w") FROM goe_status', "db": db},
+                         timeout=120).json()["results"][0].get("series")
+    if counted and counted[0]["values"][0][1] == n:
+        print("influxdb already holds the year (--keep): not refilled")
+        return
     with httpx.Client(timeout=120) as client:
         for base in range(0, n, CHUNK // 2):
             body = "\n".join(to_line(Point("goe_status", {"serial": "012345"}, charger_fields(k),

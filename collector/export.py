@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -111,6 +112,7 @@ class InfluxReader:
         self.q = query
         self.window_ns = window_ns
         self.description = f"InfluxDB {query.url} ({query.database})"
+        self._known: set[str] | None = None
         self._client = httpx.Client(base_url=query.url, headers=query.headers, auth=query.auth,
                                     verify=query.verify_tls, timeout=query.timeout)
 
@@ -139,23 +141,38 @@ class InfluxReader:
                chunk: int = 0) -> Iterator[pd.DataFrame]:
         m = _schema(measurement)
         tag_names = [t.name for t in m.tags]
+        if measurement not in self._measurements():
+            return
         select = ",".join(_ident(f) for f in fields)
         group = (" GROUP BY " + ",".join(_ident(t) for t in tag_names)) if tag_names else ""
+        windows = []
         window = start_ns
         while window < end_ns:
             upper = min(window + self.window_ns, end_ns)
-            statement = (f"SELECT {select} FROM {_ident(measurement)} WHERE time >= {window} "
-                         f"AND time < {upper}{group}")
-            for series in self._run(statement):
-                values = series.get("values") or []
-                if not values:
-                    continue
-                frame = pd.DataFrame.from_records(values, columns=["time_ns", *fields])
-                tags = series.get("tags") or {}
-                for k, name in enumerate(tag_names):
-                    frame.insert(1 + k, name, tags.get(name, "") or "")
-                yield _coerce(frame, m, fields)
+            windows.append(f"SELECT {select} FROM {_ident(measurement)} WHERE time >= {window} "
+                           f"AND time < {upper}{group}")
             window = upper
+        # The next window is fetched while this one is parsed: InfluxDB and we work at once.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(self._run, windows[0]) if windows else None
+            for k in range(len(windows)):
+                result = pending.result()
+                pending = pool.submit(self._run, windows[k + 1]) if k + 1 < len(windows) else None
+                for series in result:
+                    values = series.get("values") or []
+                    if not values:
+                        continue
+                    frame = pd.DataFrame.from_records(values, columns=["time_ns", *fields])
+                    tags = series.get("tags") or {}
+                    for j, name in enumerate(tag_names):
+                        frame.insert(1 + j, name, tags.get(name, "") or "")
+                    yield _coerce(frame, m, fields)
+
+    def _measurements(self) -> set[str]:
+        if self._known is None:
+            self._known = {row[0] for series in self._run("SHOW MEASUREMENTS")
+                           for row in series.get("values") or []}
+        return self._known
 
 
 def make_reader(config: Any | None, store_path: str | None) -> Any:
