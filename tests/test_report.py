@@ -1,0 +1,84 @@
+"""report: the terminal summary and an offline HTML file agree with the stored sessions."""
+
+from __future__ import annotations
+
+import re
+import xml.dom.minidom
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from collector.analysis import analyse, energy_by_day
+from collector.cli import main
+from collector.export import StoreReader, parse_when
+from collector.points import Point
+from collector.report import html_report, period_range, summary_text
+from collector.sessions.config import SessionsSection
+from collector.sessions.job import SessionDeriver
+from collector.store import Store
+from tests.sessions.timelines import S, goe, ovms_grid, ts
+
+UTC = ZoneInfo("UTC")
+CFG = SessionsSection(tariff="fixed", price=0.3, chargers={"garage": {"goe": "012345", "vehicles": ["ioniq"]}},
+                      vehicles={"ioniq": {"ovms": "IONIQ1"}})
+
+
+def _fill(store: Store) -> None:
+    start = ts("2026-01-31T20:00:00+00:00")        # across the month end
+    day = [(3600, 1, 0), (3 * 3600, 2, 3000), (600, 4, 0), (3600 * 20 - 600, 1, 0)]
+    pts = goe(start, day * 3, solar_share=0.5, step_s=300)
+    veh = []
+    for k in range(3):
+        t = start + (k * 86400 + 3600) * S
+        veh += ovms_grid("IONIQ1", [(t - 600 * S, "stopped", {"soc_pct": 40.0}),
+                                    (t + 60 * S, "charging", {"soc_pct": 40.0}),
+                                    (t + 3 * 3600 * S, "done", {"soc_pct": 52.0, "charge_energy_wh": 8100.0})])
+    store.append([Point(p.measurement, p.tags, p.fields, p.time_ns) for p in pts + veh])
+    sessions, _ = SessionDeriver(CFG, store, None).derive(start + 5 * 86400 * S)
+    store.append(sessions)
+
+
+def test_summary_and_html(tmp_path):
+    store = Store(":memory:", keep_lines=False)
+    _fill(store)
+    a = analyse(StoreReader(store), parse_when("2026-01-01", UTC), parse_when("2026-03-01", UTC), UTC,
+                {"goe:012345": "garage"})
+    assert a.totals["sessions"] == 3
+    assert a.totals["energy_kwh"] == pytest.approx(27.0)
+    assert a.totals["solar_pct"] == pytest.approx(50.0)
+    assert a.totals["cost"] == pytest.approx(27 * 0.5 * 0.3)
+    assert a.totals["savings"] == pytest.approx(27 * 0.5 * 0.3)
+    assert a.totals["efficiency_pct"] == pytest.approx(90.0)
+    assert list(a.per_vehicle["vehicle"]) == ["ioniq"]
+    assert list(a.monthly_cost["month"]) == ["2026-01", "2026-02"]
+    assert energy_by_day(a)[["solar", "grid"]].sum().sum() == pytest.approx(27000.0)
+    text = summary_text(a)
+    assert "27.0 kWh" in text and "ioniq" in text and "garage" in text and "90 %" in text
+    page = html_report(a)
+    svgs = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(svgs) == 3
+    for svg in svgs:
+        xml.dom.minidom.parseString(svg)            # well-formed
+    assert not re.search(r"(src|href)=\"https?:", page)   # nothing fetched from anywhere
+    store.close()
+
+
+def test_period_range_local_calendar():
+    now = datetime(2026, 3, 15, 12, 0, tzinfo=timezone.utc)
+    berlin = ZoneInfo("Europe/Berlin")
+    start, end = period_range("year", now, berlin)
+    assert start == parse_when("2026-01-01", berlin)
+    assert period_range("month", now, berlin)[0] == parse_when("2026-03-01", berlin)
+
+
+def test_cli_report_html(tmp_path, capsys):
+    path = tmp_path / "s.db"
+    store = Store(path, keep_lines=False)
+    _fill(store)
+    store.close()
+    out = tmp_path / "r.html"
+    assert main(["report", "--store", str(path), "--from", "2026-01-01", "--to", "2026-03-01",
+                 "--html", str(out)]) == 0
+    assert "sessions               3" in capsys.readouterr().out
+    assert out.read_text().startswith("<!DOCTYPE html>")
