@@ -21,7 +21,8 @@ HEALTH = Measurement(
                 "for the store and the forwarder. Counters are cumulative since the process "
                 "started.",
     time="when the health sample was taken (wall clock)",
-    tags=(Tag("source", "source name (goe, evcc, evenergy, ovms) or `collector` for the pipeline"),),
+    tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
+                        "charging sessions, or `collector` for the pipeline"),),
     fields=(
         i("polls", "count", "jobs run (counter)"),
         i("polls_failed", "count", "jobs that ended with an error (counter)"),

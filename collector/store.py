@@ -411,7 +411,7 @@ class Store:
         if not series:
             return
         tags = {sid: json.loads(t) for sid, t in series}
-        columns = "".join(f", json_extract(fields, ?)" for _ in fields)
+        columns = ", json_extract(fields, ?)" * len(fields)
         marks = ",".join("?" * len(tags))
         sql = (f"SELECT series_id, time_ns{columns} FROM points WHERE series_id IN ({marks}) "
                "AND time_ns >= ? AND time_ns < ? AND state != 2 ORDER BY series_id, time_ns")
