@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
@@ -32,8 +33,9 @@ from collector.sim.base import SimRequest
 from collector.sim.evcc import DEFAULT_LOADPOINTS, EvccSim, LoadpointSpec
 from collector.sim.evcc import Session as EvccSession
 from collector.sim.evenergy import EvEnergySim
-from collector.sim.goe import SimCharger
-from collector.sim.ovms import CHARGE_KW, DAY, OvmsSim
+from collector.sim.goe import DEFAULT_TOKEN as GOE_TOKEN
+from collector.sim.goe import GoeSimulator, SimCharger
+from collector.sim.ovms import CHARGE_KW, DAY, REFERENCE_DAY, OvmsSim
 from collector.sources.evcc import parse as evcc_parse
 from collector.sources.evenergy import parse as evenergy_parse
 from collector.sources.goe import parse as goe_parse
@@ -83,31 +85,34 @@ def car_sessions(ovms: OvmsSim, first_day: int, last_day: int) -> list[CarSessio
     return out
 
 
-class _CarCharger(SimCharger):
-    """A go-e charger whose energy follows the car: 7.2 kW, whatever the current rounds to."""
+class _SessionCharger(SimCharger):
+    """One session as one charging cycle of the goe simulator's model, at the car's 7.2 kW."""
 
     @property
     def power_w(self) -> float:
         return CHARGE_W
 
 
-class _GoeTimeline:
-    """go-e status objects along the car's sessions: one simulated charger per session.
+class CarCharger(SimCharger):
+    """A go-e charger whose car is the OVMS car: one `SimCharger` cycle per evening session.
 
-    Each session is one charging cycle of `SimCharger` (the goe simulator's model), from its
-    plug-in to the next plug-in, so `car`, `wh`, `eto`, `nrg` and `cdi` move as the real charger's
-    would; the lifetime counter `eto` carries over from session to session.
+    Each session is one charging cycle of the goe simulator's model, from its plug-in to the
+    next plug-in, so `car`, `wh`, `eto`, `nrg` and `cdi` move as the real charger's would; the
+    lifetime counter `eto` carries over from session to session. `state` follows the wall time
+    it is given, so the same object serves the history and the live demo (in `GoeSimulator`).
     """
 
     def __init__(self, sessions: list[CarSession], seed: int) -> None:
+        super().__init__(serial=GOE_SERIAL, firmware="058.2", variant=22, amp=32, phases=1,
+                         car_max_a=_CAR_AMPS)
         self.starts: list[int] = []
-        self.chargers: list[_CarCharger] = []
+        self.cycles: list[_SessionCharger] = []
         eto = 1_000_000 + (seed * 7919) % 4_000_000
         for index, (session, following) in enumerate(zip(sessions, sessions[1:])):
             cycle = following.plug - session.plug
-            charger = _CarCharger(
-                serial=GOE_SERIAL, firmware="058.2", variant=22, amp=32, phases=1,
-                car_max_a=_CAR_AMPS, cycle_s=cycle, arrive_at=0,
+            charger = _SessionCharger(
+                serial=GOE_SERIAL, firmware=self.firmware, variant=self.variant, amp=self.amp,
+                phases=self.phases, car_max_a=self.car_max_a, cycle_s=cycle, arrive_at=0,
                 leave_at=min(cycle, session.unplug - session.plug),
                 session_wh=round(session.energy_wh, 1),
                 # An offset of whole cycles keeps the cycle position and varies the noise.
@@ -117,13 +122,14 @@ class _GoeTimeline:
             charger.eto_start = int(eto - (index + 1) * full)
             eto += full
             self.starts.append(session.plug)
-            self.chargers.append(charger)
+            self.cycles.append(charger)
 
-    def status(self, t: int) -> dict[str, Any]:
+    def state(self, elapsed: int, wall: float = 0.0) -> dict[str, Any]:
+        t = int(wall)
         index = bisect.bisect_right(self.starts, t) - 1
         if index < 0:
-            raise ValueError(f"go-e timeline starts at {self.starts[0]}, asked for {t}")
-        return self.chargers[index].state(t - self.starts[index], float(t))
+            raise ValueError(f"the simulated go-e charger has no data before {self.starts[0]}, asked for {t}")
+        return self.cycles[index].state(t - self.starts[index], float(t))
 
 
 class _CarEvcc(EvccSim):
@@ -207,9 +213,9 @@ class _Sink:
         if len(self.buffer) >= BATCH_POINTS:
             self.flush()
 
-    def flush(self) -> None:
-        if self.buffer:
-            self.store.append(self.buffer)
+    def flush(self, cursors: dict[str, str] | None = None) -> None:
+        if self.buffer or cursors:
+            self.store.append(self.buffer, cursors)
             self.buffer = []
 
 
@@ -217,32 +223,72 @@ def _request(path: str, **query: str) -> SimRequest:
     return SimRequest(method="GET", path=path, query=query, headers={})
 
 
+def anchor_day(start: float) -> int:
+    """The first day of the linked models: counters and session ids count from here.
+
+    Fixed (2024-01-01, where the OVMS model's odometers start) so that every history and every
+    demo agree on `eto`, evcc's session ids and energy counters, whatever window they cover.
+    """
+    return min(REFERENCE_DAY, int(start // DAY) - 1)
+
+
+@dataclass
+class Simulators:
+    """The four simulators, linked through one car (see the module docstring)."""
+
+    goe: GoeSimulator
+    evcc: EvccSim
+    evenergy: EvEnergySim
+    ovms: OvmsSim
+
+
+def build_simulators(seed: int = 1, start: float | None = None, until: float | None = None,
+                     clock: Callable[[], float] | None = None,
+                     evenergy_clock: Callable[[], float] | None = None,
+                     history_days: float = 30.0) -> Simulators:
+    """Simulators whose models agree; `clock` defaults to the wall clock (the live demo).
+
+    `start`..`until` is the time the car's sessions are laid out for (default: from the anchor
+    to a year from now; past `until` the charger repeats its last cycle).
+    """
+    now = time.time()
+    clock = clock or (lambda: time.time())
+    first = anchor_day(start if start is not None else now)
+    until = until if until is not None else now + 366 * DAY
+    ovms = OvmsSim(seed=seed, clock=clock, history_days=max(14, math.ceil(history_days) + 1))
+    sessions = car_sessions(ovms, first, int(until // DAY) + 1)
+    charger = CarCharger(sessions, seed)
+    goe = GoeSimulator(chargers={GOE_SERIAL: charger}, token=GOE_TOKEN, clock=clock, epoch=0.0)
+    evcc = _CarEvcc(ovms, sessions, until=until, seed=seed, clock=clock, start=float(first * DAY),
+                    tariffs=EVCC_TARIFFS)
+    evenergy = EvEnergySim(evses=EVENERGY_EVSES, seed=seed, clock=evenergy_clock or clock,
+                           history_days=history_days)
+    return Simulators(goe=goe, evcc=evcc, evenergy=evenergy, ovms=ovms)
+
+
 class _Generator:
     def __init__(self, start: int, end: int, seed: int) -> None:
         self.start, self.end, self.seed = start, end, seed
         self.clock = float(start)
-        now: Callable[[], float] = lambda: self.clock  # noqa: E731
         days = (end - start) / DAY + 2
-        self.ovms = OvmsSim(seed=seed, clock=now, history_days=int(days) + 1)
-        first_day, last_day = start // DAY - 1, end // DAY + 1
-        sessions = car_sessions(self.ovms, first_day, last_day)
-        self.goe = _GoeTimeline(sessions, seed)
-        self.evcc = _CarEvcc(self.ovms, sessions, until=float(end), seed=seed, clock=now,
-                             start=float(start // DAY * DAY), tariffs=EVCC_TARIFFS)
-        self.evenergy = EvEnergySim(evses=EVENERGY_EVSES, seed=seed, clock=lambda: float(end),
-                                    history_days=days)
+        # ev.energy answers "what is visible now" for a range: now is the end of the history.
+        sims = build_simulators(seed, start=start, until=float(end), clock=lambda: self.clock,
+                                evenergy_clock=lambda: float(end), history_days=days)
+        self.charger = sims.goe.chargers[GOE_SERIAL]
+        self.evcc, self.evenergy, self.ovms = sims.evcc, sims.evenergy, sims.ovms
         self.ovms_vehicles = [v.id for v in self.ovms.vehicles.values() if v.connected]
         self._ovms_previous: dict[tuple[str, str], dict[str, str]] = {}
         self._ovms_units: dict[str, str] = {}
         self._ovms_last: dict[tuple[str, str], int] = {}
+        self.cursors: dict[str, str] = {}
 
-    # Each step covers [t0, t1) and returns the points a collector would have stored.
+    # Each step covers [t0, t1) and yields the points a collector would have stored.
 
     def goe_points(self, t0: int, t1: int) -> Iterator[Point]:
         first = -(-t0 // GOE_INTERVAL) * GOE_INTERVAL
-        status, parse = self.goe.status, goe_parse.parse_status
+        state, parse = self.charger.state, goe_parse.parse_status
         for t in range(first, t1, GOE_INTERVAL):
-            yield from parse(status(t), GOE_SERIAL, t * NS)
+            yield from parse(state(0, float(t)), GOE_SERIAL, t * NS)
 
     def evcc_points(self, t0: int, t1: int) -> Iterator[Point]:
         first = -(-t0 // EVCC_STATE_INTERVAL) * EVCC_STATE_INTERVAL
@@ -256,18 +302,25 @@ class _Generator:
 
     def evcc_sessions(self) -> list[Point]:
         rows = self.evcc.session_rows(now=float(self.end))
-        return evcc_parse.parse_sessions(rows, EVCC_SITE, since_ns=self.start * NS).points
+        parsed = evcc_parse.parse_sessions(rows, EVCC_SITE, since_ns=self.start * NS)
+        mark = parsed.watermark_ns()
+        if mark is not None:
+            self.cursors[f"evcc:{EVCC_SITE}:sessions"] = evcc_parse.format_time_ns(mark)
+        return parsed.points
 
     def evenergy_points(self, t0: int, t1: int) -> Iterator[Point]:
         until = t1 - 1e-6   # the simulator's ranges are inclusive
         for evse in self.evenergy.evses:
-            status = self.evenergy.status_logs(evse.id, float(t0), until)
-            yield from evenergy_parse.parse_status_logs(status, evse.id).points
-            commands = self.evenergy.command_logs(evse.id, float(t0), until)
-            yield from evenergy_parse.parse_command_logs(commands, evse.id).points
+            for stream, fetch, parse in (
+                    ("status_logs", self.evenergy.status_logs, evenergy_parse.parse_status_logs),
+                    ("command_logs", self.evenergy.command_logs, evenergy_parse.parse_command_logs)):
+                parsed = parse(fetch(evse.id, float(t0), until), evse.id)
+                if parsed.newest_ns is not None:
+                    self.cursors[f"evenergy:{evse.id}:{stream}"] = evenergy_parse.format_time(parsed.newest_ns)
+                yield from parsed.points
 
-    def _ovms_get(self, path: str) -> Any:
-        response = self.ovms.handle(_request(path, username=OVMS_USER, password=OVMS_PASSWORD))
+    def _ovms_get(self, path: str, **query: str) -> Any:
+        response = self.ovms.handle(_request(path, username=OVMS_USER, password=OVMS_PASSWORD, **query))
         if response.status != 200:
             raise RuntimeError(f"OVMS simulator answered {path} with {response.status}: "
                                f"{response.body[:200]!r}")
@@ -295,6 +348,7 @@ class _Generator:
                 units = payload.get("units")
                 if isinstance(units, str) and units:
                     self._ovms_units[vid] = units
+                    self.cursors[f"ovms:{vid}:units"] = units
                 parsed = ovms_parse.parse_status(payload, vid, previous,
                                                  self._ovms_units.get(vid, "K"))
             elif stream == "location":
@@ -303,23 +357,29 @@ class _Generator:
             else:
                 parsed = ovms_parse.parse_tpms(payload, vid, previous)
             previous.update(parsed.msgtimes)
+            for kind, stamp in parsed.msgtimes.items():
+                self.cursors[f"ovms:{vid}:msgtime:{stream}:{kind}"] = stamp
             yield from parsed.points
 
     def ovms_history(self) -> list[Point]:
         self.clock = float(self.end)
-        since = datetime.fromtimestamp(self.start - 1, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        since = _server_time(self.start - 1)    # the server's `since` is exclusive
+        end = _server_time(self.end)
         out: list[Point] = []
         for vid in self.ovms_vehicles:
             for row in self._ovms_get(f"/api/historical/{vid}"):
                 kind = row["h_recordtype"]
-                response = self.ovms.handle(_request(f"/api/historical/{vid}/{kind}", since=since,
-                                                     username=OVMS_USER, password=OVMS_PASSWORD))
-                rows = [r for r in orjson.loads(response.body) if r["h_timestamp"] < self._end_text()]
-                out.extend(ovms_parse.parse_history(rows, vid, kind, self._ovms_units.get(vid)).points)
+                rows = [r for r in self._ovms_get(f"/api/historical/{vid}/{kind}", since=since)
+                        if r["h_timestamp"] < end]
+                parsed = ovms_parse.parse_history(rows, vid, kind, self._ovms_units.get(vid))
+                if parsed.last_timestamp is not None:
+                    self.cursors[f"ovms:{vid}:history:{kind}"] = parsed.last_timestamp
+                out.extend(parsed.points)
         return out
 
-    def _end_text(self) -> str:
-        return datetime.fromtimestamp(self.end, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+def _server_time(t: int) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _seconds(when: datetime) -> int:
@@ -333,7 +393,9 @@ def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1
     """Fill `store` with the data every source would have delivered in [start, end).
 
     Returns the number of distinct points per measurement. Deterministic for a seed: the same
-    arguments give the same points (re-running upserts the same rows, changing nothing).
+    arguments give the same points (re-running upserts the same rows, changing nothing). The
+    sources' cursors are set as a collector's would be at `end`, so a collector started on
+    this store (as the demo does) carries on from there without refetching or leaving a gap.
     """
     t_start, t_end = _seconds(start), _seconds(end)
     if t_end <= t_start:
@@ -360,11 +422,12 @@ def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1
             t0 = t1
         sink.add(generator.evcc_sessions())
         sink.add(generator.ovms_history())
-        sink.flush()
+        sink.flush(generator.cursors)
     finally:
         if bar is not None:
             bar.close()
     return dict(sorted(sink.counts.items()))
 
 
-__all__ = ["CAR_VEHICLE", "EVCC_SITE", "GOE_SERIAL", "CarSession", "car_sessions", "generate_history"]
+__all__ = ["CAR_VEHICLE", "EVCC_SITE", "GOE_SERIAL", "CarCharger", "CarSession", "Simulators",
+           "build_simulators", "car_sessions", "generate_history"]
