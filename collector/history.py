@@ -138,7 +138,8 @@ class _CarEvcc(EvccSim):
     Sessions are computed once up to `until` (the simulator recomputes them on every call).
     """
 
-    def __init__(self, ovms: OvmsSim, sessions: list[CarSession], until: float, **kwargs: Any) -> None:
+    def __init__(self, ovms: OvmsSim, sessions: list[CarSession], until: float,
+                 installed: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         base = DEFAULT_LOADPOINTS[0]
         self.loadpoints = (LoadpointSpec(base.title, base.vehicle_name, base.vehicle_title,
@@ -154,6 +155,9 @@ class _CarEvcc(EvccSim):
         self._all = [EvccSession(n + 1, lp, created, finished, charge, power)
                      for n, (created, lp, finished, charge, power) in enumerate(raw)]
         self._created = [s.created for s in self._all]
+        # Sessions before `installed` are not served (ids still count from the anchor), as if
+        # this evcc's database began then: a first sync is not years of sessions.
+        self._first = bisect.bisect_left(self._created, installed) if installed is not None else 0
         self._by_lp = {lp: [s for s in self._all if s.lp == lp] for lp in (0, 1)}
         self._by_lp_created = {lp: [s.created for s in rows] for lp, rows in self._by_lp.items()}
         for session in self._by_lp[0]:
@@ -164,7 +168,7 @@ class _CarEvcc(EvccSim):
                                  odometer=round(start["odometer_km"], 1))
 
     def sessions(self, now: float) -> list[EvccSession]:
-        return self._all[:bisect.bisect_right(self._created, now)]
+        return self._all[self._first:bisect.bisect_right(self._created, now)]
 
     def _active(self, lp: int, now: float) -> EvccSession | None:
         rows = self._by_lp.get(lp, [])
@@ -248,8 +252,9 @@ def build_simulators(seed: int = 1, start: float | None = None, until: float | N
                      history_days: float = 30.0) -> Simulators:
     """Simulators whose models agree; `clock` defaults to the wall clock (the live demo).
 
-    `start`..`until` is the time the car's sessions are laid out for (default: from the anchor
-    to a year from now; past `until` the charger repeats its last cycle).
+    The car's sessions are laid out from the anchor to `until` (default: a year from now; past
+    it the charger repeats its last cycle). The servers hold `history_days` of history (OVMS
+    at least 14, as its server keeps), and evcc's sessions from `start` (default: a week ago).
     """
     now = time.time()
     clock = clock or (lambda: time.time())
@@ -260,7 +265,8 @@ def build_simulators(seed: int = 1, start: float | None = None, until: float | N
     charger = CarCharger(sessions, seed)
     goe = GoeSimulator(chargers={GOE_SERIAL: charger}, token=GOE_TOKEN, clock=clock, epoch=0.0)
     evcc = _CarEvcc(ovms, sessions, until=until, seed=seed, clock=clock, start=float(first * DAY),
-                    tariffs=EVCC_TARIFFS)
+                    tariffs=EVCC_TARIFFS,
+                    installed=start if start is not None else now - 7 * DAY)
     evenergy = EvEnergySim(evses=EVENERGY_EVSES, seed=seed, clock=evenergy_clock or clock,
                            history_days=history_days)
     return Simulators(goe=goe, evcc=evcc, evenergy=evenergy, ovms=ovms)
@@ -272,7 +278,7 @@ class _Generator:
         self.clock = float(start)
         days = (end - start) / DAY + 2
         # ev.energy answers "what is visible now" for a range: now is the end of the history.
-        sims = build_simulators(seed, start=start, until=float(end), clock=lambda: self.clock,
+        sims = build_simulators(seed, start=float(start), until=float(end), clock=lambda: self.clock,
                                 evenergy_clock=lambda: float(end), history_days=days)
         self.charger = sims.goe.chargers[GOE_SERIAL]
         self.evcc, self.evenergy, self.ovms = sims.evcc, sims.evenergy, sims.ovms
