@@ -297,7 +297,8 @@ class LiveView:
 class DemoResult:
     config_path: Path
     store_path: Path
-    history: dict[str, int]
+    history: dict[str, int]           # points per measurement the generator produced
+    history_window: tuple[datetime, datetime] | None
     live_seconds: float
     simulators: Simulators
 
@@ -358,10 +359,13 @@ class Demo:
         print(f"data:   {config.store.path}" + (f" -> {target}" if collector.target else ""),
               file=self.out, flush=True)
         history: dict[str, int] = {}
+        window = None
         stop = asyncio.Event()
         try:
             if self.args.history > 0:
-                history = self._history(collector)
+                end = datetime.now(timezone.utc).replace(microsecond=0)
+                window = (end - timedelta(seconds=self.args.history), end)
+                history = self._history(collector, *window)
                 if collector.forwarder is not None:
                     await self._ship_backlog(collector)
             _install_stop(stop)
@@ -383,11 +387,9 @@ class Demo:
         except BaseException:
             stop.set()
             raise
-        return DemoResult(config_path, config.store.path, history, live, self.simulators)
+        return DemoResult(config_path, config.store.path, history, window, live, self.simulators)
 
-    def _history(self, collector: Any) -> dict[str, int]:
-        end = datetime.now(timezone.utc).replace(microsecond=0)
-        start = end - timedelta(seconds=self.args.history)
+    def _history(self, collector: Any, start: datetime, end: datetime) -> dict[str, int]:
         print(f"history: generating {self.args.history / 86400:.4g} days "
               f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, seed {self.args.seed})",
               file=self.out, flush=True)
