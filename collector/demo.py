@@ -301,6 +301,7 @@ class DemoResult:
     history_window: tuple[datetime, datetime] | None
     live_seconds: float
     simulators: Simulators
+    influx: str | None = None          # the InfluxDB target's description, if any
 
 
 class Demo:
@@ -383,11 +384,11 @@ class Demo:
                 stop.set()
                 await asyncio.gather(*tasks, return_exceptions=True)
             live = time.monotonic() - began
-            await view.draw()
         except BaseException:
             stop.set()
             raise
-        return DemoResult(config_path, config.store.path, history, window, live, self.simulators)
+        return DemoResult(config_path, config.store.path, history, window, live, self.simulators,
+                          target if collector.target else None)
 
     def _history(self, collector: Any, start: datetime, end: datetime) -> dict[str, int]:
         print(f"history: generating {self.args.history / 86400:.4g} days "
@@ -449,11 +450,16 @@ def summary(result: DemoResult) -> list[str]:
     store = Store(result.store_path)
     try:
         counts = store.counts()
+        pending = store.pending_count() if result.influx else 0
     finally:
         store.close()
     lines = [f"demo stopped after {result.live_seconds:.0f} s live; points per measurement in "
              f"{result.store_path}:"]
     lines += [f"  {name:<20} {count:>10,}" for name, count in counts.items()]
+    if result.influx:
+        lines.append(f"all shipped to {result.influx}" if not pending else
+                     f"{pending:,} points not yet shipped to {result.influx}: they stay in the "
+                     "store and ship when a collector runs on this config again")
     lines.append(f"the configuration it ran on: {result.config_path}")
     return lines
 
