@@ -81,3 +81,16 @@ def test_relative_store_path_is_relative_to_the_config_file(tmp_path):
 @pytest.mark.parametrize("text,seconds", [(10, 10.0), ("500ms", 0.5), ("5m", 300.0), ("7d", 604800.0)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_readme_source_examples_are_valid(monkeypatch, tmp_path):
+    import re
+    from pathlib import Path
+    for env in ("GOE_TOKEN", "EVENERGY_CLIENT_SECRET", "OVMS_PASSWORD"):
+        monkeypatch.setenv(env, "secret")
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks
+    for block in blocks:
+        config = load_config(write(tmp_path, block))
+        assert all(getattr(config.sources, name) for name in ("goe", "evcc", "evenergy", "ovms"))
