@@ -208,3 +208,40 @@ def test_demo_history_then_live_into_influxdb_v1(tmp_path, influxdb, influx_db):
     for measurement, count in counts.items():
         rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
         assert len(rows) == count, measurement
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
+    """SIGINT (Ctrl-C) while live: polls finish, the summary is printed, exit status 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector.cli", "demo", "--workdir", str(tmp_path / "demo"),
+         "--refresh", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "| points" in line:      # the live view is up: the collector is polling
+                break
+        assert any("| points" in line for line in lines), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "demo stopped after" in rest and "Traceback" not in rest
+    store = Store(tmp_path / "demo" / "ev-collector.db")
+    try:
+        assert store.counts()
+    finally:
+        store.close()
