@@ -245,3 +245,58 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
         assert store.counts()
     finally:
         store.close()
+
+
+class InfluxV2Shim:
+    """InfluxDB 2.x's write API in front of the test's influxd 1.x: bucket -> database.
+
+    Checks the token as InfluxDB 2 does; the body (gzip or not) passes through unchanged.
+    """
+
+    def __init__(self, influx_url: str, token: str) -> None:
+        self.influx_url = influx_url
+        self.token = token
+        self.writes = 0
+
+    def handle(self, request):
+        import gzip
+
+        import httpx
+
+        from collector.sim.base import SimResponse
+
+        if request.path != "/api/v2/write":
+            return SimResponse.json({"code": "not found"}, 404)
+        if request.headers.get("Authorization") != f"Token {self.token}":
+            return SimResponse.json({"code": "unauthorized", "message": "unauthorized access"}, 401)
+        body = gzip.decompress(request.body) if request.body[:2] == b"\x1f\x8b" else request.body
+        answer = httpx.post(f"{self.influx_url}/write", content=body, timeout=30,
+                            params={"db": request.query["bucket"],
+                                    "precision": request.query.get("precision", "ns")})
+        self.writes += 1
+        return SimResponse(answer.status_code, answer.content,
+                           {"Content-Type": answer.headers.get("content-type", "text/plain")})
+
+
+@pytest.mark.slow
+def test_the_entrypoints_v2_demo_ships_history_and_live_data(tmp_path, monkeypatch, influxdb, influx_db):
+    from collector.sim.base import SimServer
+
+    monkeypatch.setenv("INFLUX_TOKEN", "compose-token")
+    shim = InfluxV2Shim(influxdb.url, "compose-token")
+    with SimServer(shim) as server:
+        argv = entrypoint_demo_argv({"INFLUX_URL": server.url, "INFLUX_ORG": "home",
+                                     "INFLUX_BUCKET": influx_db, "DEMO_HISTORY": "6h"})
+        args = build_parser().parse_args(
+            [*argv, "--workdir", str(tmp_path / "demo"), "--duration", "4", "--refresh", "1"])
+        result = Demo(args, io.StringIO()).run()
+    assert shim.writes >= 1
+    store = Store(result.store_path)
+    try:
+        counts, pending = store.counts(), store.pending_count()
+    finally:
+        store.close()
+    assert pending == 0
+    for measurement in ("goe_status", "evcc_site", "ovms_charge"):
+        rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
+        assert len(rows) == counts[measurement] >= result.history[measurement], measurement
