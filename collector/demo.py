@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from collector.config import ConfigError, load_config, parse_duration
 from collector.health import COLLECTOR
-from collector.history import (CAR_VEHICLE, EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
+from collector.history import (EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
                                OVMS_PASSWORD, OVMS_USER, Simulators, build_simulators,
                                generate_history)
 from collector.sim.base import SimServer
