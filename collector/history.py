@@ -14,7 +14,10 @@ charge. evcc's second loadpoint (a heat pump), the second OVMS vehicle and the e
 (another charger, with its own smart-charging schedule) follow their simulators' own models.
 
 Deterministic for a seed. Polls are simulated only where the answer can change: a poll that
-would return the same message again produces no point in the real collector either.
+would return the same message again produces no point in the real collector either. Points
+carry the time their source gives, so OVMS points of the first poll may predate `start` by up
+to ten minutes (the car's last message), and tariff forecasts reach past `end`. The sources'
+cursors are left as a collector's would be at `end`.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ OVMS_USER, OVMS_PASSWORD = "demo", "demo-password"
 OVMS_INTERVAL = 60                   # the OVMS source's default interval
 EVENERGY_EVSES = 1
 
-BATCH_POINTS = 100_000               # points per Store.append transaction
+BATCH_POINTS = 50_000                # points per Store.append transaction (bounds memory)
 CHARGE_W = CHARGE_KW * 1000.0
 _CAR_AMPS = 31                       # what a 7.2 kW single-phase on-board charger draws at 230 V
 NS = 1_000_000_000
