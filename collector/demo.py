@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from collector.config import ConfigError, load_config, parse_duration
 from collector.health import COLLECTOR
@@ -362,6 +364,7 @@ class Demo:
         history: dict[str, int] = {}
         window = None
         stop = asyncio.Event()
+        running = False
         try:
             if self.args.history > 0:
                 end = datetime.now(timezone.utc).replace(microsecond=0)
@@ -378,6 +381,7 @@ class Demo:
             if self.args.duration > 0:
                 tasks.append(asyncio.create_task(_stop_after(stop, self.args.duration),
                                                  name="demo-duration"))
+            running = True
             try:
                 await collector.run(stop)   # closes the collector when it returns
             finally:
@@ -386,6 +390,8 @@ class Demo:
             live = time.monotonic() - began
         except BaseException:
             stop.set()
+            if not running:
+                collector.close()
             raise
         return DemoResult(config_path, config.store.path, history, window, live, self.simulators,
                           target if collector.target else None)
@@ -395,8 +401,9 @@ class Demo:
               f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, seed {self.args.seed})",
               file=self.out, flush=True)
         began = time.monotonic()
-        counts = generate_history(collector.store, start, end, seed=self.args.seed,
-                                  progress=sys.stderr.isatty())
+        with _stop_raises():
+            counts = generate_history(collector.store, start, end, seed=self.args.seed,
+                                      progress=sys.stderr.isatty())
         print(f"history: {sum(counts.values()):,} points in {time.monotonic() - began:.1f} s",
               file=self.out, flush=True)
         return counts
@@ -426,6 +433,28 @@ class Demo:
                 bar.close()
         print(f"history: shipped {shipped:,} points in {time.monotonic() - began:.1f} s",
               file=self.out, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_raises() -> Iterator[None]:
+    """SIGINT and SIGTERM interrupt the (blocking) history generation with KeyboardInterrupt.
+
+    Also when the process started with SIGINT ignored (a background job, some containers).
+    Batches committed so far stay; the cursors are only set at the end, so a later collector
+    simply fetches what the sources still hold.
+    """
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -469,7 +498,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.log_level is None:
         # The live view is the output; the collector's info lines would scroll it away.
         logging.getLogger().setLevel(logging.WARNING)
-    result = Demo(args, out).run()
+    try:
+        result = Demo(args, out).run()
+    except KeyboardInterrupt:
+        print("demo: interrupted before going live; the history generated so far is in the store",
+              file=sys.stderr)
+        return 130
     for line in summary(result):
         print(line, file=out)
     return 0

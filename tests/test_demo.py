@@ -300,3 +300,30 @@ def test_the_entrypoints_v2_demo_ships_history_and_live_data(tmp_path, monkeypat
     for measurement in ("goe_status", "evcc_site", "ovms_charge"):
         rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
         assert len(rows) == counts[measurement] >= result.history[measurement], measurement
+
+
+@pytest.mark.slow
+def test_sigterm_during_history_stops_the_demo_with_a_message(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector.cli", "demo", "--workdir", str(tmp_path / "demo"),
+         "--history", "30d"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "history: generating" not in proc.stdout.readline():
+            pass
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest
+    assert "interrupted before going live" in rest and "Traceback" not in rest
