@@ -317,7 +317,7 @@ class Demo:
         now = time.time()
         # The simulated servers hold the history asked for (at least a week of evcc sessions).
         self.simulators = build_simulators(args.seed, start=now - max(args.history, 7 * 86400.0),
-                                           history_days=max(args.history / 86400, 1.0))
+                                           history_days=max(args.history / 86400, 7.0))
         self.servers: list[SimServer] = []
 
     def start_simulators(self) -> Endpoints:
