@@ -370,9 +370,9 @@ class Demo:
                 end = datetime.now(timezone.utc).replace(microsecond=0)
                 window = (end - timedelta(seconds=self.args.history), end)
                 history = self._history(collector, *window)
-                if collector.forwarder is not None:
-                    await self._ship_backlog(collector)
             _install_stop(stop)
+            if history and collector.forwarder is not None:
+                await self._ship_backlog(collector, stop)
             tty = self.out.isatty()
             refresh = self.args.refresh or (1.0 if tty else 5.0)
             view = LiveView(collector, self.out, refresh, tty, target, sum(history.values()))
@@ -408,8 +408,12 @@ class Demo:
               file=self.out, flush=True)
         return counts
 
-    async def _ship_backlog(self, collector: Any) -> None:
-        """Ship the history to InfluxDB before going live, so the dashboards have it at once."""
+    async def _ship_backlog(self, collector: Any, stop: asyncio.Event) -> None:
+        """Ship the history to InfluxDB before going live, so the dashboards have it at once.
+
+        A stop now skips the live phase; the collector still starts and stops, which flushes
+        what it can and leaves the rest in the store for the next run.
+        """
         pending = await asyncio.to_thread(collector.store.pending_count)
         print(f"history: shipping {pending:,} points to {collector.target.description}",
               file=self.out, flush=True)
@@ -419,7 +423,7 @@ class Demo:
             bar = tqdm(total=pending, unit="pt", desc="shipping", unit_scale=True)
         began, shipped = time.monotonic(), 0
         try:
-            while True:
+            while not stop.is_set():
                 count = await collector.forwarder.ship_once()
                 if count == 0:
                     break
