@@ -361,6 +361,13 @@ class Store:
             return [r[0] for r in self._db.execute(
                 "SELECT DISTINCT measurement FROM series ORDER BY measurement")]
 
+    def counts(self) -> dict[str, int]:
+        """Points per measurement (dead letters left out), for summaries and tests."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT s.measurement, count(*) FROM points p JOIN series s ON s.id = p.series_id "
+                "WHERE p.state != 2 GROUP BY s.measurement ORDER BY s.measurement").fetchall())
+
     def query(self, measurement: str, start_ns: int | None = None, end_ns: int | None = None,
               tags: Mapping[str, str] | None = None, chunk: int = 50_000) -> Iterator[list[StoredPoint]]:
         """Points of one measurement in time order, in chunks, for export and reports."""

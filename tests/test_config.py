@@ -18,6 +18,25 @@ def test_example_config_is_valid(monkeypatch):
     assert config.store.synchronous == "full"
 
 
+def test_example_config_with_every_commented_section_enabled_is_valid(monkeypatch, tmp_path):
+    """The commented [influxdb] and [sources.*] examples, uncommented, form a valid config."""
+    import re
+    from pathlib import Path
+    monkeypatch.setenv("INFLUX_TOKEN", "t0ken")
+    for env in ("GOE_TOKEN", "EVENERGY_CLIENT_SECRET", "OVMS_PASSWORD", "EVCC_PASSWORD"):
+        monkeypatch.setenv(env, "secret")
+    text = (Path(__file__).parent.parent / "config.example.toml").read_text()
+    setting = re.compile(r"^# ((\[\[?[a-z.]+\]\]?)|([a-z_]+ = .*))$")
+    enabled = "\n".join(setting.sub(r"\1", line) for line in text.splitlines())
+    path = write(tmp_path, enabled)
+    config = load_config(path)
+    assert config.influxdb.bucket == "ev"
+    assert [c.api for c in config.sources.goe.chargers] == ["cloud", "local"]
+    assert config.sources.evcc.url == "http://evcc.local:7070"
+    assert config.sources.evenergy.client_secret.reveal() == "secret"
+    assert config.sources.ovms.vehicles == ["MYCAR"]
+
+
 def test_unknown_key_is_named_with_file_and_path(tmp_path):
     path = write(tmp_path, "[store]\npaht = 'x.db'\n")
     with pytest.raises(ConfigError) as err:
@@ -62,3 +81,16 @@ def test_relative_store_path_is_relative_to_the_config_file(tmp_path):
 @pytest.mark.parametrize("text,seconds", [(10, 10.0), ("500ms", 0.5), ("5m", 300.0), ("7d", 604800.0)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_readme_source_examples_are_valid(monkeypatch, tmp_path):
+    import re
+    from pathlib import Path
+    for env in ("GOE_TOKEN", "EVENERGY_CLIENT_SECRET", "OVMS_PASSWORD"):
+        monkeypatch.setenv(env, "secret")
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks
+    for block in blocks:
+        config = load_config(write(tmp_path, block))
+        assert all(getattr(config.sources, name) for name in ("goe", "evcc", "evenergy", "ovms"))

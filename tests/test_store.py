@@ -123,3 +123,13 @@ def test_lines_built_at_append_equal_lines_built_later_from_json(tmp_path):
     assert eager.next_batch(1)[0].line == lazy.next_batch(1)[0].line == to_line(tricky[0])
     eager.close()
     lazy.close()
+
+
+def test_counts_are_points_per_measurement_without_dead_letters(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.append([Point("a", {"x": "1"}, {"v": 1.0}, 1), Point("a", {"x": "2"}, {"v": 1.0}, 1),
+                  Point("b", {}, {"v": 1.0}, 1)])
+    assert store.counts() == {"a": 2, "b": 1}
+    store.dead_letter(store.next_batch(1)[0], "refused")
+    assert store.counts() == {"a": 1, "b": 1}
+    store.close()

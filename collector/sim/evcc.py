@@ -38,13 +38,19 @@ TARIFF_TYPES = ("grid", "feedin", "co2", "planner", "solar")
 DAY = 86400.0
 
 
+_ROUNDED = frozenset({float, dict, list})
+
+
 def _round_floats(value: Any) -> Any:
-    if isinstance(value, float):
+    # Exact types, and no call for values that pass unchanged: the history generator builds
+    # hundreds of thousands of states through here.
+    kind = type(value)
+    if kind is float:
         return round(value, 3) + 0.0 if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _round_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_round_floats(v) for v in value]
+    if kind is dict:
+        return {k: _round_floats(v) if type(v) in _ROUNDED else v for k, v in value.items()}
+    if kind is list:
+        return [_round_floats(v) if type(v) in _ROUNDED else v for v in value]
     return value
 
 

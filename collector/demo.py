@@ -1,0 +1,517 @@
+"""`ev-collector demo`: the whole product against built-in simulators, with no hardware.
+
+It starts the simulators of all four sources on loopback ports (linked through one car, see
+`collector.history`), writes the configuration it uses into the work directory (so it can be
+copied), optionally generates history first, and runs the real `Collector` on that
+configuration: the embedded store by default, or InfluxDB with the `--influx-*` options. A
+compact live view shows polls, points, backlog, errors and quota left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from collector.config import ConfigError, load_config, parse_duration
+from collector.health import COLLECTOR
+from collector.history import (EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
+                               OVMS_PASSWORD, OVMS_USER, Simulators, build_simulators,
+                               generate_history)
+from collector.sim.base import SimServer
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("goe", "evcc", "evenergy", "ovms")
+CONFIG_NAME = "config.toml"
+STORE_NAME = "ev-collector.db"
+_ERROR_COUNTERS = ("errors_transient", "errors_config", "errors_payload", "errors_rate_limited")
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return seconds
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="run the collector against built-in simulators of all four sources",
+        description="Start simulators of a go-eCharger, evcc, ev.energy and OVMS on loopback "
+                    "ports, write the configuration used into --workdir, and run the real "
+                    "collector against them until Ctrl-C or --duration. With --history, first "
+                    "generate that much consistent history. Data goes to the embedded store "
+                    "in --workdir, or to InfluxDB with --influx-url.")
+    parser.add_argument("--workdir", type=Path, default=Path("ev-collector-demo"),
+                        help="where the config and the store are written (default: %(default)s)")
+    parser.add_argument("--duration", type=_duration_arg, default=0.0, metavar="TIME",
+                        help="stop live collection after this long, e.g. 60, 90s, 5m "
+                             "(default 0: until Ctrl-C)")
+    parser.add_argument("--history", type=_duration_arg, default=0.0, metavar="TIME",
+                        help="first generate this much history up to now, e.g. 7d, 30d")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the simulated world; the same seed gives the same data")
+    parser.add_argument("--refresh", type=_duration_arg, default=None, metavar="TIME",
+                        help="live view refresh (default: 1 s on a terminal, 5 s otherwise)")
+    influx = parser.add_argument_group(
+        "InfluxDB (optional)", "Ship to InfluxDB instead of keeping the data in the embedded "
+                               "store. The v2 token is read from the environment variable "
+                               "INFLUX_TOKEN, a v1 password from INFLUX_PASSWORD.")
+    influx.add_argument("--influx-url", help="e.g. http://localhost:8086")
+    influx.add_argument("--influx-api", choices=("v1", "v2"),
+                        help="v2: InfluxDB 2.x/3.x/Cloud (org, bucket, token); v1: InfluxDB 1.x "
+                             "(database). Default: v1 if --influx-database is given, else v2")
+    influx.add_argument("--influx-org", help="v2 organisation")
+    influx.add_argument("--influx-bucket", help="v2 bucket")
+    influx.add_argument("--influx-database", help="v1 database")
+    influx.add_argument("--influx-username", help="v1 user (password from INFLUX_PASSWORD)")
+    parser.set_defaults(handler=run)
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    goe: str
+    evcc: str
+    evenergy: str
+    ovms: str
+
+
+def _q(text: str) -> str:
+    """A TOML basic string (JSON's escapes are valid TOML for the text we write)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def influx_section(args: argparse.Namespace) -> str:
+    """The [influxdb] section the options ask for, or "" without --influx-url.
+
+    Raises ConfigError naming the missing option; secrets stay in the environment and the
+    config refers to them, so the written file never holds them.
+    """
+    if not args.influx_url:
+        named = [o for o in ("influx_api", "influx_org", "influx_bucket", "influx_database",
+                             "influx_username") if getattr(args, o)]
+        if named:
+            raise ConfigError(f"demo: --{named[0].replace('_', '-')} needs --influx-url")
+        return ""
+    api = args.influx_api or ("v1" if args.influx_database else "v2")
+    lines = ["[influxdb]", f"api = {_q(api)}", f"url = {_q(args.influx_url)}"]
+    if api == "v2":
+        missing = [o for o in ("influx_org", "influx_bucket") if not getattr(args, o)]
+        if missing:
+            raise ConfigError(f"demo: InfluxDB v2 needs --{missing[0].replace('_', '-')}")
+        if not os.environ.get("INFLUX_TOKEN"):
+            raise ConfigError("demo: InfluxDB v2 needs its API token in the environment "
+                              "variable INFLUX_TOKEN")
+        lines += [f"org = {_q(args.influx_org)}", f"bucket = {_q(args.influx_bucket)}",
+                  'token = { env = "INFLUX_TOKEN" }']
+    else:
+        if not args.influx_database:
+            raise ConfigError("demo: InfluxDB v1 needs --influx-database")
+        lines.append(f"database = {_q(args.influx_database)}")
+        if args.influx_username:
+            if not os.environ.get("INFLUX_PASSWORD"):
+                raise ConfigError("demo: --influx-username needs the password in the environment "
+                                  "variable INFLUX_PASSWORD")
+            lines += [f"username = {_q(args.influx_username)}",
+                      'password = { env = "INFLUX_PASSWORD" }']
+    return "\n".join(lines) + "\n"
+
+
+def demo_config(endpoints: Endpoints, evse_ids: list[str], influx: str = "") -> str:
+    """The TOML the demo runs on: the simulators' addresses and their demo credentials."""
+    written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    storage = influx or ("# No [influxdb] section: the store below is the database.\n"
+                         "# [influxdb]\n# api = \"v2\"\n# url = \"http://localhost:8086\"\n"
+                         "# org = \"home\"\n# bucket = \"ev\"\n# token = { env = \"INFLUX_TOKEN\" }\n")
+    return f"""\
+# Written by `ev-collector demo` ({written}).
+# The collector ran on exactly this file. The URLs point at the demo's simulators, which listen
+# on these loopback ports only while the demo runs. Every credential below is a DEMO VALUE that
+# the simulators accept, not a secret. To collect from your own devices, copy the sections you
+# need, change the addresses and ids, and take secrets from the environment or a file:
+#   token = {{ env = "GOE_TOKEN" }}   or   token = {{ file = "/run/secrets/goe" }}
+# Every key is documented in docs/configuration.md and each source's README.
+
+[collector]
+log_level = "info"
+health_interval = "10s"
+
+[store]
+path = {_q(STORE_NAME)}    # relative to this file
+
+{storage}
+[sources.goe]
+interval = "5s"
+cloud_url = {_q(endpoints.goe + "/{serial}")}   # the real cloud: https://{{serial}}.api.v3.go-e.io
+
+[[sources.goe.chargers]]
+serial = {_q(GOE_SERIAL)}
+api = "cloud"
+token = {_q(GOE_TOKEN)}   # DEMO VALUE: the simulator's Cloud API key
+
+[sources.evcc]
+name = {_q(EVCC_SITE)}
+url = {_q(endpoints.evcc)}
+state_interval = "10s"
+sessions_interval = "1m"
+tariffs = {json.dumps(list(EVCC_TARIFFS))}
+tariff_interval = "15m"
+
+[sources.evenergy]
+client_id = "demo-client"
+client_secret = "demo-secret"   # DEMO VALUE: the simulator's OAuth client secret
+user = "user01HSIMULATEDUSER0000000000"
+base_url = {_q(endpoints.evenergy + "/v2")}
+evses = {json.dumps(evse_ids)}
+status_interval = "1m"
+command_interval = "1m"
+backfill = "2d"
+
+[sources.ovms]
+url = {_q(endpoints.ovms)}
+username = {_q(OVMS_USER)}
+password = {_q(OVMS_PASSWORD)}   # DEMO VALUE: the simulator's account password
+interval = "10s"
+history_interval = "1m"
+"""
+
+
+# -- the live view ---------------------------------------------------------------------------
+
+
+@dataclass
+class ViewState:
+    started: float
+    history_points: int = 0
+    lines_drawn: int = 0
+    last_shown_error: dict[str, str] = field(default_factory=dict)
+
+
+def snapshot(collector: Any, backlog: int | None) -> dict[str, Any]:
+    """What the view shows, read from the collector's health counters and limits."""
+    health = collector.health
+    sources = {}
+    for name in SOURCES:
+        sources[name] = {
+            "polls": health.get(name, "polls"),
+            "failed": health.get(name, "polls_failed"),
+            "points": health.get(name, "points"),
+            "errors": sum(health.get(name, counter) for counter in _ERROR_COUNTERS),
+            "last_error": health.last_error.get(name, ""),
+        }
+    quotas = {key.split(":", 1)[0]: budget.remaining()
+              for key, budget in collector.limits.quotas().items()}
+    return {"sources": sources, "quota": quotas, "backlog": backlog,
+            "shipped": health.get(COLLECTOR, "shipped"),
+            "ship_failures": health.get(COLLECTOR, "ship_failures")}
+
+
+def render_line(snap: dict[str, Any], elapsed: float) -> str:
+    """One plain line, for logs and pipes."""
+    sources = snap["sources"]
+    polls = " ".join(f"{name} {s['polls']}" for name, s in sources.items())
+    points = sum(s["points"] for s in sources.values())
+    errors = sum(s["errors"] for s in sources.values()) + snap["ship_failures"]
+    parts = [f"[{elapsed:5.0f}s] polls {polls}", f"points {points}"]
+    parts.append("backlog -" if snap["backlog"] is None else f"backlog {snap['backlog']}")
+    parts.append(f"errors {errors}")
+    parts += [f"quota {name} {left}" for name, left in sorted(snap["quota"].items())]
+    return " | ".join(parts)
+
+
+def render_table(snap: dict[str, Any], elapsed: float, state: ViewState, target: str) -> list[str]:
+    """The terminal view: one row per source, then the pipeline."""
+    lines = [f"ev-collector demo: {elapsed:.0f} s live, {state.history_points:,} history points, "
+             f"{target}   (Ctrl-C stops)",
+             f"{'source':<10} {'polls':>6} {'failed':>6} {'points':>8} {'errors':>6} {'quota left':>10}"]
+    for name, s in snap["sources"].items():
+        quota = snap["quota"].get(name)
+        lines.append(f"{name:<10} {s['polls']:>6} {s['failed']:>6} {s['points']:>8} {s['errors']:>6} "
+                     f"{'-' if quota is None else quota:>10}")
+    if snap["backlog"] is None:
+        lines.append("embedded store: nothing to ship")
+    else:
+        lines.append(f"backlog {snap['backlog']:,}   shipped {snap['shipped']:,}   "
+                     f"InfluxDB write failures {snap['ship_failures']}")
+    errors = [f"{name}: {s['last_error']}" for name, s in snap["sources"].items() if s["last_error"]]
+    lines.append(("last error " + errors[-1])[:160] if errors else "no errors")
+    return lines
+
+
+class LiveView:
+    def __init__(self, collector: Any, out: TextIO, refresh: float, tty: bool, target: str,
+                 history_points: int) -> None:
+        self.collector = collector
+        self.out = out
+        self.refresh = refresh
+        self.tty = tty
+        self.target = target
+        self.state = ViewState(started=time.monotonic(), history_points=history_points)
+
+    async def _backlog(self) -> int | None:
+        if self.collector.target is None:
+            return None
+        return await asyncio.to_thread(self.collector.store.pending_count)
+
+    async def draw(self) -> None:
+        elapsed = time.monotonic() - self.state.started
+        snap = snapshot(self.collector, await self._backlog())
+        if self.tty:
+            lines = render_table(snap, elapsed, self.state, self.target)
+            if self.state.lines_drawn:
+                self.out.write(f"\x1b[{self.state.lines_drawn}F")   # back to the view's first line
+            self.out.write("".join(f"{line}\x1b[K\n" for line in lines) + "\x1b[J")
+            self.state.lines_drawn = len(lines)
+        else:
+            self.out.write(render_line(snap, elapsed) + "\n")
+        self.out.flush()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.refresh)
+            except asyncio.TimeoutError:
+                await self.draw()
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoResult:
+    config_path: Path
+    store_path: Path
+    history: dict[str, int]           # points per measurement the generator produced
+    history_window: tuple[datetime, datetime] | None
+    live_seconds: float
+    simulators: Simulators
+    influx: str | None = None          # the InfluxDB target's description, if any
+
+
+class Demo:
+    """Simulators, config and collector for one demo run; `run()` returns when it stopped."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO | None = None) -> None:
+        self.args = args
+        self.out = out or sys.stdout
+        self.workdir: Path = args.workdir.expanduser().resolve()
+        self.influx = influx_section(args)   # validate the options before starting anything
+        now = time.time()
+        # The simulated servers hold the history asked for (at least a week of evcc sessions).
+        self.simulators = build_simulators(args.seed, start=now - max(args.history, 7 * 86400.0),
+                                           history_days=max(args.history / 86400, 7.0))
+        self.servers: list[SimServer] = []
+
+    def start_simulators(self) -> Endpoints:
+        sims = self.simulators
+        for sim in (sims.goe, sims.evcc, sims.evenergy, sims.ovms):
+            self.servers.append(SimServer(sim).start())
+        goe, evcc, evenergy, ovms = (server.url for server in self.servers)
+        return Endpoints(goe=goe, evcc=evcc, evenergy=evenergy, ovms=ovms)
+
+    def stop_simulators(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.servers = []
+
+    def write_config(self, endpoints: Endpoints) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / CONFIG_NAME
+        evses = [evse.id for evse in self.simulators.evenergy.evses]
+        text = demo_config(endpoints, evses, self.influx)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def run(self) -> DemoResult:
+        endpoints = self.start_simulators()
+        try:
+            config_path = self.write_config(endpoints)
+            return asyncio.run(self._run(config_path))
+        finally:
+            self.stop_simulators()
+
+    async def _run(self, config_path: Path) -> DemoResult:
+        from collector.app import Collector
+
+        config = load_config(config_path)
+        collector = Collector(config)
+        target = collector.target.description if collector.target else "embedded store"
+        print(f"simulators: go-e {self.servers[0].url}, evcc {self.servers[1].url}, ev.energy "
+              f"{self.servers[2].url}, OVMS {self.servers[3].url}", file=self.out)
+        print(f"config: {config_path} (copy it; the credentials in it are demo values)", file=self.out)
+        print(f"data:   {config.store.path}" + (f" -> {target}" if collector.target else ""),
+              file=self.out, flush=True)
+        history: dict[str, int] = {}
+        window = None
+        stop = asyncio.Event()
+        running = False
+        try:
+            if self.args.history > 0:
+                end = datetime.now(timezone.utc).replace(microsecond=0)
+                window = (end - timedelta(seconds=self.args.history), end)
+                history = self._history(collector, *window)
+            _install_stop(stop)
+            if history and collector.forwarder is not None:
+                await self._ship_backlog(collector, stop)
+            tty = self.out.isatty()
+            refresh = self.args.refresh or (1.0 if tty else 5.0)
+            view = LiveView(collector, self.out, refresh, tty, target, sum(history.values()))
+            began = time.monotonic()
+            tasks = [asyncio.create_task(view.run(stop), name="demo-view")]
+            if self.args.duration > 0:
+                tasks.append(asyncio.create_task(_stop_after(stop, self.args.duration),
+                                                 name="demo-duration"))
+            running = True
+            try:
+                await collector.run(stop)   # closes the collector when it returns
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            live = time.monotonic() - began
+        except BaseException:
+            stop.set()
+            if not running:
+                collector.close()
+            raise
+        return DemoResult(config_path, config.store.path, history, window, live, self.simulators,
+                          target if collector.target else None)
+
+    def _history(self, collector: Any, start: datetime, end: datetime) -> dict[str, int]:
+        print(f"history: generating {self.args.history / 86400:.4g} days "
+              f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, seed {self.args.seed})",
+              file=self.out, flush=True)
+        began = time.monotonic()
+        with _stop_raises():
+            counts = generate_history(collector.store, start, end, seed=self.args.seed,
+                                      progress=sys.stderr.isatty())
+        print(f"history: {sum(counts.values()):,} points in {time.monotonic() - began:.1f} s",
+              file=self.out, flush=True)
+        return counts
+
+    async def _ship_backlog(self, collector: Any, stop: asyncio.Event) -> None:
+        """Ship the history to InfluxDB before going live, so the dashboards have it at once.
+
+        A stop now skips the live phase; the collector still starts and stops, which flushes
+        what it can and leaves the rest in the store for the next run.
+        """
+        pending = await asyncio.to_thread(collector.store.pending_count)
+        print(f"history: shipping {pending:,} points to {collector.target.description}",
+              file=self.out, flush=True)
+        bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            bar = tqdm(total=pending, unit="pt", desc="shipping", unit_scale=True)
+        began, shipped = time.monotonic(), 0
+        try:
+            while not stop.is_set():
+                count = await collector.forwarder.ship_once()
+                if count == 0:
+                    break
+                shipped += count
+                if bar is not None:
+                    bar.update(count)
+        except Exception as exc:   # the forwarder keeps trying while the demo runs
+            log.warning("shipping the history stopped: %s; the collector retries while it runs", exc)
+        finally:
+            if bar is not None:
+                bar.close()
+        print(f"history: shipped {shipped:,} points in {time.monotonic() - began:.1f} s",
+              file=self.out, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_raises() -> Iterator[None]:
+    """SIGINT and SIGTERM interrupt the (blocking) history generation with KeyboardInterrupt.
+
+    Also when the process started with SIGINT ignored (a background job, some containers).
+    Batches committed so far stay; the cursors are only set at the end, so a later collector
+    simply fetches what the sources still hold.
+    """
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):   # not the main thread, or Windows
+            pass
+
+
+async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        stop.set()
+
+
+def summary(result: DemoResult) -> list[str]:
+    from collector.store import Store
+
+    store = Store(result.store_path)
+    try:
+        counts = store.counts()
+        pending = store.pending_count() if result.influx else 0
+    finally:
+        store.close()
+    lines = [f"demo stopped after {result.live_seconds:.0f} s live; points per measurement in "
+             f"{result.store_path}:"]
+    lines += [f"  {name:<20} {count:>10,}" for name, count in counts.items()]
+    if result.influx:
+        lines.append(f"all shipped to {result.influx}" if not pending else
+                     f"{pending:,} points not yet shipped to {result.influx}: they stay in the "
+                     "store and ship when a collector runs on this config again")
+    lines.append(f"the configuration it ran on: {result.config_path}")
+    return lines
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    if args.log_level is None:
+        # The live view is the output; the collector's info lines would scroll it away.
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        result = Demo(args, out).run()
+    except KeyboardInterrupt:
+        print("demo: interrupted before going live; the history generated so far is in the store",
+              file=sys.stderr)
+        return 130
+    for line in summary(result):
+        print(line, file=out)
+    return 0
+
+
+__all__ = ["Demo", "DemoResult", "demo_config", "influx_section", "register", "render_line",
+           "run", "snapshot"]

@@ -1,0 +1,329 @@
+"""`ev-collector demo`: its options, the config it writes, and end-to-end runs.
+
+The end-to-end runs start the four simulators and the real collector in-process and compare
+what reached the store (and InfluxDB) with what the simulators served and the history
+generator produced, measurement by measurement.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from collector.cli import build_parser
+from collector.config import ConfigError, load_config
+from collector.demo import Demo, Endpoints, demo_config, influx_section, render_line, summary
+from collector.history import GOE_SERIAL
+from collector.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+NS = 1_000_000_000
+
+
+def demo_args(*argv: str):
+    return build_parser().parse_args(["demo", *argv])
+
+
+def entrypoint_demo_argv(env: dict[str, str]) -> list[str]:
+    """The `ev-collector demo ...` command of the container entrypoint, with `env` expanded."""
+    script = (ROOT / "deploy" / "collector-entrypoint.sh").read_text()
+    joined = script.replace("\\\n", " ")
+    line = next(l for l in joined.splitlines() if "ev-collector demo" in l)
+    command = line.split("exec", 1)[1]
+
+    def expand(match: re.Match) -> str:
+        name, default = match.group(1), match.group(3)
+        return env.get(name) or (default if default is not None else "")
+
+    command = re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, command)
+    argv = shlex.split(command)
+    assert argv[:2] == ["ev-collector", "demo"]
+    return argv[1:]
+
+
+def test_the_entrypoints_demo_flags_parse_into_a_valid_config(monkeypatch, tmp_path):
+    env = {"INFLUX_URL": "http://influxdb:8086", "INFLUX_ORG": "home", "INFLUX_BUCKET": "ev"}
+    args = build_parser().parse_args(entrypoint_demo_argv(env))
+    assert args.handler.__module__ == "collector.demo"
+    assert (args.history, args.duration) == (7 * 86400, 0)
+    assert (args.influx_api, args.influx_url, args.influx_org, args.influx_bucket) == \
+        ("v2", "http://influxdb:8086", "home", "ev")
+    monkeypatch.setenv("INFLUX_TOKEN", "compose-token")
+    section = influx_section(args)
+    endpoints = Endpoints(*(f"http://127.0.0.1:{port}" for port in (1, 2, 3, 4)))
+    path = tmp_path / "config.toml"
+    path.write_text(demo_config(endpoints, ["evse" + "A" * 26], section))
+    config = load_config(path)
+    assert config.influxdb.token.reveal() == "compose-token"
+    assert "compose-token" not in path.read_text()   # the config names the variable only
+    assert {"goe", "evcc", "evenergy", "ovms"} <= {
+        name for name in ("goe", "evcc", "evenergy", "ovms") if getattr(config.sources, name)}
+
+
+def test_demo_history_in_the_entrypoint_follows_demo_history(monkeypatch):
+    argv = entrypoint_demo_argv({"DEMO_HISTORY": "30d", "INFLUX_URL": "http://x:8086",
+                                 "INFLUX_ORG": "o", "INFLUX_BUCKET": "b"})
+    assert build_parser().parse_args(argv).history == 30 * 86400
+
+
+def test_the_written_config_is_valid_without_influxdb(tmp_path):
+    endpoints = Endpoints(*(f"http://127.0.0.1:{port}" for port in (1, 2, 3, 4)))
+    path = tmp_path / "config.toml"
+    path.write_text(demo_config(endpoints, ["evse" + "A" * 26]))
+    config = load_config(path)
+    assert config.influxdb is None
+    assert config.store.path == tmp_path / "ev-collector.db"
+    assert config.sources.goe.cloud_url == "http://127.0.0.1:1/{serial}"
+    assert "DEMO VALUE" in path.read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--influx-org", "o"], "--influx-org needs --influx-url"),
+    (["--influx-url", "http://x", "--influx-org", "o"], "needs --influx-bucket"),
+    (["--influx-url", "http://x", "--influx-org", "o", "--influx-bucket", "b"], "INFLUX_TOKEN"),
+    (["--influx-url", "http://x", "--influx-api", "v1"], "needs --influx-database"),
+    (["--influx-url", "http://x", "--influx-database", "d", "--influx-username", "u"],
+     "INFLUX_PASSWORD"),
+])
+def test_incomplete_influx_options_are_named(monkeypatch, argv, message):
+    monkeypatch.delenv("INFLUX_TOKEN", raising=False)
+    monkeypatch.delenv("INFLUX_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        influx_section(demo_args(*argv))
+
+
+def test_v1_options_give_a_database_section(monkeypatch):
+    monkeypatch.setenv("INFLUX_PASSWORD", "pw")
+    section = influx_section(demo_args("--influx-url", "http://x:8086", "--influx-database", "ev",
+                                       "--influx-username", "collector"))
+    assert 'api = "v1"' in section and 'database = "ev"' in section
+    assert 'password = { env = "INFLUX_PASSWORD" }' in section and "pw" not in section
+
+
+def test_bad_durations_are_refused(capsys):
+    for bad in ("soon", "-5"):
+        with pytest.raises(SystemExit):
+            demo_args("--duration", bad)
+    assert "--duration" in capsys.readouterr().err
+
+
+def test_the_plain_view_names_each_source_backlog_errors_and_quota():
+    snap = {"sources": {name: {"polls": 2, "failed": 0, "points": 5, "errors": 1, "last_error": ""}
+                        for name in ("goe", "evcc", "evenergy", "ovms")},
+            "quota": {"evenergy": 977}, "backlog": 12, "shipped": 3, "ship_failures": 0}
+    line = render_line(snap, 7.0)
+    assert "polls goe 2 evcc 2 evenergy 2 ovms 2" in line
+    assert "points 20" in line and "backlog 12" in line and "errors 4" in line
+    assert "quota evenergy 977" in line
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+
+def run_demo(tmp_path: Path, *argv: str):
+    out = io.StringIO()
+    result = Demo(demo_args("--workdir", str(tmp_path / "demo"), "--refresh", "1", *argv), out).run()
+    return result, out.getvalue()
+
+
+def live_expectations(result) -> dict[str, int]:
+    """Points the live phase must have added, from what the simulators served."""
+    sims = result.simulators
+    goe_seconds = {math.floor(t) for t in sims.goe.request_times.get(GOE_SERIAL, [])}
+    states = sum(1 for path, _ in sims.evcc.requests if path == "/api/state")
+    return {"goe_status": len(goe_seconds), "evcc_site": states, "evcc_loadpoint": 2 * states}
+
+
+def window_counts(store: Store, window) -> dict[str, int]:
+    start, end = (int(t.timestamp()) * NS for t in window)
+    # An OVMS point carries its message's time, up to 10 minutes before the poll.
+    early = {m: 3600 * NS if m.startswith("ovms_") else 0 for m in store.counts()}
+    return {m: sum(len(chunk) for chunk in store.query(m, start - early[m], end)) for m in early}
+
+
+def check_history_and_live(result) -> dict[str, int]:
+    """History counts in the window, live additions after it; returns the store's counts."""
+    store = Store(result.store_path)
+    try:
+        total, in_window = store.counts(), window_counts(store, result.history_window)
+    finally:
+        store.close()
+    history = result.history
+    for measurement, count in history.items():
+        if measurement == "evcc_tariff":          # forecasts reach past the window
+            assert total[measurement] >= count
+        elif measurement in ("evenergy_status", "evcc_session"):
+            # a log sampled before the end but logged after it, a session that finished since
+            assert count <= in_window[measurement] <= count + 1, measurement
+        else:
+            assert in_window[measurement] == count, measurement
+    for measurement, added in live_expectations(result).items():
+        assert total[measurement] == history.get(measurement, 0) + added, measurement
+    return total
+
+
+@pytest.mark.slow
+def test_demo_duration_collects_every_source_into_the_embedded_store(tmp_path):
+    result, out = run_demo(tmp_path, "--duration", "6")
+    assert result.history == {} and 5 <= result.live_seconds < 20
+    store = Store(result.store_path)
+    counts = store.counts()
+    store.close()
+    expected = live_expectations(result)
+    assert expected["goe_status"] >= 1 and expected["evcc_site"] >= 1
+    for measurement, count in expected.items():
+        assert counts[measurement] == count, measurement
+    assert counts["ovms_charge"] >= 1 and counts["evcc_tariff"] >= 24
+    # the view printed plain lines (not a terminal), and the summary names the config
+    assert re.search(r"\[\s+\d+s\] polls goe \d+ evcc \d+ evenergy \d+ ovms \d+ \| points \d+", out)
+    assert "backlog -" in out and "quota evenergy" in out
+    assert f"configuration it ran on: {result.config_path}" in "\n".join(summary(result))
+    assert load_config(result.config_path).store.path == result.store_path
+
+
+@pytest.mark.slow
+def test_demo_history_then_live_into_the_embedded_store(tmp_path):
+    result, out = run_demo(tmp_path, "--history", "1d", "--duration", "6")
+    assert result.history["goe_status"] == 8640 and "history: " in out
+    check_history_and_live(result)
+
+
+@pytest.mark.slow
+def test_demo_history_then_live_into_influxdb_v1(tmp_path, influxdb, influx_db):
+    result, out = run_demo(tmp_path, "--history", "1d", "--duration", "6",
+                           "--influx-url", influxdb.url, "--influx-api", "v1",
+                           "--influx-database", influx_db)
+    assert "history: shipped" in out
+    counts = check_history_and_live(result)
+    store = Store(result.store_path)
+    try:
+        assert store.pending_count() == 0     # the demo's stop flushed everything
+    finally:
+        store.close()
+    for measurement, count in counts.items():
+        rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
+        assert len(rows) == count, measurement
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
+    """SIGINT (Ctrl-C) while live: polls finish, the summary is printed, exit status 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector.cli", "demo", "--workdir", str(tmp_path / "demo"),
+         "--refresh", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "| points" in line:      # the live view is up: the collector is polling
+                break
+        assert any("| points" in line for line in lines), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, rest
+    assert "demo stopped after" in rest and "Traceback" not in rest
+    store = Store(tmp_path / "demo" / "ev-collector.db")
+    try:
+        assert store.counts()
+    finally:
+        store.close()
+
+
+class InfluxV2Shim:
+    """InfluxDB 2.x's write API in front of the test's influxd 1.x: bucket -> database.
+
+    Checks the token as InfluxDB 2 does; the body (gzip or not) passes through unchanged.
+    """
+
+    def __init__(self, influx_url: str, token: str) -> None:
+        self.influx_url = influx_url
+        self.token = token
+        self.writes = 0
+
+    def handle(self, request):
+        import gzip
+
+        import httpx
+
+        from collector.sim.base import SimResponse
+
+        if request.path != "/api/v2/write":
+            return SimResponse.json({"code": "not found"}, 404)
+        if request.headers.get("Authorization") != f"Token {self.token}":
+            return SimResponse.json({"code": "unauthorized", "message": "unauthorized access"}, 401)
+        body = gzip.decompress(request.body) if request.body[:2] == b"\x1f\x8b" else request.body
+        answer = httpx.post(f"{self.influx_url}/write", content=body, timeout=30,
+                            params={"db": request.query["bucket"],
+                                    "precision": request.query.get("precision", "ns")})
+        self.writes += 1
+        return SimResponse(answer.status_code, answer.content,
+                           {"Content-Type": answer.headers.get("content-type", "text/plain")})
+
+
+@pytest.mark.slow
+def test_the_entrypoints_v2_demo_ships_history_and_live_data(tmp_path, monkeypatch, influxdb, influx_db):
+    from collector.sim.base import SimServer
+
+    monkeypatch.setenv("INFLUX_TOKEN", "compose-token")
+    shim = InfluxV2Shim(influxdb.url, "compose-token")
+    with SimServer(shim) as server:
+        argv = entrypoint_demo_argv({"INFLUX_URL": server.url, "INFLUX_ORG": "home",
+                                     "INFLUX_BUCKET": influx_db, "DEMO_HISTORY": "6h"})
+        args = build_parser().parse_args(
+            [*argv, "--workdir", str(tmp_path / "demo"), "--duration", "4", "--refresh", "1"])
+        result = Demo(args, io.StringIO()).run()
+    assert shim.writes >= 1
+    store = Store(result.store_path)
+    try:
+        counts, pending = store.counts(), store.pending_count()
+    finally:
+        store.close()
+    assert pending == 0
+    for measurement in ("goe_status", "evcc_site", "ovms_charge"):
+        rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
+        assert len(rows) == counts[measurement] >= result.history[measurement], measurement
+
+
+@pytest.mark.slow
+def test_sigterm_during_history_stops_the_demo_with_a_message(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector.cli", "demo", "--workdir", str(tmp_path / "demo"),
+         "--history", "30d"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "history: generating" not in proc.stdout.readline():
+            pass
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest
+    assert "interrupted before going live" in rest and "Traceback" not in rest
