@@ -154,6 +154,14 @@ class OvmsSim:
         for d in range(REFERENCE_DAY, day + 1, 100):
             self._day(vid, d)
 
+    def day(self, vid: str, day: int) -> Day:
+        """The plan of one day (days since 1970): its two drives and the evening charge.
+
+        Public so that other generators (the history generator) can follow the same car.
+        """
+        self._warm(vid, day)
+        return self._day(vid, day)
+
     def state(self, vid: str, t: float) -> dict[str, Any]:
         """What the car is doing at time t (metric)."""
         vehicle = self.vehicles[vid]

@@ -1,0 +1,370 @@
+"""Consistent history for every source, generated on a simulated clock, through the real path.
+
+`generate_history(store, start, end)` asks each simulator's model for the payloads the real
+collector would have fetched at each moment of [start, end), turns them into points with each
+source's own parse functions, and commits them with `Store.append` in large batches. So the
+history looks exactly like collected data: same measurements, tags, types and timestamps, and
+a forwarder ships it to InfluxDB like any other backlog.
+
+One car ties the sources together: the OVMS vehicle `CAR_VEHICLE` drives to work and back each
+day and charges in the evening. Its charge sessions are the sessions of the go-e charger
+(`GOE_SERIAL`, 10 s resolution, as the cloud API would deliver) and of evcc's first loadpoint
+(same plug-in time, power, energy and SoC), and evcc's site balances PV, home, battery and that
+charge. evcc's second loadpoint (a heat pump), the second OVMS vehicle and the ev.energy EVSE
+(another charger, with its own smart-charging schedule) follow their simulators' own models.
+
+Deterministic for a seed. Polls are simulated only where the answer can change: a poll that
+would return the same message again produces no point in the real collector either.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator
+
+import orjson
+
+from collector.points import Point
+from collector.sim.base import SimRequest
+from collector.sim.evcc import DEFAULT_LOADPOINTS, EvccSim, LoadpointSpec
+from collector.sim.evcc import Session as EvccSession
+from collector.sim.evenergy import EvEnergySim
+from collector.sim.goe import SimCharger
+from collector.sim.ovms import CHARGE_KW, DAY, OvmsSim
+from collector.sources.evcc import parse as evcc_parse
+from collector.sources.evenergy import parse as evenergy_parse
+from collector.sources.goe import parse as goe_parse
+from collector.sources.ovms import parse as ovms_parse
+from collector.store import Store
+
+# Identities shared with the demo's live configuration, so history and live data line up.
+GOE_SERIAL = "000001"
+GOE_INTERVAL = 10                    # seconds between go-e samples
+EVCC_SITE = "home"
+EVCC_STATE_INTERVAL = 30             # evcc's default state_interval
+EVCC_TARIFFS = ("grid", "feedin", "co2")
+CAR_VEHICLE = "DEMO1"                # the OVMS car that charges on the go-e charger / evcc
+OVMS_USER, OVMS_PASSWORD = "demo", "demo-password"
+OVMS_INTERVAL = 60                   # the OVMS source's default interval
+EVENERGY_EVSES = 1
+
+BATCH_POINTS = 100_000               # points per Store.append transaction
+CHARGE_W = CHARGE_KW * 1000.0
+_CAR_AMPS = 31                       # what a 7.2 kW single-phase on-board charger draws at 230 V
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class CarSession:
+    """One evening on the charger: plugged in, charging, full, unplugged next morning."""
+
+    plug: int           # unix seconds: the car connects (5 s before charging starts)
+    charge_start: int
+    charge_end: int
+    unplug: int
+
+    @property
+    def energy_wh(self) -> float:
+        return CHARGE_W * (self.charge_end - self.charge_start) / 3600.0
+
+
+def car_sessions(ovms: OvmsSim, first_day: int, last_day: int) -> list[CarSession]:
+    """The car's charge sessions plugged in on days first_day..last_day (days since 1970)."""
+    out = []
+    for day in range(first_day, last_day + 1):
+        plan = ovms.day(CAR_VEHICLE, day)
+        tomorrow = ovms.day(CAR_VEHICLE, day + 1)
+        # OVMS logs the car unplugged a minute before the morning drive.
+        out.append(CarSession(plan.charge_start - 5, plan.charge_start, plan.charge_end,
+                              tomorrow.trips[0].start - 60))
+    return out
+
+
+class _CarCharger(SimCharger):
+    """A go-e charger whose energy follows the car: 7.2 kW, whatever the current rounds to."""
+
+    @property
+    def power_w(self) -> float:
+        return CHARGE_W
+
+
+class _GoeTimeline:
+    """go-e status objects along the car's sessions: one simulated charger per session.
+
+    Each session is one charging cycle of `SimCharger` (the goe simulator's model), from its
+    plug-in to the next plug-in, so `car`, `wh`, `eto`, `nrg` and `cdi` move as the real charger's
+    would; the lifetime counter `eto` carries over from session to session.
+    """
+
+    def __init__(self, sessions: list[CarSession], seed: int) -> None:
+        self.starts: list[int] = []
+        self.chargers: list[_CarCharger] = []
+        eto = 1_000_000 + (seed * 7919) % 4_000_000
+        for index, (session, following) in enumerate(zip(sessions, sessions[1:])):
+            cycle = following.plug - session.plug
+            charger = _CarCharger(
+                serial=GOE_SERIAL, firmware="058.2", variant=22, amp=32, phases=1,
+                car_max_a=_CAR_AMPS, cycle_s=cycle, arrive_at=0,
+                leave_at=min(cycle, session.unplug - session.plug),
+                session_wh=round(session.energy_wh, 1),
+                # An offset of whole cycles keeps the cycle position and varies the noise.
+                phase_offset=cycle * (index + 1))
+            full = charger.power_w * charger.charge_s / 3600.0
+            # state() adds (completed cycles) x (session energy) to eto_start; cancel that out.
+            charger.eto_start = int(eto - (index + 1) * full)
+            eto += full
+            self.starts.append(session.plug)
+            self.chargers.append(charger)
+
+    def status(self, t: int) -> dict[str, Any]:
+        index = bisect.bisect_right(self.starts, t) - 1
+        if index < 0:
+            raise ValueError(f"go-e timeline starts at {self.starts[0]}, asked for {t}")
+        return self.chargers[index].state(t - self.starts[index], float(t))
+
+
+class _CarEvcc(EvccSim):
+    """evcc whose first loadpoint charges the OVMS car; the second keeps the simulator's model.
+
+    Sessions are computed once up to `until` (the simulator recomputes them on every call).
+    """
+
+    def __init__(self, ovms: OvmsSim, sessions: list[CarSession], until: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        base = DEFAULT_LOADPOINTS[0]
+        self.loadpoints = (LoadpointSpec(base.title, base.vehicle_name, base.vehicle_title,
+                                         period_h=24.0, max_current=32.0, phases=1,
+                                         capacity_kwh=ovms.vehicles[CAR_VEHICLE].battery_kwh),
+                           *DEFAULT_LOADPOINTS[1:2])
+        self.ovms = ovms
+        raw = [(float(s.charge_start), 0, float(s.unplug), float(s.charge_end - s.charge_start), CHARGE_W)
+               for s in sessions if s.charge_start <= until]
+        raw += [(created, 1, finished, charge, power)
+                for created, finished, charge, power in self._sessions_of(1, until)]
+        raw.sort()
+        self._all = [EvccSession(n + 1, lp, created, finished, charge, power)
+                     for n, (created, lp, finished, charge, power) in enumerate(raw)]
+        self._created = [s.created for s in self._all]
+        self._by_lp = {lp: [s for s in self._all if s.lp == lp] for lp in (0, 1)}
+        self._by_lp_created = {lp: [s.created for s in rows] for lp, rows in self._by_lp.items()}
+        for session in self._by_lp[0]:
+            start = ovms.state(CAR_VEHICLE, session.created)
+            end = ovms.state(CAR_VEHICLE, session.created + session.charge_s)
+            self.correct_session(session.id, socStart=round(start["soc"], 1),
+                                 socEnd=round(end["soc"], 1),
+                                 odometer=round(start["odometer_km"], 1))
+
+    def sessions(self, now: float) -> list[EvccSession]:
+        return self._all[:bisect.bisect_right(self._created, now)]
+
+    def _active(self, lp: int, now: float) -> EvccSession | None:
+        rows = self._by_lp.get(lp, [])
+        index = bisect.bisect_right(self._by_lp_created.get(lp, []), now) - 1
+        if index >= 0 and rows[index].created <= now < rows[index].finished:
+            return rows[index]
+        return None
+
+    def _loadpoint(self, index: int, spec: LoadpointSpec, session: EvccSession | None, power: float,
+                   now: float) -> dict:
+        lp = super()._loadpoint(index, spec, session, power, now)
+        if index == 0 and session is not None:
+            car = self.ovms.state(CAR_VEHICLE, now)
+            lp["vehicleSoc"] = round(car["soc"], 1)
+            lp["vehicleOdometer"] = round(car["odometer_km"], 1)
+        return lp
+
+
+# -- the generator ----------------------------------------------------------------------------
+
+
+# Measurements whose points arrive more than once: each tariff forecast is fetched again and
+# again, and OVMS `/api/status` and `/api/charge` both carry the S and D messages.
+_REPEATED = frozenset({"evcc_tariff", "ovms_charge", "ovms_vehicle"})
+
+
+class _Sink:
+    """Points into the store in big transactions, counted per measurement (distinct points)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.buffer: list[Point] = []
+        self.counts: dict[str, int] = {}
+        self._seen: set[tuple[Any, ...]] = set()
+
+    def add(self, points: Iterable[Point]) -> None:
+        for point in points:
+            if point.measurement in _REPEATED:
+                key = point.key()
+                if key in self._seen:
+                    self.buffer.append(point)   # stored again: the store merges it
+                    continue
+                self._seen.add(key)
+            self.counts[point.measurement] = self.counts.get(point.measurement, 0) + 1
+            self.buffer.append(point)
+        if len(self.buffer) >= BATCH_POINTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.store.append(self.buffer)
+            self.buffer = []
+
+
+def _request(path: str, **query: str) -> SimRequest:
+    return SimRequest(method="GET", path=path, query=query, headers={})
+
+
+class _Generator:
+    def __init__(self, start: int, end: int, seed: int) -> None:
+        self.start, self.end, self.seed = start, end, seed
+        self.clock = float(start)
+        now: Callable[[], float] = lambda: self.clock  # noqa: E731
+        days = (end - start) / DAY + 2
+        self.ovms = OvmsSim(seed=seed, clock=now, history_days=int(days) + 1)
+        first_day, last_day = start // DAY - 1, end // DAY + 1
+        sessions = car_sessions(self.ovms, first_day, last_day)
+        self.goe = _GoeTimeline(sessions, seed)
+        self.evcc = _CarEvcc(self.ovms, sessions, until=float(end), seed=seed, clock=now,
+                             start=float(start // DAY * DAY), tariffs=EVCC_TARIFFS)
+        self.evenergy = EvEnergySim(evses=EVENERGY_EVSES, seed=seed, clock=lambda: float(end),
+                                    history_days=days)
+        self.ovms_vehicles = [v.id for v in self.ovms.vehicles.values() if v.connected]
+        self._ovms_previous: dict[tuple[str, str], dict[str, str]] = {}
+        self._ovms_units: dict[str, str] = {}
+        self._ovms_last: dict[tuple[str, str], int] = {}
+
+    # Each step covers [t0, t1) and returns the points a collector would have stored.
+
+    def goe_points(self, t0: int, t1: int) -> Iterator[Point]:
+        first = -(-t0 // GOE_INTERVAL) * GOE_INTERVAL
+        status, parse = self.goe.status, goe_parse.parse_status
+        for t in range(first, t1, GOE_INTERVAL):
+            yield from parse(status(t), GOE_SERIAL, t * NS)
+
+    def evcc_points(self, t0: int, t1: int) -> Iterator[Point]:
+        first = -(-t0 // EVCC_STATE_INTERVAL) * EVCC_STATE_INTERVAL
+        for t in range(first, t1, EVCC_STATE_INTERVAL):
+            self.clock = float(t)
+            yield from evcc_parse.parse_state(self.evcc.state(float(t)), EVCC_SITE, t * NS)
+        # The forecast moves on by the hour: an hourly fetch stores what a 15-minute one would.
+        for t in range(-(-t0 // 3600) * 3600, t1, 3600):
+            for kind in EVCC_TARIFFS:
+                yield from evcc_parse.parse_tariff(self.evcc.tariff(kind, float(t)), EVCC_SITE, kind)
+
+    def evcc_sessions(self) -> list[Point]:
+        rows = self.evcc.session_rows(now=float(self.end))
+        return evcc_parse.parse_sessions(rows, EVCC_SITE, since_ns=self.start * NS).points
+
+    def evenergy_points(self, t0: int, t1: int) -> Iterator[Point]:
+        until = t1 - 1e-6   # the simulator's ranges are inclusive
+        for evse in self.evenergy.evses:
+            status = self.evenergy.status_logs(evse.id, float(t0), until)
+            yield from evenergy_parse.parse_status_logs(status, evse.id).points
+            commands = self.evenergy.command_logs(evse.id, float(t0), until)
+            yield from evenergy_parse.parse_command_logs(commands, evse.id).points
+
+    def _ovms_get(self, path: str) -> Any:
+        response = self.ovms.handle(_request(path, username=OVMS_USER, password=OVMS_PASSWORD))
+        if response.status != 200:
+            raise RuntimeError(f"OVMS simulator answered {path} with {response.status}: "
+                               f"{response.body[:200]!r}")
+        return orjson.loads(response.body)
+
+    def ovms_points(self, t0: int, t1: int) -> Iterator[Point]:
+        first = -(-t0 // OVMS_INTERVAL) * OVMS_INTERVAL
+        for vid in self.ovms_vehicles:
+            for t in range(first, t1, OVMS_INTERVAL):
+                self.clock = float(t)
+                message = self.ovms.message_time(vid, t)
+                if self._ovms_last.get((vid, "msg")) != message:
+                    self._ovms_last[(vid, "msg")] = message
+                    yield from self._ovms_poll(vid, ("status", "charge", "location"))
+                hour = t // 3600
+                if self._ovms_last.get((vid, "tpms")) != hour:
+                    self._ovms_last[(vid, "tpms")] = hour
+                    yield from self._ovms_poll(vid, ("tpms",))
+
+    def _ovms_poll(self, vid: str, streams: tuple[str, ...]) -> Iterator[Point]:
+        for stream in streams:
+            payload = self._ovms_get(f"/api/{stream}/{vid}")
+            previous = self._ovms_previous.setdefault((vid, stream), {})
+            if stream in ("status", "charge"):
+                units = payload.get("units")
+                if isinstance(units, str) and units:
+                    self._ovms_units[vid] = units
+                parsed = ovms_parse.parse_status(payload, vid, previous,
+                                                 self._ovms_units.get(vid, "K"))
+            elif stream == "location":
+                parsed = ovms_parse.parse_location(payload, vid, previous,
+                                                   self._ovms_units.get(vid, "K"))
+            else:
+                parsed = ovms_parse.parse_tpms(payload, vid, previous)
+            previous.update(parsed.msgtimes)
+            yield from parsed.points
+
+    def ovms_history(self) -> list[Point]:
+        self.clock = float(self.end)
+        since = datetime.fromtimestamp(self.start - 1, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        out: list[Point] = []
+        for vid in self.ovms_vehicles:
+            for row in self._ovms_get(f"/api/historical/{vid}"):
+                kind = row["h_recordtype"]
+                response = self.ovms.handle(_request(f"/api/historical/{vid}/{kind}", since=since,
+                                                     username=OVMS_USER, password=OVMS_PASSWORD))
+                rows = [r for r in orjson.loads(response.body) if r["h_timestamp"] < self._end_text()]
+                out.extend(ovms_parse.parse_history(rows, vid, kind, self._ovms_units.get(vid)).points)
+        return out
+
+    def _end_text(self) -> str:
+        return datetime.fromtimestamp(self.end, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(when: datetime) -> int:
+    if when.tzinfo is None:
+        raise ValueError(f"history bounds must be timezone-aware, got {when.isoformat()}")
+    return math.floor(when.timestamp())
+
+
+def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1,
+                     progress: bool = False) -> dict[str, int]:
+    """Fill `store` with the data every source would have delivered in [start, end).
+
+    Returns the number of distinct points per measurement. Deterministic for a seed: the same
+    arguments give the same points (re-running upserts the same rows, changing nothing).
+    """
+    t_start, t_end = _seconds(start), _seconds(end)
+    if t_end <= t_start:
+        raise ValueError(f"history end {end.isoformat()} is not after its start {start.isoformat()}")
+    generator = _Generator(t_start, t_end, seed)
+    sink = _Sink(store)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round((t_end - t_start) / 86400, 2), unit="day", desc="history",
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} days "
+                              "[{elapsed}<{remaining}]")
+    try:
+        t0 = t_start
+        while t0 < t_end:
+            t1 = min(t_end, (t0 // 21600 + 1) * 21600)   # six hours at a time, in time order
+            sink.add(generator.goe_points(t0, t1))
+            sink.add(generator.evcc_points(t0, t1))
+            sink.add(generator.ovms_points(t0, t1))
+            sink.add(generator.evenergy_points(t0, t1))
+            if bar is not None:
+                bar.update(round((t1 - t0) / 86400, 4))
+            t0 = t1
+        sink.add(generator.evcc_sessions())
+        sink.add(generator.ovms_history())
+        sink.flush()
+    finally:
+        if bar is not None:
+            bar.close()
+    return dict(sorted(sink.counts.items()))
+
+
+__all__ = ["CAR_VEHICLE", "EVCC_SITE", "GOE_SERIAL", "CarSession", "car_sessions", "generate_history"]
