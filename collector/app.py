@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from collector.health import COLLECTOR, Health
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
+from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
 from collector.sources import load_all_sources
 from collector.sources.base import CheckResult, Job, Source, SourceContext
@@ -39,6 +40,8 @@ class Collector:
             if section is not None:
                 self.sources.append(module.build(section, self.context))
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
+        self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
+                         if config.sessions is not None and config.sessions.enabled else None)
         self.forwarder = (Forwarder(self.store, self.target, self.health,
                                     batch_size=config.influxdb.batch_size)
                           if self.target else None)
@@ -47,6 +50,9 @@ class Collector:
         jobs = [job for source in self.sources for job in source.jobs()]
         jobs.append(Job(id="collector:health", interval=self.config.collector.health_interval,
                         run=self.write_health, source=COLLECTOR))
+        if self.sessions is not None:
+            jobs.append(Job(id="collector:sessions", interval=self.config.sessions.interval,
+                            run=self.sessions.run, source=COLLECTOR))
         jobs.append(Job(id="collector:housekeeping", interval=HOUSEKEEPING_INTERVAL,
                         run=self.housekeeping, source=COLLECTOR))
         return jobs

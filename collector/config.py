@@ -167,6 +167,8 @@ def config_model() -> type[BaseModel]:
     """The top-level model, built once from the source registry."""
     global _config_model
     if _config_model is None:
+        from collector.sessions.config import SessionsSection
+
         sources = _build_sources_model()
         _config_model = create_model(
             "Config",
@@ -175,6 +177,7 @@ def config_model() -> type[BaseModel]:
             store=(StoreSection, StoreSection()),
             influxdb=(InfluxSection | None, None),
             sources=(sources, sources()),
+            sessions=(SessionsSection | None, None),
         )
     return _config_model
 

@@ -232,6 +232,7 @@ def all_measurements() -> list[Measurement]:
 
     load_all_sources()
     import collector.health  # noqa: F401  (declares collector_health)
+    import collector.sessions  # noqa: F401  (declares charging_session)
 
     return sorted(_REGISTRY.values(), key=lambda m: (m.source != "collector", m.source, m.name))
 

@@ -1,0 +1,151 @@
+"""The collector's periodic job: derive finished sessions from the local store.
+
+Why the local store and not InfluxDB: every point passes through the store first, with or
+without InfluxDB, and stays there for `store.retention` (7 days by default) after shipping, far
+longer than the `lookback` a run needs. So derivation needs no query credentials, works when
+InfluxDB is down, and behaves the same in both set-ups. Sessions ship to InfluxDB like any point.
+
+Each run re-derives `[cursor - lookback, now]` in windows; sessions whose start or end lies
+outside the data a window sees are left to the window that sees all of them. Re-deriving a
+session writes the same point (same charger tag and start), which overwrites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable, Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+from collector.points import Point
+from collector.sessions.config import SessionsSection
+from collector.sessions.derive import Identities, derive_sessions
+from collector.sessions.extract import evcc_intervals, evenergy_intervals, goe_intervals, ovms_intervals
+from collector.sessions.model import Interval
+from collector.sessions.pricing import EvccTariff, FixedTariff, Tariff, TouTariff
+from collector.store import Store, StoredPoint
+
+log = logging.getLogger(__name__)
+
+CURSOR = "sessions:derived_until"
+WINDOW_NS = 7 * 86400 * 10**9
+
+Reader = Callable[[str, int, int], Iterable[StoredPoint]]
+
+
+def store_reader(store: Store) -> Reader:
+    def read(measurement: str, start_ns: int, end_ns: int) -> Iterator[StoredPoint]:
+        for chunk in store.query(measurement, start_ns, end_ns):
+            yield from chunk
+    return read
+
+
+def identities(cfg: SessionsSection) -> Identities:
+    return Identities(
+        chargers={name: c.identities() for name, c in cfg.chargers.items()},
+        charger_vehicles={name: list(c.vehicles) for name, c in cfg.chargers.items()},
+        vehicles={name: v.identities() for name, v in cfg.vehicles.items()})
+
+
+def build_tariff(cfg: SessionsSection, read: Reader, start_ns: int, end_ns: int) -> Tariff | None:
+    if cfg.tariff == "fixed" and cfg.price is not None:
+        return FixedTariff(cfg.price)
+    if cfg.tariff == "tou":
+        return TouTariff(tuple(e.rule() for e in cfg.tou), ZoneInfo(cfg.timezone), cfg.price)
+    if cfg.tariff == "evcc":
+        rates, sites = [], set()
+        # a rate published a day ahead starts before the window it prices
+        for p in read("evcc_tariff", start_ns - 2 * 86400 * 10**9, end_ns):
+            if p.tags.get("type") != "grid" or "price_per_kwh" not in p.fields:
+                continue
+            site = p.tags.get("site", "")
+            if cfg.evcc_site is not None and site != cfg.evcc_site:
+                continue
+            sites.add(site)
+            rates.append((p.time_ns, p.fields.get("duration_s"), float(p.fields["price_per_kwh"])))
+        if len(sites) > 1:
+            log.warning("sessions: grid tariffs from several evcc sites %s; set [sessions] evcc_site",
+                        sorted(sites))
+        return EvccTariff(rates, cfg.price)
+    return None
+
+
+def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval], list[Interval]]:
+    """Every source's charges in [start_ns, end_ns): (wallbox side, vehicle side)."""
+    wallbox: list[Interval] = []
+    by_serial: dict[str, list[StoredPoint]] = {}
+    for p in read("goe_status", start_ns, end_ns):
+        by_serial.setdefault(p.tags.get("serial", ""), []).append(p)
+    for serial, pts in by_serial.items():
+        wallbox += goe_intervals(pts, serial)
+    by_evse: dict[str, list[StoredPoint]] = {}
+    for p in read("evenergy_status", start_ns, end_ns):
+        by_evse.setdefault(p.tags.get("evse", ""), []).append(p)
+    for evse, pts in by_evse.items():
+        wallbox += evenergy_intervals(pts, evse)
+    wallbox += evcc_intervals(read("evcc_session", start_ns, end_ns))
+    vehicle: list[Interval] = []
+    by_vehicle: dict[str, list[StoredPoint]] = {}
+    for p in read("ovms_grid", start_ns, end_ns):
+        if p.tags.get("record_type", "").endswith("-LOG-Grid"):
+            by_vehicle.setdefault(p.tags.get("vehicle", ""), []).append(p)
+    for vid, pts in by_vehicle.items():
+        vehicle += ovms_intervals(pts, vid)
+    return wallbox, vehicle
+
+
+def derive_range(cfg: SessionsSection, read: Reader, start_ns: int, now_ns: int) -> list[Point]:
+    """Sessions in [start_ns, now_ns], in overlapping windows so memory stays bounded."""
+    ids = identities(cfg)
+    gap_ns, lookback_ns = int(cfg.gap * 1e9), int(cfg.lookback * 1e9)
+    found: dict[tuple, Point] = {}
+    window_start = start_ns
+    while True:
+        window_end = min(window_start + WINDOW_NS + lookback_ns, now_ns + 1)
+        wallbox, vehicle = intervals(read, window_start, window_end)
+        tariff = build_tariff(cfg, read, window_start, window_end)
+        # a window that is not the last treats its end as "now": only sessions it saw finish
+        until = now_ns if window_end > now_ns else window_end - 1
+        for point in derive_sessions(wallbox, vehicle, ids, gap_ns, until, tariff, cfg.currency):
+            found[point.key()] = point
+        if window_end > now_ns:
+            break
+        window_start += WINDOW_NS
+    return sorted(found.values(), key=lambda p: p.time_ns)
+
+
+def earliest(store: Store) -> int | None:
+    times = []
+    for measurement in ("goe_status", "evenergy_status", "evcc_session", "ovms_grid"):
+        for chunk in store.query(measurement, chunk=1):
+            times.append(chunk[0].time_ns)
+            break
+    return min(times) if times else None
+
+
+class SessionDeriver:
+    """Derives sessions that have ended, writes them with the cursor in one commit."""
+
+    def __init__(self, cfg: SessionsSection, store: Store, writer) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.writer = writer
+
+    def derive(self, now_ns: int) -> tuple[list[Point], int | None]:
+        cursor = self.store.cursor(CURSOR)
+        if cursor is not None:
+            start = int(cursor) - int(self.cfg.lookback * 1e9)
+        else:
+            start = earliest(self.store)
+            if start is None:
+                return [], None
+        return derive_range(self.cfg, store_reader(self.store), start, now_ns), now_ns
+
+    async def run(self, now_ns: int | None = None) -> None:
+        points, until = await asyncio.to_thread(self.derive, now_ns or time.time_ns())
+        if until is None:
+            return
+        written = await self.writer.write(points, {CURSOR: str(until)}, source="sessions")
+        if written:
+            log.info("sessions: %d charging sessions new or updated", written)

@@ -1,0 +1,88 @@
+"""The derived `charging_session` measurement and the intervals it is built from.
+
+A session is identified by its charger and its start time only. The vehicle is a field, not a
+tag: vehicle data (OVMS history) often arrives hours after the wallbox data, and a tag that
+appeared later would make a second series instead of overwriting the first record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collector.schema import Measurement, Tag, f, i, register, s
+
+CHARGING_SESSION = Measurement(
+    name="charging_session",
+    description="One charging session derived by the collector from the wallbox side (go-e, evcc, "
+                "ev.energy) joined with the vehicle side (OVMS `*-LOG-Grid`, evcc, ev.energy SoC). "
+                "Interruptions shorter than `[sessions] gap` are merged. Written once the session "
+                "has ended; re-deriving overwrites the same point.",
+    time="the session's start (first connected observation, or the evcc session's `created`)",
+    tags=(Tag("charger", "charger name from `[sessions.chargers]`, else the source identity "
+                         "(`goe:<serial>`, `evcc:<site>/<loadpoint title>`, `evenergy:<evse>`); "
+                         "`vehicle:<name>` for charges only the vehicle saw"),),
+    fields=(
+        i("end_unix_s", "s", "end of the session (last connected observation), Unix seconds"),
+        f("duration_s", "s", "from start to end, pauses included"),
+        f("charge_duration_s", "s", "time actually charging, where a source reports it"),
+        i("parts", "count", "connections or charge periods merged into this session"),
+        f("energy_wh", "Wh", "energy from the wall (wallbox meter; vehicle's grid estimate when no wallbox saw it)"),
+        f("solar_energy_wh", "Wh", "part of `energy_wh` from solar (go-e `whs`, evcc solar share)"),
+        f("grid_energy_wh", "Wh", "part of `energy_wh` from the grid (go-e `whg`, or energy less solar and battery)"),
+        f("battery_energy_wh", "Wh", "part of `energy_wh` from a home battery (go-e `whb`)"),
+        f("solar_pct", "%", "solar share of `energy_wh`"),
+        s("vehicle", "vehicle name from `[sessions.vehicles]`, else the source identity"),
+        f("soc_start_pct", "%", "vehicle state of charge at the start"),
+        f("soc_end_pct", "%", "vehicle state of charge at the end"),
+        f("vehicle_energy_wh", "Wh", "energy into the battery as the vehicle reports it (OVMS `charge_kwh`)"),
+        f("odometer_km", "km", "odometer at the session"),
+        f("efficiency_pct", "%", "`vehicle_energy_wh` / `energy_wh`, where both sides are known"),
+        f("cost", "currency", "cost of the grid part of the energy at the configured tariff"),
+        f("grid_only_cost", "currency", "what all of `energy_wh` would have cost from the grid"),
+        f("savings", "currency", "`grid_only_cost` - `cost`"),
+        s("currency", "currency of the cost fields, from `[sessions] currency`"),
+        s("tariff", "how the cost was priced: fixed, tou or evcc"),
+        s("sources", "the sources that contributed, e.g. `goe+ovms`"),
+    ),
+    source="sessions",
+)
+register(CHARGING_SESSION)
+
+
+@dataclass
+class Interval:
+    """One observed charge, from one source, before merging and joining.
+
+    `profile` holds (time_ns, cumulative wall Wh, cumulative grid Wh or None) samples, so a
+    time-of-use tariff prices each part of the energy at its own time.
+    """
+
+    source: str
+    start_ns: int
+    end_ns: int
+    charger: str | None = None        # wallbox identity, e.g. "goe:012345"
+    vehicle: str | None = None        # vehicle identity, e.g. "ovms:IONIQ1"
+    start_seen: bool = True           # the transition into the session was observed
+    end_seen: bool = True             # the transition out of it was observed
+    energy_wh: float | None = None
+    solar_wh: float | None = None
+    grid_wh: float | None = None
+    battery_wh: float | None = None
+    solar_pct: float | None = None    # when only a share is known (evcc)
+    charge_s: float | None = None
+    soc_start: float | None = None
+    soc_end: float | None = None
+    vehicle_energy_wh: float | None = None
+    vehicle_grid_wh: float | None = None  # the vehicle's estimate of energy from the wall
+    odometer_km: float | None = None
+    parts: int = 1
+    sources: frozenset[str] = frozenset()
+    profile: list[tuple[int, float, float | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = frozenset({self.source})
+
+    @property
+    def complete(self) -> bool:
+        return self.start_seen and self.end_seen

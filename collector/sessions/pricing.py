@@ -1,0 +1,117 @@
+"""What a session's energy cost: fixed price, a time-of-use table, or evcc's grid tariff.
+
+Energy is priced where it was drawn: a session's cumulative energy profile is cut into slices
+of at most `SLICE_NS` (linear between samples) and each slice takes the price at its middle.
+Solar and home-battery energy cost nothing; `grid_only_cost` prices all of it as grid energy.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import datetime, time, timezone
+from typing import Protocol, Sequence
+from zoneinfo import ZoneInfo
+
+SLICE_NS = 900 * 10**9
+
+
+class Tariff(Protocol):
+    name: str
+
+    def price_at(self, t_ns: int) -> float | None:
+        """Price per kWh at `t_ns`, or None when unknown."""
+
+
+@dataclass(frozen=True)
+class FixedTariff:
+    price: float
+    name: str = "fixed"
+
+    def price_at(self, t_ns: int) -> float | None:
+        return self.price
+
+
+@dataclass(frozen=True)
+class TouRule:
+    start: time
+    end: time             # exclusive; end <= start wraps past midnight
+    price: float
+    weekdays: frozenset[int] = frozenset(range(7))  # Monday = 0
+
+    def matches(self, local: datetime) -> bool:
+        t = local.time()
+        if self.start < self.end:
+            inside, day = self.start <= t < self.end, local.weekday()
+        else:  # wraps midnight: after midnight it belongs to the previous day's rule
+            inside = t >= self.start or t < self.end
+            day = local.weekday() if t >= self.start else (local.weekday() - 1) % 7
+        return inside and day in self.weekdays
+
+
+@dataclass(frozen=True)
+class TouTariff:
+    rules: tuple[TouRule, ...]
+    tz: ZoneInfo
+    fallback: float | None = None
+    name: str = "tou"
+
+    def price_at(self, t_ns: int) -> float | None:
+        local = datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
+        for rule in self.rules:
+            if rule.matches(local):
+                return rule.price
+        return self.fallback
+
+
+class EvccTariff:
+    """evcc's grid rates as collected (`evcc_tariff`, type grid): (start_ns, duration_s, price)."""
+
+    name = "evcc"
+
+    def __init__(self, rates: Sequence[tuple[int, float | None, float]], fallback: float | None = None) -> None:
+        ordered = sorted(rates)
+        self._starts = [r[0] for r in ordered]
+        self._rates = ordered
+        self.fallback = fallback
+
+    def price_at(self, t_ns: int) -> float | None:
+        idx = bisect.bisect_right(self._starts, t_ns) - 1
+        if idx >= 0:
+            start, duration, price = self._rates[idx]
+            if duration is None or t_ns < start + duration * 1e9:
+                return price
+        return self.fallback
+
+
+@dataclass(frozen=True)
+class Cost:
+    cost: float
+    grid_only_cost: float
+
+
+def price_profile(profile: Sequence[tuple[int, float, float | None]], tariff: Tariff,
+                  grid_fraction: float) -> Cost | None:
+    """Price a cumulative (time_ns, wall Wh, grid Wh | None) profile starting at 0 Wh.
+
+    Where the grid part is not sampled, `grid_fraction` of each slice is grid energy.
+    Returns None when the tariff has no price for some slice that drew energy.
+    """
+    cost = grid_only = 0.0
+    prev_t, prev_wall, prev_grid = profile[0][0], 0.0, 0.0
+    for t, wall, grid in profile:
+        d_wall = wall - prev_wall
+        d_grid = (grid - prev_grid) if grid is not None and prev_grid is not None else None
+        if d_wall > 0 or (d_grid or 0) > 0:
+            slices = max(1, -(-(t - prev_t) // SLICE_NS))
+            for k in range(slices):
+                mid = prev_t + (t - prev_t) * (2 * k + 1) // (2 * slices)
+                price = tariff.price_at(mid)
+                if price is None:
+                    return None
+                part_wall = d_wall / slices
+                part_grid = (d_grid / slices) if d_grid is not None else part_wall * grid_fraction
+                cost += part_grid / 1000 * price
+                grid_only += part_wall / 1000 * price
+        prev_t, prev_wall, prev_grid = t, wall, grid if grid is not None else None
+    return Cost(cost, grid_only)

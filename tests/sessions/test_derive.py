@@ -1,0 +1,197 @@
+"""Session derivation on constructed timelines."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from collector.sessions.derive import Identities, derive_sessions
+from collector.sessions.extract import evcc_intervals, evenergy_intervals, goe_intervals, ovms_intervals
+from collector.sessions.pricing import EvccTariff, FixedTariff, TouRule, TouTariff
+from collector.store import StoredPoint
+from tests.sessions.timelines import S, goe, ovms_grid, ts
+
+from datetime import time
+
+GAP = 900 * S
+IDS = Identities(chargers={"garage": ["goe:012345"]}, charger_vehicles={"garage": ["ioniq"]},
+                 vehicles={"ioniq": ["ovms:IONIQ1"]})
+
+
+def derive(points, vehicle_points=(), now=None, ids=IDS, tariff=None, gap=GAP):
+    wall = goe_intervals([p for p in points if p.measurement == "goe_status"], "012345")
+    veh = ovms_intervals(vehicle_points, "IONIQ1") if vehicle_points else []
+    now = now if now is not None else max(p.time_ns for p in [*points, *vehicle_points]) + 86400 * S
+    return derive_sessions(wall, veh, ids, gap, now, tariff, "EUR")
+
+
+def test_one_session_energy_duration_and_identity():
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start, [(600, 1, 0), (600, 3, 0), (3600, 2, 11000), (600, 4, 0), (600, 1, 0)])
+    [s] = derive(pts)
+    assert s.tags == {"charger": "garage"}
+    assert s.time_ns == start + 600 * S                      # first connected observation
+    assert s.fields["energy_wh"] == pytest.approx(11000.0)
+    assert s.fields["charge_duration_s"] == pytest.approx(3600.0)
+    assert s.fields["duration_s"] == pytest.approx(4740.0)   # last connected sample
+    assert s.fields["vehicle"] == "ioniq"                    # the only car of this charger
+    assert s.fields["parts"] == 1
+
+
+def test_pv_pause_shorter_than_gap_merges_longer_splits():
+    start = ts("2026-06-01T10:00:00+00:00")
+    phases = [(300, 1, 0), (1800, 2, 4000), (600, 1, 0), (1800, 2, 4000), (300, 1, 0)]
+    [merged] = derive(goe(start, phases))
+    assert merged.fields["parts"] == 2
+    assert merged.fields["energy_wh"] == pytest.approx(4000.0)
+    split = derive(goe(start, phases), gap=300 * S)
+    assert [p.fields["energy_wh"] for p in split] == pytest.approx([2000.0, 2000.0])
+
+
+def test_car_leaves_mid_charge():
+    start = ts("2026-03-02T18:00:00+00:00")
+    [s] = derive(goe(start, [(300, 1, 0), (1800, 2, 7200), (600, 1, 0)]))
+    assert s.fields["energy_wh"] == pytest.approx(3600.0)
+    assert s.fields["charge_duration_s"] == pytest.approx(1740.0)
+
+
+def test_open_session_waits_until_ended_and_gap_passed():
+    start = ts("2026-03-02T18:00:00+00:00")
+    connected = goe(start, [(300, 1, 0), (1800, 2, 7200)])
+    assert derive(connected) == []                               # still connected
+    ended = goe(start, [(300, 1, 0), (1800, 2, 7200), (120, 1, 0)])
+    last = ended[-1].time_ns
+    assert derive(ended, now=last + 60 * S) == []                # might still resume
+    assert len(derive(ended, now=last + GAP)) == 1
+
+
+def test_session_whose_start_we_did_not_see_is_not_emitted():
+    start = ts("2026-03-02T18:00:00+00:00")
+    assert derive(goe(start, [(1800, 2, 7200), (300, 1, 0)])) == []
+
+
+def test_solar_split_and_cost_fixed_price():
+    start = ts("2026-06-01T10:00:00+00:00")
+    pts = goe(start, [(300, 1, 0), (3600, 2, 10000), (300, 1, 0)], solar_share=0.4)
+    [s] = derive(pts, tariff=FixedTariff(0.30))
+    f = s.fields
+    assert f["solar_energy_wh"] == pytest.approx(4000.0)
+    assert f["grid_energy_wh"] == pytest.approx(6000.0)
+    assert f["solar_pct"] == pytest.approx(40.0)
+    assert f["grid_only_cost"] == pytest.approx(3.0)
+    assert f["cost"] == pytest.approx(1.8)
+    assert f["savings"] == pytest.approx(1.2)
+    assert f["tariff"] == "fixed" and f["currency"] == "EUR"
+
+
+def test_without_solar_data_cost_is_grid_only_and_solar_absent():
+    start = ts("2026-06-01T10:00:00+00:00")
+    [s] = derive(goe(start, [(300, 1, 0), (3600, 2, 10000), (300, 1, 0)]), tariff=FixedTariff(0.3))
+    assert "solar_energy_wh" not in s.fields
+    assert s.fields["cost"] == pytest.approx(s.fields["grid_only_cost"]) == pytest.approx(3.0)
+
+
+def test_join_vehicle_side_soc_odometer_efficiency():
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start, [(300, 1, 0), (3600, 2, 11000), (300, 1, 0)])
+    veh = ovms_grid("IONIQ1", [
+        (start - 3600 * S, "stopped", {"soc_pct": 40.0}),
+        (start + 400 * S, "charging", {"soc_pct": 40.0, "odometer_km": 12345.0}),
+        (start + 3800 * S, "done", {"soc_pct": 54.0, "charge_energy_wh": 9900.0,
+                                    "charge_grid_energy_wh": 10800.0, "odometer_km": 12345.0}),
+    ])
+    [s] = derive(pts, veh)
+    f = s.fields
+    assert (f["soc_start_pct"], f["soc_end_pct"], f["odometer_km"]) == (40.0, 54.0, 12345.0)
+    assert f["vehicle_energy_wh"] == 9900.0
+    assert f["efficiency_pct"] == pytest.approx(90.0)
+    assert f["sources"] == "goe+ovms"
+
+
+def test_vehicle_only_charge_elsewhere_and_missing_wallbox():
+    t0 = ts("2026-03-05T12:00:00+00:00")
+    veh = ovms_grid("IONIQ1", [
+        (t0, "stopped", {"soc_pct": 20.0}),
+        (t0 + 60 * S, "charging", {"soc_pct": 20.0}),
+        (t0 + 1860 * S, "done", {"soc_pct": 70.0, "charge_energy_wh": 36000.0,
+                                 "charge_grid_energy_wh": 38000.0}),
+    ])
+    [s] = derive_sessions([], ovms_intervals(veh, "IONIQ1"), IDS, GAP, t0 + 86400 * S,
+                          FixedTariff(0.5), "EUR")
+    assert s.tags == {"charger": "vehicle:ioniq"}
+    assert s.fields["energy_wh"] == 38000.0            # the vehicle's estimate from the wall
+    assert "efficiency_pct" in s.fields
+    assert s.fields["cost"] == pytest.approx(19.0)
+
+
+def test_vehicle_charge_inside_open_wallbox_session_waits():
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start, [(300, 1, 0), (3600, 2, 11000), (3600, 4, 0)])   # still plugged in
+    veh = ovms_grid("IONIQ1", [(start, "stopped", {}), (start + 400 * S, "charging", {}),
+                               (start + 3800 * S, "done", {"charge_energy_wh": 9900.0})])
+    assert derive(pts, veh, now=start + 86400 * S) == []
+
+
+def test_dst_fall_back_night_tou_and_duration():
+    # Europe/Berlin, 25 Oct 2026: 03:00 CEST -> 02:00 CET. 00:30 CEST to 04:30 CET is 5 h.
+    start = ts("2026-10-25T00:30:00+02:00")
+    pts = goe(start - 300 * S, [(300, 1, 0), (5 * 3600, 2, 2000), (300, 1, 0)])
+    tou = TouTariff((TouRule(time(22, 0), time(6, 0), 0.20),), ZoneInfo("Europe/Berlin"), 0.40)
+    [s] = derive(pts, tariff=tou)
+    assert s.fields["energy_wh"] == pytest.approx(10000.0)
+    assert s.fields["charge_duration_s"] == pytest.approx(5 * 3600 - 60)
+    assert s.fields["grid_only_cost"] == pytest.approx(2.0)      # all of it at the night price
+
+
+def test_tou_across_price_boundary_prices_each_part():
+    start = ts("2026-01-31T21:00:00+00:00")   # month end, across midnight
+    pts = goe(start - 300 * S, [(300, 1, 0), (4 * 3600, 2, 3000), (300, 1, 0)])
+    tou = TouTariff((TouRule(time(23, 0), time(6, 0), 0.10),), ZoneInfo("UTC"), 0.30)
+    [s] = derive(pts, tariff=tou)
+    assert s.time_ns == start                      # stamped at its start, in January
+    # 21-23 h: 6 kWh at 0.30, 23-01 h: 6 kWh at 0.10
+    assert s.fields["grid_only_cost"] == pytest.approx(1.8 + 0.6, rel=1e-3)
+
+
+def test_evcc_tariff_and_missing_rate():
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start - 300 * S, [(300, 1, 0), (3600, 2, 10000), (300, 1, 0)])
+    rates = [(start, 1800.0, 0.20), (start + 1800 * S, 1800.0, 0.40)]
+    [s] = derive(pts, tariff=EvccTariff(rates))
+    assert s.fields["grid_only_cost"] == pytest.approx(3.0, rel=1e-2)
+    [unpriced] = derive(pts, tariff=EvccTariff(rates[:1]))
+    assert "cost" not in unpriced.fields and unpriced.fields["energy_wh"] > 0
+
+
+def test_rederiving_gives_identical_points():
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start, [(300, 1, 0), (3600, 2, 11000), (300, 1, 0)])
+    assert derive(pts) == derive(list(reversed(pts)))
+
+
+def test_evcc_sessions_and_charger_with_two_sources():
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start - 300 * S, [(300, 1, 0), (3600, 2, 11000), (300, 1, 0)])
+    evcc = [StoredPoint("evcc_session", {"site": "home", "loadpoint_title": "Garage", "vehicle": "Ioniq 5"},
+                        start + 5 * S, {"connected_duration_s": 3700.0, "energy_wh": 10900.0,
+                                        "solar_pct": 25.0, "soc_start_pct": 30.0, "soc_end_pct": 45.0})]
+    ids = Identities(chargers={"garage": ["goe:012345", "evcc:home/Garage"]},
+                     vehicles={"ioniq": ["evcc:Ioniq 5"]})
+    wall = goe_intervals(pts, "012345") + evcc_intervals(evcc)
+    [s] = derive_sessions(wall, [], ids, GAP, start + 86400 * S)
+    assert s.fields["energy_wh"] == pytest.approx(11000.0)       # go-e is listed first
+    assert s.fields["solar_pct"] == pytest.approx(25.0)          # evcc fills what go-e lacks
+    assert s.fields["vehicle"] == "ioniq" and s.fields["soc_end_pct"] == 45.0
+    assert s.fields["sources"] == "evcc+goe"
+
+
+def test_evenergy_meter_energy_and_soc():
+    t0 = ts("2026-03-02T18:00:00+00:00")
+    logs = [StoredPoint("evenergy_status", {"evse": "evseX"}, t0 + k * 300 * S,
+                        {"plugged_in": 0 < k < 8, "charging": 0 < k < 7, "meter_energy_wh": 1000.0 + 500 * max(0, min(k, 6) - 0),
+                         "soc_pct": 50.0 + k})
+            for k in range(10)]
+    [iv] = evenergy_intervals(logs, "evseX")
+    assert iv.complete and iv.energy_wh == pytest.approx(3000.0 - 0.0)
+    assert (iv.soc_start, iv.soc_end) == (51.0, 57.0)
