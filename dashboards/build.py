@@ -34,6 +34,7 @@ INTERVAL = "GROUP BY time($__interval)"
 
 SITE, CHARGER, LOADPOINT = tag_in("site", "site"), tag_in("serial", "charger"), tag_in("loadpoint_title", "loadpoint")
 VEHICLE, EVSE, SOURCE = tag_in("vehicle", "vehicle"), tag_in("evse", "evse"), tag_in("source", "source")
+SESSION_CHARGER = tag_in("charger", "session_charger")
 
 DRIVEN = '"trip_km" > 0'                          # the trip record written at the end of a drive
 CHARGE_DONE = "\"charge_state\" = 'done'"          # the grid record written when a charge ends
@@ -44,6 +45,7 @@ V_CHARGER = tag_variable("charger", "Charger", "goe_status", "serial")
 V_LOADPOINT = tag_variable("loadpoint", "Loadpoint", "evcc_loadpoint", "loadpoint_title", SITE)
 V_VEHICLE = tag_variable("vehicle", "Vehicle", "ovms_charge", "vehicle")
 V_EVSE = tag_variable("evse", "EVSE", "evenergy_status", "evse")
+V_SESSION_CHARGER = tag_variable("session_charger", "Charger", "charging_session", "charger")
 V_SOURCE = tag_variable("source", "Source", "collector_health", "source")
 
 CAR_STATE = value_map({0: ("unknown", "text"), 1: ("idle", "blue"), 2: ("charging", "green"),
@@ -88,12 +90,6 @@ def monthly(field: str) -> list[dict]:
     return [{"id": "formatTime", "options": {"timeField": "Time", "outputFormat": "YYYY-MM", "useTimezone": True}},
             {"id": "groupBy", "options": {"fields": {"Time": {"aggregations": [], "operation": "groupby"},
                                                      field: {"aggregations": ["sum"], "operation": "aggregate"}}}}]
-
-
-# Solar and grid parts of each evcc session, where evcc knew the solar share.
-SESSION_SPLIT = ('(SELECT "energy_wh" * "solar_pct" / 100 AS "solar", '
-                 '"energy_wh" * (100 - "solar_pct") / 100 AS "grid" '
-                 f'FROM "evcc_session" WHERE {where(SITE, LOADPOINT)})')
 
 
 # ---------------------------------------------------------------------------------------- 1 overview
@@ -144,16 +140,16 @@ def overview() -> Dashboard:
                   "$tag_loadpoint_title")], "Site flows and charging power.", w=24, h=9),
         row("Sessions"),
         table("Last sessions", "none", [Query(
-            'SELECT "loadpoint_title" AS "Loadpoint", "vehicle" AS "Vehicle", "energy_wh" AS "Energy", '
-            '"solar_pct" AS "Solar", "price" AS "Cost" '
-            f'FROM "evcc_session" WHERE {where(SITE, LOADPOINT)} ORDER BY time DESC LIMIT 10')],
-              "The ten newest finished evcc sessions in the time range.",
+            'SELECT "charger" AS "Charger", "vehicle" AS "Vehicle", "energy_wh" AS "Energy", '
+            '"solar_pct" AS "Solar", "cost" AS "Cost" '
+            f'FROM "charging_session" WHERE {where(SESSION_CHARGER)} ORDER BY time DESC LIMIT 10')],
+              "The ten newest charging sessions (derived from every source) in the time range.",
               columns={"Energy": "watth", "Solar": "percent", "Cost": MONEY}, w=24, h=8),
     ]
     return Dashboard("ev-overview", "EV charging: overview",
                      "Power now, today's and this month's energy, vehicle, last sessions, tariff.",
-                     [datasource_variable(), timezone_variable(), V_SITE, V_CHARGER, V_LOADPOINT, V_VEHICLE],
-                     panels)
+                     [datasource_variable(), timezone_variable(), V_SITE, V_CHARGER, V_LOADPOINT, V_VEHICLE,
+                      V_SESSION_CHARGER], panels)
 
 
 # ---------------------------------------------------------------------------------------- 2 charger
@@ -278,58 +274,75 @@ def vehicle() -> Dashboard:
 # ---------------------------------------------------------------------------------------- 4 sessions
 
 def sessions() -> Dashboard:
-    split = 'sum("solar") AS "Solar", sum("grid") AS "Grid"'
+    split = 'sum("solar_energy_wh") AS "Solar", sum("grid_energy_wh") AS "Grid", ' \
+            'sum("battery_energy_wh") AS "Home battery", sum("energy_wh") AS "Total"'
     stack = {"Solar": {"color": {"mode": "fixed", "fixedColor": "yellow"}},
-             "Grid": {"color": {"mode": "fixed", "fixedColor": "blue"}}}
+             "Grid": {"color": {"mode": "fixed", "fixedColor": "blue"}},
+             "Home battery": {"color": {"mode": "fixed", "fixedColor": "green"}},
+             "Total": {"custom.drawStyle": "points", "custom.stacking": {"mode": "none", "group": "A"},
+                       "color": {"mode": "fixed", "fixedColor": "text"}}}
+    split_note = ("Charging sessions by the local day they started, split by where the energy came from "
+                  "where a source knows it (go-e whs/whg/whb, evcc solar share); the dot is the total.")
     panels: list[Panel] = [
         row("Energy"),
-        timeseries("Charged per day: solar and grid", "watth",
-                   [Query(per_day(split, SESSION_SPLIT))],
-                   "evcc sessions by the local day they started, split by evcc's solar share "
-                   "(sessions without a solar share are left out).", bars=True, stack=True, overrides=stack, w=12),
-        timeseries("Charged per week: solar and grid", "watth",
-                   [Query(per_week(split, SESSION_SPLIT))],
-                   "As per day, in weeks from Monday (local time).", bars=True, stack=True, overrides=stack, w=12),
-        table("Charged per month", "watth", [Query(per_day('sum("energy_wh") AS "Energy"', '"evcc_session"',
-                                                           SITE, LOADPOINT))],
-              "evcc session energy per local month (daily totals summed by month in Grafana).",
-              transformations=monthly("Energy"), w=8, h=8),
-        table("Cost per month", MONEY, [Query(per_day('sum("price") AS "Cost"', '"evcc_session"', SITE, LOADPOINT))],
-              "Cost of evcc sessions per local month.", transformations=monthly("Cost"), w=8, h=8),
-        timeseries("Charger meters per day", "watth", [Query(per_day(
-            'spread("energy_total_wh")', '"goe_status"', CHARGER, by='"serial"'), "$tag_serial")],
-            "go-eCharger lifetime meters: difference per local day.", bars=True, w=8, h=8),
+        timeseries("Charged per day", "watth", [Query(per_day(split, '"charging_session"', SESSION_CHARGER))],
+                   split_note, bars=True, stack=True, overrides=stack, w=12),
+        timeseries("Charged per week", "watth", [Query(per_week(split, '"charging_session"', SESSION_CHARGER))],
+                   "As per day, in weeks from Monday (local time).", bars=True, stack=True, overrides=stack,
+                   w=12),
+        table("Charged per month", "watth", [Query(per_day('sum("energy_wh") AS "Energy"', '"charging_session"',
+                                                           SESSION_CHARGER))],
+              "Session energy per local month (daily totals summed by month in Grafana, in the "
+              "dashboard's time zone).", transformations=monthly("Energy"), w=8, h=8),
+        table("Cost per month", MONEY, [Query(per_day('sum("cost") AS "Cost"', '"charging_session"',
+                                                      SESSION_CHARGER))],
+              "Cost of the grid part of each session at the configured tariff ([sessions] tariff).",
+              transformations=monthly("Cost"), w=8, h=8),
+        table("Saved per month", MONEY, [Query(per_day('sum("savings") AS "Saved"', '"charging_session"',
+                                                       SESSION_CHARGER))],
+              "What solar and the home battery saved against charging everything from the grid.",
+              transformations=monthly("Saved"), w=8, h=8),
         row("Sessions"),
+        table("Charging sessions", "none", [Query(
+            'SELECT "charger" AS "Charger", "vehicle" AS "Vehicle", "end_unix_s" * 1000 AS "End", '
+            '"duration_s" AS "Connected", "energy_wh" AS "Energy", "solar_pct" AS "Solar", '
+            '"cost" AS "Cost", "savings" AS "Saved", "soc_start_pct" AS "SoC start", '
+            '"soc_end_pct" AS "SoC end", "efficiency_pct" AS "Efficiency", "sources" AS "Seen by" '
+            f'FROM "charging_session" WHERE {where(SESSION_CHARGER)} ORDER BY time DESC')],
+              "Sessions the collector derived from every source (time = start); pauses shorter than "
+              "[sessions] gap are merged.",
+              columns={"End": "dateTimeAsIso", "Connected": "s", "Energy": "watth", "Solar": "percent",
+                       "Cost": MONEY, "Saved": MONEY, "SoC start": "percent", "SoC end": "percent",
+                       "Efficiency": "percent"}, decimals=1, h=10),
+        timeseries("Charging efficiency", "percent", [
+            Query(f'SELECT "efficiency_pct" FROM "charging_session" WHERE {where(SESSION_CHARGER)} '
+                  'GROUP BY "charger"', "$tag_charger"),
+            Query('SELECT 100 * "charge_energy_wh" / "charge_grid_energy_wh" AS "battery / grid" FROM "ovms_grid" '
+                  f'WHERE {where(VEHICLE, FROM_GRID)} GROUP BY "vehicle"', "$tag_vehicle (OVMS)")],
+            "Energy into the battery over energy from the wall, per session (vehicle and wallbox "
+            "joined), and per charge as the vehicle alone estimates it.", points=True, min=0, max=110, w=24),
+        row("As the sources report them"),
         table("evcc sessions", "none", [Query(
             'SELECT "finished_unix_s" * 1000 AS "Finished", "loadpoint_title" AS "Loadpoint", '
             '"vehicle" AS "Vehicle", "energy_wh" AS "Energy", "charge_duration_s" AS "Charging time", '
             '"solar_pct" AS "Solar", "price" AS "Cost", "price_per_kwh" AS "Price", '
             '"soc_start_pct" AS "SoC start", "soc_end_pct" AS "SoC end" '
             f'FROM "evcc_session" WHERE {where(SITE, LOADPOINT)} ORDER BY time DESC')],
-              "Finished sessions from evcc (time = start).",
+              "Finished sessions from evcc's own list (time = start).",
               columns={"Finished": "dateTimeAsIso", "Energy": "watth", "Charging time": "s", "Solar": "percent",
                        "Cost": MONEY, "Price": MONEY_PER_KWH, "SoC start": "percent", "SoC end": "percent"},
-              decimals=1, h=10),
+              decimals=1, h=8),
         table("OVMS charges", "none", [Query(
             'SELECT "vehicle" AS "Vehicle", "charge_time_s" AS "Duration", "charge_energy_wh" AS "Into battery", '
             '"charge_grid_energy_wh" AS "From grid", '
             '100 * "charge_energy_wh" / "charge_grid_energy_wh" AS "Efficiency", "soc_pct" AS "SoC end", '
             '"location" AS "Location", "charge_type" AS "Type" '
-            f'FROM "ovms_grid" WHERE {where(VEHICLE, CHARGE_DONE)} '
-            'ORDER BY time DESC')],
-              "Charges the vehicle logged (OVMS grid log, record written when the charge is done).",
+            f'FROM "ovms_grid" WHERE {where(VEHICLE, CHARGE_DONE)} ORDER BY time DESC')],
+              "Charges the vehicle logged (OVMS grid log, the record written when a charge is done).",
               columns={"Duration": "s", "Into battery": "watth", "From grid": "watth", "Efficiency": "percent",
                        "SoC end": "percent"}, decimals=1, h=8),
-        timeseries("Charging efficiency", "percent", [
-            Query('SELECT 100 * "charge_energy_wh" / "charge_grid_energy_wh" AS "battery / grid" FROM "ovms_grid" '
-                  f'WHERE {where(VEHICLE, FROM_GRID)} GROUP BY "vehicle"',
-                  "$tag_vehicle $col"),
-            Query(series('mean("charger_efficiency_pct")', "ovms_charge", VEHICLE, by='"vehicle"'),
-                  "$tag_vehicle charger")],
-            "Energy into the battery over energy from the grid, per charge (OVMS grid log), and the "
-            "charger's own efficiency figure.", points=True, min=0, max=100, w=24),
     ]
-    variables = [datasource_variable(), timezone_variable(), V_SITE, V_LOADPOINT, V_CHARGER, V_VEHICLE]
+    variables = [datasource_variable(), timezone_variable(), V_SESSION_CHARGER, V_SITE, V_LOADPOINT, V_VEHICLE]
     return Dashboard("ev-sessions", "EV charging: sessions and energy",
                      "Energy per day, week and month by source, sessions, cost and efficiency.",
                      variables, panels, time_from="now-30d", refresh="5m")
