@@ -197,9 +197,10 @@ def state_timeline(title: str, queries: Iterable[Query | str], description: str 
 
 
 def geomap(title: str, query: Query, description: str = "", *, w: int = 12, h: int = 12) -> Panel:
-    """Positions as a route: the query returns `latitude` and `longitude` columns (table format)."""
-    layer = {"type": "route", "name": "Route", "config": {"style": {"size": {"fixed": 4},
-                                                                       "color": {"fixed": "blue"}}},
+    """Positions as markers: the query returns `latitude` and `longitude` columns (table format)."""
+    layer = {"type": "markers", "name": "Positions",
+             "config": {"showLegend": False, "style": {"size": {"fixed": 4}, "color": {"fixed": "blue"},
+                                                       "opacity": 0.6}},
              "location": {"mode": "coords", "latitude": "latitude", "longitude": "longitude"},
              "tooltip": True}
     options = {"view": {"id": "fit", "lat": 0, "lon": 0, "zoom": 12, "allLayers": True},

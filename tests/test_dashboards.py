@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dashboards import build
@@ -243,3 +244,19 @@ def test_every_panel_query_runs_and_returns_rows(influxdb, history_influx, resol
     assert not re.search(r"\$[\w{\[]", text.replace("$/", "")), f"unexpanded macro in {text}"
     rows = influxdb.query(text, db=db)
     assert rows, f"{name}: {panel['title']} ({target['refId']}) returned no rows:\n{text}"
+
+
+def test_daily_totals_follow_local_days_across_the_dst_change(influxdb, influx_db):
+    """The daily query the dashboards use: 29 March 2026 in Berlin has 23 hours, and its bucket
+    starts at local midnight, so a 1 kWh/h meter shows 22 kWh between that day's samples."""
+    start = int(datetime(2026, 3, 27, 12, 30, tzinfo=timezone.utc).timestamp())
+    lines = [f"goe_status,serial=000001 energy_total_wh={k * 1000}i {(start + k * 3600) * 10**9}"
+             for k in range(96)]
+    httpx.post(f"{influxdb.url}/write", params={"db": influx_db}, content="\n".join(lines)).raise_for_status()
+    text = build.per_day('spread("energy_total_wh")', '"goe_status"', build.CHARGER, by='"serial"')
+    rng = TimeRange(datetime(2026, 3, 27, 23, tzinfo=timezone.utc), datetime(2026, 3, 30, 22, tzinfo=timezone.utc))
+    rows = influxdb.query(expand(text, {"charger": ["000001"], "timezone": ["Europe/Berlin"]}, rng), db=influx_db)
+    days = {datetime.fromtimestamp(r["time"] / 1e9, timezone.utc).isoformat(): r["spread"] for r in rows}
+    assert days == {"2026-03-27T23:00:00+00:00": 23000,        # 28 March, 24 h, CET
+                    "2026-03-28T23:00:00+00:00": 22000,        # 29 March, 23 h: clocks go forward
+                    "2026-03-29T22:00:00+00:00": 23000}        # 30 March, CEST
