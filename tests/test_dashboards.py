@@ -124,6 +124,15 @@ def test_every_panel_has_a_datasource_a_title_and_a_unit(name):
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panels_have_unique_ids_and_fit_the_grid(name):
+    ids = [p["id"] for p in DASHBOARDS[name]["panels"]]
+    assert len(set(ids)) == len(ids)
+    for panel in DASHBOARDS[name]["panels"]:
+        pos = panel["gridPos"]
+        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_variables_datasource_and_filters(name):
     variables = {v["name"]: v for v in DASHBOARDS[name]["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "influxdb"
@@ -132,6 +141,7 @@ def test_variables_datasource_and_filters(name):
             assert variable["query"].startswith("SHOW TAG VALUES FROM ")
             assert variable["multi"] and variable["includeAll"]
     wanted = {"overview.json": {"charger", "loadpoint", "vehicle"}, "charger.json": {"charger", "loadpoint"},
+              "sessions.json": {"session_charger", "loadpoint", "vehicle", "timezone"},
               "vehicle.json": {"vehicle"}, "smart-charging.json": {"evse"}, "health.json": {"source"}}
     assert wanted.get(name, set()) <= set(variables)
 
