@@ -36,3 +36,49 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoSer
 def payloads_dir(request: pytest.FixtureRequest) -> Path:
     """`payloads/` beside the test module: recorded and constructed source responses."""
     return Path(request.fspath).parent / "payloads"
+
+
+@pytest.fixture(scope="session")
+def history_influx(influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFactory):
+    """A database filled with two simulated days of every source, shipped by the real forwarder.
+
+    The history generator (`collector.history`) drives each simulator's model through the
+    sources' parse functions into a Store; the sessions job derives `charging_session` from it
+    (the demo car's charger configured as the demo would); six hours of collector health
+    samples come from the real `Health` counters. Returns (database name, the `now` the data
+    ends at).
+    """
+    import asyncio
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from collector.config import InfluxV1
+    from collector.health import Health
+    from collector.history import CAR_VEHICLE, EVCC_SITE, GOE_SERIAL, generate_history
+    from collector.influx import Forwarder, V1Target
+    from collector.sessions.config import SessionsSection
+    from collector.sessions.job import derive_range, store_reader
+    from collector.store import Store
+    from tests.health_history import health_points
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    name = "history"
+    influxdb.create_database(name)
+    store = Store(tmp_path_factory.mktemp("history") / "store.db", synchronous="off")
+    target = V1Target(InfluxV1(api="v1", url=influxdb.url, database=name))
+    try:
+        start = now - timedelta(days=2)
+        generate_history(store, start, now, seed=1)
+        sessions = SessionsSection(
+            tariff="evcc", price=0.30, timezone="Europe/Berlin",
+            chargers={"Garage": {"goe": GOE_SERIAL, "evcc": f"{EVCC_SITE}/Garage", "vehicles": ["Car"]}},
+            vehicles={"Car": {"ovms": CAR_VEHICLE}})
+        store.append(derive_range(sessions, store_reader(store), int(start.timestamp()) * 10**9,
+                                  int(now.timestamp()) * 10**9))
+        store.append(health_points(now - timedelta(hours=6), now))
+        forwarder = Forwarder(store, target, Health(), batch_size=20_000)
+        assert asyncio.run(forwarder.flush(time.monotonic() + 120)), "history did not ship to InfluxDB"
+    finally:
+        target.close()
+        store.close()
+    return name, now

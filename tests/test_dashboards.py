@@ -1,0 +1,272 @@
+"""The committed Grafana dashboards: generated, well-formed, true to the schema, and working.
+
+Every panel query and every variable query is expanded as Grafana would expand it and run
+against a real InfluxDB filled with two simulated days of every source; each must return rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dashboards import build
+from tests.grafana_macros import TimeRange, expand, format_value, relative_range
+
+ROOT = Path(__file__).resolve().parent.parent
+JSON_DIR = ROOT / "dashboards" / "json"
+DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted(JSON_DIR.glob("*.json"))}
+
+
+# ---------------------------------------------------------------------------------------- schema.md
+
+def _schema() -> dict[str, dict[str, set[str]]]:
+    """measurement -> {"tags": {...}, "fields": {...}}, read from docs/schema.md."""
+    out: dict[str, dict[str, set[str]]] = {}
+    current = None
+    for line in (ROOT / "docs" / "schema.md").read_text().splitlines():
+        if m := re.match(r"## `(\w+)`", line):
+            current = out.setdefault(m.group(1), {"tags": set(), "fields": set()})
+        elif current is not None and (m := re.match(r"\| `(\w+)` \| (.*)", line)):
+            kind = "fields" if m.group(2).count("|") >= 3 else "tags"
+            current[kind].add(m.group(1))
+    return out
+
+
+SCHEMA = _schema()
+
+
+# ---------------------------------------------------------------------------------------- reading the JSON
+
+def panels(dashboard: dict) -> list[dict]:
+    return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+def repeat_scope(dashboard: dict) -> dict[int, str]:
+    """panel id -> the variable of the repeated row it sits in."""
+    scope, current = {}, None
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            current = panel.get("repeat")
+        elif current:
+            scope[panel["id"]] = current
+    return scope
+
+
+def queries() -> list[tuple[str, dict, dict, dict]]:
+    return [(name, dashboard, panel, target) for name, dashboard in DASHBOARDS.items()
+            for panel in panels(dashboard) for target in panel["targets"]]
+
+
+def query_id(case) -> str:
+    name, _, panel, target = case
+    return f"{name}:{panel['title']}:{target['refId']}"
+
+
+QUERIES = queries()
+_NOW_FIXED = datetime(2026, 3, 29, 12, tzinfo=timezone.utc)
+VARIABLE_QUERIES = [(name, v) for name, d in DASHBOARDS.items() for v in d["templating"]["list"]
+                    if v["type"] == "query"]
+
+
+# ---------------------------------------------------------------------------------------- InfluxQL names
+
+_IDENT = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def names_in(query: str) -> tuple[set[str], set[str], set[str]]:
+    """(measurements, other identifiers, aliases) a query names; every name is double-quoted."""
+    measurements = set(re.findall(r'\bFROM\s+"(\w+)"', query, flags=re.I))
+    aliases = set(re.findall(r'\bAS\s+"([^"]+)"', query, flags=re.I))
+    idents = set(_IDENT.findall(query)) - measurements
+    if m := re.search(r'WITH KEY\s*=\s*"(\w+)"', query):
+        idents.add(m.group(1))
+    return measurements, idents - aliases, aliases
+
+
+# ---------------------------------------------------------------------------------------- structure
+
+def test_the_committed_json_is_what_the_generator_writes():
+    generated = build.render()
+    assert sorted(generated) == sorted(DASHBOARDS), "dashboards/json holds other files than the generator writes"
+    stale = [name for name, text in generated.items() if (JSON_DIR / name).read_text() != text]
+    assert not stale, f"run `python dashboards/build.py`: {stale} differ from the generator"
+
+
+def test_the_six_dashboards_exist_with_unique_uids_and_the_overview_is_home():
+    assert set(DASHBOARDS) == {"overview.json", "charger.json", "vehicle.json", "sessions.json",
+                               "smart-charging.json", "health.json"}
+    uids = [d["uid"] for d in DASHBOARDS.values()]
+    assert len(set(uids)) == len(uids)
+    import yaml
+    grafana = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["grafana"]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == "/var/lib/grafana/dashboards/overview.json"
+    assert any(v.endswith(":/var/lib/grafana/dashboards:ro") and v.startswith("./dashboards/json")
+               for v in grafana["volumes"])
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_panel_has_a_datasource_a_title_and_a_unit(name):
+    dashboard = DASHBOARDS[name]
+    for panel in panels(dashboard):
+        assert panel["title"].strip(), f"{name}: panel {panel['id']} has no title"
+        assert panel["datasource"] == {"type": "influxdb", "uid": "${datasource}"}, panel["title"]
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{name}: {panel['title']} has no unit"
+        assert panel["targets"], f"{name}: {panel['title']} has no query"
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"] and target["rawQuery"] is True
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panels_have_unique_ids_and_fit_the_grid(name):
+    ids = [p["id"] for p in DASHBOARDS[name]["panels"]]
+    assert len(set(ids)) == len(ids)
+    for panel in DASHBOARDS[name]["panels"]:
+        pos = panel["gridPos"]
+        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24 and pos["h"] > 0, panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_variables_datasource_and_filters(name):
+    variables = {v["name"]: v for v in DASHBOARDS[name]["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "influxdb"
+    for variable in variables.values():
+        if variable["type"] == "query":
+            assert variable["query"].startswith("SHOW TAG VALUES FROM ")
+            assert variable["multi"] and variable["includeAll"]
+    wanted = {"overview.json": {"charger", "loadpoint", "vehicle"}, "charger.json": {"charger", "loadpoint"},
+              "sessions.json": {"session_charger", "loadpoint", "vehicle", "timezone"},
+              "vehicle.json": {"vehicle"}, "smart-charging.json": {"evse"}, "health.json": {"source"}}
+    assert wanted.get(name, set()) <= set(variables)
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=query_id)
+def test_queries_reference_variables_with_an_explicit_format_and_filter_on_time(case):
+    """Bare `$var` gets the datasource's escaping, which breaks tz('Europe/Berlin'): always say
+    `:regex` (device filters) or `:raw` (the time zone)."""
+    name, dashboard, panel, target = case
+    text = target["query"]
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    for match in re.finditer(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", text):
+        variable = match.group(1) or match.group(3)
+        if variable in variables:
+            assert match.group(2) in ("regex", "raw"), f"{match.group(0)} in {panel['title']}"
+    assert "$timeFilter" in text, f"{panel['title']}: every query is bounded by the time picker"
+    if re.search(r"GROUP BY time\((1d|1w)", text):
+        assert "tz('${timezone:raw}')" in text, f"{panel['title']}: day boundaries need tz()"
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=query_id)
+def test_every_measurement_and_field_a_query_names_is_in_the_schema(case):
+    name, _, panel, target = case
+    measurements, idents, _ = names_in(target["query"])
+    assert measurements, f"{panel['title']}: no measurement found"
+    unknown = measurements - set(SCHEMA)
+    assert not unknown, f"{panel['title']}: measurements not in docs/schema.md: {unknown}"
+    known = set().union(*(SCHEMA[m]["tags"] | SCHEMA[m]["fields"] for m in measurements))
+    assert not idents - known, f"{panel['title']}: not fields or tags of {measurements}: {idents - known}"
+
+
+@pytest.mark.parametrize("name,variable", VARIABLE_QUERIES, ids=lambda v: v if isinstance(v, str) else v["name"])
+def test_every_variable_query_names_a_tag_of_its_measurement(name, variable):
+    measurements, idents, _ = names_in(variable["query"])
+    [measurement] = measurements
+    assert idents <= SCHEMA[measurement]["tags"], variable["query"]
+
+
+def test_the_schema_parser_sees_tags_and_fields():
+    assert "serial" in SCHEMA["goe_status"]["tags"] and "power_w" in SCHEMA["goe_status"]["fields"]
+    assert "serial" not in SCHEMA["goe_status"]["fields"]
+
+
+def test_names_in_catches_an_unknown_field_and_ignores_aliases():
+    measurements, idents, aliases = names_in(
+        'SELECT sum("e") FROM (SELECT spread("energy_total_wh") AS "e" FROM "goe_status" '
+        'WHERE "serial" =~ /^(${charger:regex})$/ GROUP BY "serial")')
+    assert measurements == {"goe_status"} and aliases == {"e"}
+    assert idents == {"energy_total_wh", "serial"}
+
+
+# ---------------------------------------------------------------------------------------- Grafana's expansion
+
+def test_expansion_follows_grafana():
+    rng = relative_range("now-24h", _NOW_FIXED, "UTC")
+    text = ('SELECT mean("x") FROM "m" WHERE $timeFilter AND "t" =~ /^(${v:regex})$/ '
+            "GROUP BY time($__interval) tz('${timezone:raw}') -- $__interval_ms")
+    out = expand(text, {"v": ["a.b", "c/d"], "timezone": ["Europe/Berlin"]}, rng)
+    assert out == ('SELECT mean("x") FROM "m" WHERE time >= 1774699200000ms and time <= 1774785600000ms '
+                   "AND \"t\" =~ /^((a\\.b|c\\/d))$/ GROUP BY time(1m) tz('Europe/Berlin') -- 60000")
+    assert format_value(["Europe/Berlin"], None, multi=False) == "Europe\\/Berlin"   # why tz() uses :raw
+    assert format_value(["12"], None, multi=False) == "12"
+
+
+def test_today_starts_at_local_midnight_across_dst():
+    rng = relative_range("now/d", _NOW_FIXED, "Europe/Berlin")          # the day clocks go forward
+    assert rng.start.isoformat() == "2026-03-29T00:00:00+01:00"
+
+
+# ---------------------------------------------------------------------------------------- against InfluxDB
+
+@pytest.fixture(scope="session")
+def resolve(influxdb, history_influx):
+    """Dashboard name -> variable values as Grafana's dropdowns would offer them (All selected)."""
+    db, _ = history_influx
+
+    @cache
+    def values(name: str) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        for variable in DASHBOARDS[name]["templating"]["list"]:
+            if variable["type"] == "custom":
+                out[variable["name"]] = (variable["current"]["value"],)
+            elif variable["type"] == "query":
+                text = expand(variable["query"], {k: list(v) for k, v in out.items()},
+                              TimeRange(_NOW_FIXED, _NOW_FIXED))
+                rows = influxdb.query(text, db=db)
+                out[variable["name"]] = tuple(sorted({row["value"] for row in rows}))
+        return out
+
+    return values
+
+
+@pytest.mark.parametrize("name,variable", VARIABLE_QUERIES, ids=lambda v: v if isinstance(v, str) else v["name"])
+def test_every_variable_query_returns_values(resolve, name, variable):
+    assert resolve(name)[variable["name"]], f"{name}: {variable['query']} returned nothing"
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=query_id)
+def test_every_panel_query_runs_and_returns_rows(influxdb, history_influx, resolve, case):
+    name, dashboard, panel, target = case
+    db, now = history_influx
+    values = {k: list(v) for k, v in resolve(name).items()}
+    repeat = repeat_scope(dashboard).get(panel["id"])
+    if repeat:
+        values[repeat] = values[repeat][:1]                 # a repeated row sees one value
+    tz = values.get("timezone", ["UTC"])[0]
+    rng = relative_range(panel.get("timeFrom") or dashboard["time"]["from"], now, tz)
+    multi = frozenset(v["name"] for v in dashboard["templating"]["list"] if v.get("multi"))
+    text = expand(target["query"], values, rng, multi=multi)
+    assert not re.search(r"\$[\w{\[]", text.replace("$/", "")), f"unexpanded macro in {text}"
+    rows = influxdb.query(text, db=db)
+    assert rows, f"{name}: {panel['title']} ({target['refId']}) returned no rows:\n{text}"
+
+
+def test_daily_totals_follow_local_days_across_the_dst_change(influxdb, influx_db):
+    """The daily query the dashboards use: 29 March 2026 in Berlin has 23 hours, and its bucket
+    starts at local midnight, so a 1 kWh/h meter shows 22 kWh between that day's samples."""
+    start = int(datetime(2026, 3, 27, 12, 30, tzinfo=timezone.utc).timestamp())
+    lines = [f"goe_status,serial=000001 energy_total_wh={k * 1000}i {(start + k * 3600) * 10**9}"
+             for k in range(96)]
+    httpx.post(f"{influxdb.url}/write", params={"db": influx_db}, content="\n".join(lines)).raise_for_status()
+    text = build.per_day('spread("energy_total_wh")', '"goe_status"', build.CHARGER, by='"serial"')
+    rng = TimeRange(datetime(2026, 3, 27, 23, tzinfo=timezone.utc), datetime(2026, 3, 30, 22, tzinfo=timezone.utc))
+    rows = influxdb.query(expand(text, {"charger": ["000001"], "timezone": ["Europe/Berlin"]}, rng), db=influx_db)
+    days = {datetime.fromtimestamp(r["time"] / 1e9, timezone.utc).isoformat(): r["spread"] for r in rows}
+    assert days == {"2026-03-27T23:00:00+00:00": 23000,        # 28 March, 24 h, CET
+                    "2026-03-28T23:00:00+00:00": 22000,        # 29 March, 23 h: clocks go forward
+                    "2026-03-29T22:00:00+00:00": 23000}        # 30 March, CEST
