@@ -26,6 +26,8 @@ HEALTH = Measurement(
         i("polls", "count", "jobs run (counter)"),
         i("polls_failed", "count", "jobs that ended with an error (counter)"),
         i("polls_skipped", "count", "requests skipped because a provider limit said wait (counter)"),
+        i("polls_late", "count", "scheduled runs that did not happen on time: the previous run "
+          "was still going, or the process was too busy (counter)"),
         i("no_data", "count", "polls that found nothing fresh, e.g. go-e 404 or unchanged time (counter)"),
         i("points", "count", "points committed to the local store (counter)"),
         i("errors_transient", "count", "connection errors, timeouts, 5xx (counter)"),

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Iterable
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -128,6 +129,17 @@ class JobRunner:
 
 def build_scheduler(jobs: Iterable[Job], runner: JobRunner, jitter: float = 0.1) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
+    jobs = list(jobs)
+    source_of = {job.id: job.source for job in jobs}
+
+    def late(event: JobEvent) -> None:
+        # APScheduler logs each of these as a warning (silenced in cli.setup_logging): a
+        # charger that hangs past its interval would write one a second. Counted instead.
+        source = source_of.get(event.job_id)
+        if source is not None:
+            runner.health.count(source, "polls_late")
+
+    scheduler.add_listener(late, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
     for job in jobs:
         scheduler.add_job(
             runner.run,
