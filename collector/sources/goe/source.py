@@ -127,9 +127,13 @@ class StatusPoller:
         points = self._parse(response.payload, serial, time_ns or poll_ns, report)
         if report.rejected:
             self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
-            for field, reason in report.rejected:
-                self._warnings.warn(f"field:{field}", "%s: value of %s left out: %s",
-                                    self.charger.label, field, reason)
+            # One line per response, not one per field: a garbled status rejects dozens.
+            names = sorted(field for field, _ in report.rejected)
+            field, reason = report.rejected[0]
+            self._warnings.warn("fields:" + ",".join(names), "%s: %d values left out (%s); "
+                                "first: %s: %s", self.charger.label, len(names),
+                                ", ".join(names[:8]) + (", ..." if len(names) > 8 else ""),
+                                field, reason[:120])
         if nrg_all_zero(response.payload):
             self._warnings.warn("nrg-zero", "%s: nrg reports all zeros (seen on firmware 60.4); "
                                 "stored as sent", self.charger.label)
