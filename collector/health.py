@@ -42,6 +42,11 @@ HEALTH = Measurement(
         i("dead_letters", "points", "lines InfluxDB refused, kept with their reason (gauge; collector only)"),
         i("store_bytes", "bytes", "used size of the local store (gauge; collector only)"),
         i("store_discarded", "points", "unshipped points discarded by the store's size bound (gauge; collector only)"),
+        i("store_errors", "count", "commits the local store refused, e.g. disk full (counter; collector only)"),
+        i("held_points", "points", "points held in memory until the store accepts writes again "
+          "(gauge; collector only)"),
+        i("held_dropped", "points", "held points dropped over the in-memory bound while the "
+          "store refused writes (counter; collector only)"),
         i("nonfinite_dropped", "values", "NaN/infinite values dropped before storing (counter; collector only)"),
         b("influx_ok", "whether the last write to InfluxDB succeeded (collector only)"),
     ),

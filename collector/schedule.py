@@ -20,11 +20,14 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collector.health import Health
+from collector.health import COLLECTOR, Health
 from collector.http_outcomes import Action, SourceError, redact_text
 from collector.sources.base import Job
+from collector.store import StoreError
 
 log = logging.getLogger(__name__)
+
+STORE_KEY = "collector"
 
 _HEALTH_COUNTER = {
     Action.RETRY: "errors_transient",
@@ -89,6 +92,7 @@ class JobRunner:
         self.health = health
         self.failures = failures or FailureLog()
         self.running: set[asyncio.Task] = set()
+        self._store_failing = False
 
     async def run(self, job: Job) -> None:
         task = asyncio.current_task()
@@ -115,6 +119,16 @@ class JobRunner:
             health.error(job.source, message)
             self.failures.emit(job.id, exc.action.value, _LEVEL[exc.action], message)
             return
+        except StoreError as exc:
+            # The store, not this job: one line for the whole collector, not one per device.
+            health.count(job.source, "polls_failed")
+            message = redact_text(str(exc))
+            health.error(COLLECTOR, message)
+            self._store_failing = True
+            self.failures.emit(STORE_KEY, "StoreError", logging.ERROR,
+                               f"{message}; new points are held in memory (collector_health."
+                               "held_points) and committed when it accepts writes again")
+            return
         except Exception as exc:  # a bug or an unforeseen payload: report it, keep the schedule
             health.count(job.source, "polls_failed")
             health.count(job.source, "errors_payload")
@@ -125,6 +139,9 @@ class JobRunner:
             log.debug("%s: traceback", job.id, exc_info=True)
             return
         self.failures.recovered(job.id)
+        if self._store_failing:
+            self._store_failing = False
+            self.failures.recovered(STORE_KEY)
 
 
 def build_scheduler(jobs: Iterable[Job], runner: JobRunner, jitter: float = 0.1) -> AsyncIOScheduler:
