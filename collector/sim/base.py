@@ -122,7 +122,8 @@ class SimServer:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
+        # Stop promptly even with a deliberately slow answer (faults.py) still in flight.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -140,6 +141,11 @@ class SimServer:
             self._error = exc
             self._ready.set()
         finally:
+            leftover = asyncio.all_tasks(self._loop)   # handlers past the shutdown timeout
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                self._loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             self._loop.close()
 
     def start(self) -> "SimServer":

@@ -24,6 +24,7 @@ HTML_ERROR_PAGE = (b"<!DOCTYPE html><html><head><title>Service unavailable</titl
                    b"<body><h1>We'll be back soon</h1><p>Maintenance in progress.</p></body></html>")
 HUGE = 10**30                 # beyond int64, and a float far beyond any meter
 WRONG_TYPE = "not-a-number"
+SLOW_DELAY = 10.0             # seconds: past any timeout a collector is configured with in tests
 
 KINDS = (
     "truncated_json", "html_200", "wrong_types", "missing_keys", "extra_keys", "huge_numbers",
@@ -103,7 +104,7 @@ def apply_fault(kind: str, response: SimResponse) -> SimResponse:
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
         return SimResponse(response.status, b"", headers)
     if kind == "slow":
-        return SimResponse(response.status, response.body, dict(response.headers), delay=30.0)
+        return SimResponse(response.status, response.body, dict(response.headers), delay=SLOW_DELAY)
     if kind == "reset":
         return SimResponse(response.status, b"", {}, reset=True)
     if kind.startswith("status_429"):
