@@ -117,3 +117,12 @@ _LEVEL = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s")
 
 def problem_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if _LEVEL.match(line)]
+
+
+def assert_no_secrets(secrets: list[str], log: Path, store: Path) -> None:
+    """No secret in the log, nor in any stored string (health's last_error carries messages)."""
+    text = log.read_text(errors="replace")
+    stored = [v for fields in read_store(store).values() for v in fields.values() if isinstance(v, str)]
+    for secret in secrets:
+        assert secret not in text, "a secret reached the log"
+        assert not any(secret in value for value in stored), "a secret reached the store"

@@ -13,7 +13,8 @@ from collector.sim.base import SimServer
 from collector.sim.evenergy import EvEnergySim
 from collector.sim.faults import FaultySim
 from collector.sim.ovms import OvmsSim
-from tests.faults.harness import CollectorProcess, last_health, problem_lines, read_store, wait_until
+from tests.faults.harness import (CollectorProcess, assert_no_secrets, last_health, problem_lines,
+                                  read_store, wait_until)
 
 SECRET = "ee-secret-AUTH-1123"
 OVMS_PASSWORD = "ovms-pass-AUTH-5813"
@@ -71,9 +72,7 @@ def test_expired_tokens_and_sessions_log_in_again_quietly(tmp_path):
 
     assert evenergy.stats["token_requests"] == 2   # the first, and one after the 401
     lines = collector.lines()
-    text = "\n".join(lines)
-    for secret in (SECRET, OVMS_PASSWORD, *evenergy._tokens, *sessions):
-        assert secret not in text, "a secret reached the log"
+    assert_no_secrets([SECRET, OVMS_PASSWORD, *evenergy._tokens, *sessions], collector.log, store)
     assert not problem_lines(lines), "\n".join(problem_lines(lines))
     for source in ("evenergy", "ovms"):
         health = last_health(store, source)

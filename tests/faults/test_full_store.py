@@ -16,7 +16,7 @@ import pytest
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
 from collector.store import Store
-from tests.faults.harness import ROOT, CollectorProcess, last_health, read_store, wait_until
+from tests.faults.harness import ROOT, CollectorProcess, assert_no_secrets, last_health, read_store, wait_until
 
 TOKEN = "tok-full-SECRET-2718"
 
@@ -90,7 +90,7 @@ def test_a_full_store_says_so_loses_nothing_and_recovers(tmp_path, influxdb, inf
             assert collector.stop() == 0
 
     log = collector.log.read_text()
-    assert TOKEN not in log
+    assert_no_secrets([TOKEN], collector.log, store)
     full_lines = [line for line in log.splitlines() if "disk is full" in line and " ERROR " in line
                   or "disk is full" in line and " WARNING " in line]
     assert full_lines, log[-3000:]

@@ -10,7 +10,7 @@ import pytest
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
 from collector.store import Store
-from tests.faults.harness import CollectorProcess, last_health, read_store, wait_until
+from tests.faults.harness import CollectorProcess, assert_no_secrets, last_health, read_store, wait_until
 from tests.servers import influx_server
 
 TOKEN = "tok-outage-SECRET-31337"
@@ -96,6 +96,6 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
     assert health["ship_failures"] >= 1
     # every shipped count is a distinct stored point: no batch was sent twice after success
     assert health["shipped"] <= len(stored)
+    assert_no_secrets([TOKEN], tmp_path / "collector.log", store)
     log = (tmp_path / "collector.log").read_text()
-    assert TOKEN not in log
     assert "InfluxDB writes work again" in log

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from collector.health import HEALTH
 from collector.schema import FieldType, all_measurements
 from collector.sim.base import SimServer
 from collector.sim.faults import FaultySim
 from collector.sim.goe import GoeSimulator
-from tests.faults.harness import CollectorProcess, last_health, problem_lines, read_store, wait_until
+from tests.faults.harness import (CollectorProcess, assert_no_secrets, last_health, problem_lines,
+                                  read_store, wait_until)
 
 TOKEN = "tok-goe-faults-SECRET-9b1d"
 
@@ -106,7 +106,7 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
 
     lines = collector.lines()
     text = "\n".join(lines)
-    assert TOKEN not in text
+    assert_no_secrets([TOKEN], collector.log, store)
     assert "Traceback" not in text
 
     # one line per kind of problem, and no more: two faults in a row make one line, not two
