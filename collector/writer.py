@@ -22,7 +22,9 @@ from collector.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-MAX_HELD = 500_000   # points; about 150 MB of go-e statuses, 8 minutes of 1,000 chargers
+# Points; a held go-e status takes about 1.8 KB, so at most ~180 MB: 100 s of 1,000 chargers
+# at 1 Hz, 8 minutes of 200. A bridge over a short outage of the disk, not a second store.
+MAX_HELD = 100_000
 
 
 class PointWriter:
