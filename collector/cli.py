@@ -30,6 +30,9 @@ def setup_logging(level: str) -> None:
     # Library chatter at INFO would drown ours; a URL with a query in it must never be logged.
     for noisy in ("httpx", "httpcore", "apscheduler", "urllib3", "influxdb_client"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Skipped and missed runs are counted (collector_health.polls_late), not logged each time.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
 
 
 def _install_stop(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

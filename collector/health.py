@@ -27,6 +27,8 @@ HEALTH = Measurement(
         i("polls", "count", "jobs run (counter)"),
         i("polls_failed", "count", "jobs that ended with an error (counter)"),
         i("polls_skipped", "count", "requests skipped because a provider limit said wait (counter)"),
+        i("polls_late", "count", "scheduled runs that did not happen on time: the previous run "
+          "was still going, or the process was too busy (counter)"),
         i("no_data", "count", "polls that found nothing fresh, e.g. go-e 404 or unchanged time (counter)"),
         i("points", "count", "points committed to the local store (counter)"),
         i("errors_transient", "count", "connection errors, timeouts, 5xx (counter)"),
@@ -41,6 +43,11 @@ HEALTH = Measurement(
         i("dead_letters", "points", "lines InfluxDB refused, kept with their reason (gauge; collector only)"),
         i("store_bytes", "bytes", "used size of the local store (gauge; collector only)"),
         i("store_discarded", "points", "unshipped points discarded by the store's size bound (gauge; collector only)"),
+        i("store_errors", "count", "commits the local store refused, e.g. disk full (counter; collector only)"),
+        i("held_points", "points", "points held in memory until the store accepts writes again "
+          "(gauge; collector only)"),
+        i("held_dropped", "points", "held points dropped over the in-memory bound while the "
+          "store refused writes (counter; collector only)"),
         i("nonfinite_dropped", "values", "NaN/infinite values dropped before storing (counter; collector only)"),
         b("influx_ok", "whether the last write to InfluxDB succeeded (collector only)"),
     ),

@@ -26,7 +26,7 @@ import httpx
 from collector.config import InfluxV1, InfluxV2
 from collector.health import COLLECTOR, Health
 from collector.http_outcomes import describe_exception, parse_retry_after, redact_text
-from collector.store import BatchItem, Store
+from collector.store import BatchItem, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,14 @@ class Forwarder:
                 self._report(exc, delay)
                 await _wait(stop, delay)
                 continue
+            except StoreError as exc:
+                # The store cannot be read or updated (disk full): a shipped batch that could
+                # not be marked is shipped again later, which InfluxDB absorbs.
+                self._failures += 1
+                delay = min(self.max_backoff, 2.0 ** min(self._failures, 16))
+                self._report(exc, delay)
+                await _wait(stop, delay)
+                continue
             if shipped == 0:
                 self._wake.clear()
                 await _wait_any(stop, self._wake, self.idle_wait)
@@ -196,7 +204,7 @@ class Forwarder:
             try:
                 if await self.ship_once() == 0:
                     return True
-            except WriteError as exc:
+            except (WriteError, StoreError) as exc:
                 self._report(exc, 0.0)
                 return False
         return False
@@ -242,10 +250,10 @@ class Forwarder:
         ceiling = min(self.max_backoff, 2.0 ** min(self._failures, 16))
         return random.uniform(ceiling / 2, ceiling)  # jitter so many collectors do not sync up
 
-    def _report(self, exc: WriteError, delay: float) -> None:
+    def _report(self, exc: WriteError | StoreError, delay: float) -> None:
         message = str(exc)
         now = time.monotonic()
-        level = logging.ERROR if exc.config else logging.WARNING
+        level = logging.ERROR if getattr(exc, "config", True) else logging.WARNING
         if self._last_logged is None or self._last_logged[0] != message or now - self._last_logged[1] > 300:
             log.log(level, "%s; backlog kept in the local store, next try in %.0f s", message, delay)
             self._last_logged = (message, now)

@@ -16,14 +16,18 @@ from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Iterable
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collector.health import Health
+from collector.health import COLLECTOR, Health
 from collector.http_outcomes import Action, SourceError, redact_text
 from collector.sources.base import Job
+from collector.store import StoreError
 
 log = logging.getLogger(__name__)
+
+STORE_KEY = "collector"
 
 _HEALTH_COUNTER = {
     Action.RETRY: "errors_transient",
@@ -88,6 +92,7 @@ class JobRunner:
         self.health = health
         self.failures = failures or FailureLog()
         self.running: set[asyncio.Task] = set()
+        self._store_failing = False
 
     async def run(self, job: Job) -> None:
         task = asyncio.current_task()
@@ -114,6 +119,16 @@ class JobRunner:
             health.error(job.source, message)
             self.failures.emit(job.id, exc.action.value, _LEVEL[exc.action], message)
             return
+        except StoreError as exc:
+            # The store, not this job: one line for the whole collector, not one per device.
+            health.count(job.source, "polls_failed")
+            message = redact_text(str(exc))
+            health.error(COLLECTOR, message)
+            self._store_failing = True
+            self.failures.emit(STORE_KEY, "StoreError", logging.ERROR,
+                               f"{message}; new points are held in memory (collector_health."
+                               "held_points) and committed when it accepts writes again")
+            return
         except Exception as exc:  # a bug or an unforeseen payload: report it, keep the schedule
             health.count(job.source, "polls_failed")
             health.count(job.source, "errors_payload")
@@ -124,10 +139,24 @@ class JobRunner:
             log.debug("%s: traceback", job.id, exc_info=True)
             return
         self.failures.recovered(job.id)
+        if self._store_failing:
+            self._store_failing = False
+            self.failures.recovered(STORE_KEY)
 
 
 def build_scheduler(jobs: Iterable[Job], runner: JobRunner, jitter: float = 0.1) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
+    jobs = list(jobs)
+    source_of = {job.id: job.source for job in jobs}
+
+    def late(event: JobEvent) -> None:
+        # APScheduler logs each of these as a warning (silenced in cli.setup_logging): a
+        # charger that hangs past its interval would write one a second. Counted instead.
+        source = source_of.get(event.job_id)
+        if source is not None:
+            runner.health.count(source, "polls_late")
+
+    scheduler.add_listener(late, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
     for job in jobs:
         scheduler.add_job(
             runner.run,

@@ -54,7 +54,18 @@ def _to_float(value: Any) -> float:
     return result
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _to_int(value: Any) -> int:
+    """An integer field's value; InfluxDB and the store hold 64-bit integers, nothing wider."""
+    result = _to_int_any(value)
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise CoercionError(f"integer out of the 64-bit range: {value!r}")
+    return result
+
+
+def _to_int_any(value: Any) -> int:
     if type(value) is int:
         return value
     if type(value) is float:

@@ -159,12 +159,22 @@ class Store:
                     changed = [self._append_one(points, cursors) for points, cursors in groups]
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     self._forget_uncommitted_series()
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"local store {self.path}: write failed, nothing committed: {exc}") from exc
         return changed
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open.
+
+        SQLite ends the transaction itself on some errors (SQLITE_FULL, for one); a ROLLBACK
+        then fails with "no transaction is active", which used to hide the real error and
+        skip the cleanup after it.
+        """
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _append_one(self, points: Iterable[Point], cursors: Mapping[str, str] | None) -> int:
         rows = [r for r in (self._row(p) for p in points) if r is not None]
@@ -260,31 +270,38 @@ class Store:
 
     def mark_shipped(self, items: Sequence[BatchItem]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
-                    "UPDATE points SET state = 1, line = NULL WHERE id = ? AND rev = ?",
-                    [(it.id, it.rev) for it in items])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "UPDATE points SET state = 1, line = NULL WHERE id = ? AND rev = ?",
+                        [(it.id, it.rev) for it in items])
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"local store {self.path}: cannot mark {len(items)} points "
+                                 f"shipped (they will be shipped again): {exc}") from exc
 
     def dead_letter(self, item: BatchItem, reason: str) -> None:
         """Keep a line InfluxDB refused, with its reason, and stop trying to ship it."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "INSERT INTO dead_letters (line, reason, at_ns) VALUES (?, ?, ?)",
-                    (item.line, reason, time.time_ns()),
-                )
-                self._db.execute("UPDATE points SET state = ?, line = NULL WHERE id = ? AND rev = ?",
-                                 (DEAD, item.id, item.rev))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute(
+                        "INSERT INTO dead_letters (line, reason, at_ns) VALUES (?, ?, ?)",
+                        (item.line, reason, time.time_ns()),
+                    )
+                    self._db.execute("UPDATE points SET state = ?, line = NULL WHERE id = ? AND rev = ?",
+                                     (DEAD, item.id, item.rev))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"local store {self.path}: cannot keep a dead letter: {exc}") from exc
 
     def dead_letters(self) -> list[tuple[str, str]]:
         with self._lock:

@@ -29,6 +29,15 @@ def test_bad_values_are_left_out_and_reported_none_is_absent():
     assert p.fields == {"count": 2} and report.rejected[0][0] == "power_w"
 
 
+def test_integers_beyond_64_bits_are_left_out_not_stored():
+    # InfluxDB and SQLite hold int64; a wider value used to fail the whole store commit.
+    report = CoercionReport()
+    p = M.point({}, {"count": 10**30, "power_w": 1.0}, 1, report)
+    assert p.fields == {"power_w": 1.0} and report.rejected[0][0] == "count"
+    assert M.point({}, {"count": 2**63 - 1}, 1).fields == {"count": 2**63 - 1}
+    assert M.point({}, {"count": "-1e30"}, 1) is None
+
+
 def test_undeclared_field_or_tag_is_a_programming_error():
     with pytest.raises(KeyError, match="not declared"):
         M.point({}, {"bogus": 1}, 1)

@@ -133,3 +133,20 @@ def test_counts_are_points_per_measurement_without_dead_letters(tmp_path):
     store.dead_letter(store.next_batch(1)[0], "refused")
     assert store.counts() == {"a": 1, "b": 1}
     store.close()
+
+
+def test_a_full_disk_is_a_clear_error_corrupts_nothing_and_passes(store):
+    store.append([p(1, dev="a")])
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")     # as if the filesystem were full
+    big = [p(t, dev=f"new-{t}", note="x" * 3000) for t in range(2, 50)]
+    with pytest.raises(StoreError, match=r"s\.db: write failed, nothing committed: database or disk is full"):
+        store.append(big, {"k": "v"})
+    assert store.cursor("k") is None
+    store._db.execute("PRAGMA max_page_count = 1073741823")    # space returns
+    assert store.append(big, {"k": "v"}) == len(big)
+    assert store.cursor("k") == "v"
+    assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store._db.execute("SELECT count(*) FROM points p LEFT JOIN series s "
+                             "ON s.id = p.series_id WHERE s.id IS NULL").fetchone()[0] == 0
+    assert store.pending_count() == len(big) + 1

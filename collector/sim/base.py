@@ -34,6 +34,11 @@ class SimResponse:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    # Transport-level faults, for collector/sim/faults.py: answer only after `delay` seconds,
+    # or drop the connection without answering (a reset). Served by SimServer; mock_transport
+    # raises the httpx exception a client would see instead (it cannot wait under freezegun).
+    delay: float = 0.0
+    reset: bool = False
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None,
@@ -67,6 +72,10 @@ def mock_transport(sim: Simulator) -> httpx.MockTransport:
             host=request.url.host,
         )
         response = sim.handle(sim_request)
+        if response.reset:
+            raise httpx.ReadError("simulated connection reset", request=request)
+        if response.delay > 0:
+            raise httpx.ReadTimeout("simulated slow response", request=request)
         return httpx.Response(response.status, headers=response.headers, content=response.body)
 
     return httpx.MockTransport(handler)
@@ -98,6 +107,12 @@ class SimServer:
                                      query=dict(request.query), headers=request.headers,
                                      body=body, host=request.host.split(":")[0])
             response = self.sim.handle(sim_request)
+            if response.delay > 0:
+                await asyncio.sleep(response.delay)
+            if response.reset:
+                if request.transport is not None:
+                    request.transport.abort()     # RST/EOF with no answer at all
+                raise asyncio.CancelledError()    # aiohttp drops the handler quietly
             headers = dict(response.headers)
             content_type = headers.pop("Content-Type", None)
             resp = web.Response(status=response.status, body=response.body, headers=headers)
@@ -107,7 +122,8 @@ class SimServer:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
+        # Stop promptly even with a deliberately slow answer (faults.py) still in flight.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -125,6 +141,11 @@ class SimServer:
             self._error = exc
             self._ready.set()
         finally:
+            leftover = asyncio.all_tasks(self._loop)   # handlers past the shutdown timeout
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                self._loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             self._loop.close()
 
     def start(self) -> "SimServer":

@@ -1,0 +1,309 @@
+"""Fleet benchmark: one collector process, the whole system, real InfluxDB; prints its figures.
+
+The collector runs as it does in production (`python -m collector.cli run --config ...`: the
+APScheduler jobs, limiter, httpx, parse, group commit into SQLite with synchronous=FULL, the
+forwarder into a real influxd 1.x). Each simulator runs in a process of its own (this script
+re-executed with `serve <kind>`) and records the time of every request it answers:
+- N go-e chargers polled at 1 Hz (Cloud API, jitter 0),
+- 50 ev.energy EVSEs (status every 5 min, commands every 15 min),
+- 20 OVMS vehicles (four streams every 60 s).
+
+Per fleet size, over the measured window after a warm-up:
+- on time: the share of each charger's 1-second slots that got their poll. From the
+  simulator's request times: a gap of g seconds between two polls of a charger misses
+  round(g) - 1 slots; failed polls (collector_health.polls_failed) count as missed too;
+- requests per second per charger: the most requests any charger got in any 1-second window
+  (the limiter's promise: never more than 1; 50 ms allowed for delivery jitter), the shortest
+  gap between two requests and the share of gaps under 0.95 s. Times are taken when the
+  simulator's handler runs, so they include the simulator's own scheduling delays;
+- CPU seconds of the collector process per 1,000 polls (all sources), peak RSS (VmHWM);
+- points per second committed, and the backlog (points not yet in InfluxDB) at the end;
+- the go-e simulator's own CPU and the load average: on a 2-core machine the simulator needs
+  a core of its own at 1,000 requests per second, and a shared machine's other load shows.
+
+Usage: python bench/fleet.py [--sizes 100,300,1000,2000] [--warmup 15] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from bisect import bisect_left
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+EVSES = 50
+VEHICLES = 20
+TOKEN = "bench-token"
+
+
+# -- simulator processes -------------------------------------------------------------------------
+
+
+class Recorder:
+    """Wraps a simulator: remembers (key, wall time) of every request, for the report."""
+
+    def __init__(self, sim, key) -> None:
+        self.sim = sim
+        self.key = key
+        self.times: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+
+    def handle(self, request):
+        now = time.time()
+        key = self.key(request)
+        with self.lock:
+            self.times.setdefault(key, []).append(now)
+        return self.sim.handle(request)
+
+
+def serve(kind: str, size: int, out: Path) -> int:
+    from collector.sim.base import SimServer
+
+    if kind == "goe":
+        from collector.sim.goe import GoeSimulator
+        sim = GoeSimulator.fleet(size, token=TOKEN)
+        recorder = Recorder(sim, lambda r: r.path.strip("/").split("/")[0])
+    elif kind == "evenergy":
+        from collector.sim.evenergy import EvEnergySim
+        sim = EvEnergySim(evses=size, quota=1_000_000, history_days=2)
+        recorder = Recorder(sim, lambda r: "evenergy")
+    elif kind == "ovms":
+        from collector.sim.ovms import OvmsSim, SimVehicle
+        sim = OvmsSim(vehicles=[SimVehicle(f"V{n:03d}") for n in range(size)],
+                      users={"bench": TOKEN})
+        recorder = Recorder(sim, lambda r: "ovms")
+    else:
+        raise SystemExit(f"unknown simulator {kind}")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with SimServer(recorder) as server:
+        print(f"READY {server.url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    with recorder.lock:
+        out.write_text(json.dumps(recorder.times))
+    return 0
+
+
+def start_sim(kind: str, size: int, out: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, __file__, "serve", kind, str(size), str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("READY "):
+        proc.kill()
+        raise RuntimeError(f"{kind} simulator did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+def stop_sim(proc: subprocess.Popen, out: Path) -> dict[str, list[float]]:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    return json.loads(out.read_text())
+
+
+# -- the collector process -----------------------------------------------------------------------
+
+
+def write_config(path: Path, store: Path, influx_url: str, goe: str, evenergy: str, ovms: str,
+                 chargers: int) -> None:
+    charger_lines = "".join(f'[[sources.goe.chargers]]\nserial = "{n:06d}"\ntoken = "{TOKEN}"\n'
+                            for n in range(1, chargers + 1))
+    path.write_text(f"""
+[collector]
+log_level = "warning"
+health_interval = "5s"
+jitter = 0
+[store]
+path = "{store}"
+[influxdb]
+api = "v1"
+url = "{influx_url}"
+database = "fleet"
+[sources.goe]
+interval = "1s"
+timeout = "5s"
+cloud_url = "{goe}/{{serial}}"
+{charger_lines}
+[sources.evenergy]
+client_id = "demo-client"
+client_secret = "demo-secret"
+user = "user01HSIMULATEDUSER0000000000"
+base_url = "{evenergy}/v2"
+backfill = "1d"
+quota_limit = 100000
+[sources.ovms]
+url = "{ovms}"
+username = "bench"
+password = "{TOKEN}"
+history_interval = "15m"
+""")
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def store_figures(path: Path) -> tuple[int, int, dict]:
+    """(points stored, backlog, newest goe health) read from the collector's store."""
+    from collector.store import Store
+
+    store = Store(path)
+    try:
+        stats = store.stats()
+        health: dict = {}
+        newest = -1
+        for chunk in store.query("collector_health", tags={"source": "goe"}):
+            for p in chunk:
+                if p.time_ns > newest:
+                    newest, health = p.time_ns, p.fields
+        return stats.pending + stats.shipped, stats.pending, health
+    finally:
+        store.close()
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def slot_figures(times: dict[str, list[float]], start: float, end: float) -> dict:
+    """Missed 1-second slots, the most requests in any 1-second window, the shortest gap."""
+    expected = missed = 0
+    max_in_second = 0
+    min_gap = float("inf")
+    gaps = short = 0
+    for serial, stamps in times.items():
+        stamps = sorted(stamps)
+        window = stamps[bisect_left(stamps, start - 2):bisect_left(stamps, end + 2)]
+        inside = [t for t in window if start <= t < end]
+        expected += round(end - start)
+        if not inside:
+            missed += round(end - start)
+            continue
+        if inside[0] - start > 1.0:          # polls have a phase within the second
+            missed += int(inside[0] - start)
+        for a, b in zip(inside, inside[1:]):
+            gap = b - a
+            min_gap = min(min_gap, gap)
+            gaps += 1
+            short += gap < 0.95
+            missed += max(0, round(gap) - 1)
+        if end - inside[-1] > 1.0:
+            missed += int(end - inside[-1])
+        j = 0
+        for i, t in enumerate(window):
+            while window[j] <= t - 0.95:     # 50 ms allowance for delivery jitter
+                j += 1
+            max_in_second = max(max_in_second, i - j + 1)
+    return {"expected": expected, "missed": missed, "max_per_second": max_in_second,
+            "min_gap": min_gap, "short_gaps": short / max(1, gaps)}
+
+
+def run_size(chargers: int, influx_url: str, workdir: Path, warmup: float, seconds: float) -> dict:
+    import httpx
+
+    httpx.post(f"{influx_url}/query", data={"q": "DROP DATABASE fleet"}, timeout=30)
+    httpx.post(f"{influx_url}/query", data={"q": "CREATE DATABASE fleet"}, timeout=30)
+    sims = {}
+    outs = {kind: workdir / f"{kind}-{chargers}.json" for kind in ("goe", "evenergy", "ovms")}
+    for kind, size in (("goe", chargers), ("evenergy", EVSES), ("ovms", VEHICLES)):
+        sims[kind] = start_sim(kind, size, outs[kind])
+    store = workdir / f"store-{chargers}.db"
+    config = workdir / f"fleet-{chargers}.toml"
+    write_config(config, store, influx_url, sims["goe"][1], sims["evenergy"][1], sims["ovms"][1],
+                 chargers)
+    log = (workdir / f"collector-{chargers}.log").open("wb")
+    collector = subprocess.Popen([sys.executable, "-m", "collector.cli", "run", "--config", str(config)],
+                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(warmup)
+        start = time.time()
+        cpu0 = proc_cpu(collector.pid)
+        sim_cpu0 = proc_cpu(sims["goe"][0].pid)
+        points0, _, health0 = store_figures(store)
+        time.sleep(seconds)
+        end = time.time()
+        cpu = proc_cpu(collector.pid) - cpu0
+        sim_cpu = proc_cpu(sims["goe"][0].pid) - sim_cpu0
+        load = os.getloadavg()[0]
+        points1, backlog, health1 = store_figures(store)
+        rss = proc_peak_rss_mb(collector.pid)
+        if collector.poll() is not None:
+            raise RuntimeError(f"the collector exited with {collector.returncode}")
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        try:
+            collector.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            collector.kill()
+            collector.wait()
+        log.close()
+        times = {kind: stop_sim(proc, outs[kind]) for kind, (proc, _) in sims.items()}
+    goe = slot_figures(times["goe"], start, end)
+    polls = sum(1 for stamps in times.values() for ts in stamps.values() for t in ts if start <= t < end)
+    failed = health1.get("polls_failed", 0) - health0.get("polls_failed", 0)
+    late = health1.get("polls_late", 0) - health0.get("polls_late", 0)
+    return {
+        "chargers": chargers,
+        "on_time": 1 - (goe["missed"] + failed) / max(1, goe["expected"]),
+        "missed": goe["missed"], "failed": failed, "late": late,
+        "max_per_second": goe["max_per_second"], "min_gap": goe["min_gap"],
+        "short_gaps": goe["short_gaps"],
+        "cpu_per_1000": 1000 * cpu / max(1, polls), "cpu_share": cpu / (end - start),
+        "sim_cpu_share": sim_cpu / (end - start), "load": load,
+        "polls_per_s": polls / (end - start), "rss_mb": rss,
+        "points_per_s": (points1 - points0) / (end - start), "backlog": backlog,
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        return serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,300,1000,2000")
+    parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    from tests.servers import influx_server
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at the start; {EVSES} ev.energy EVSEs and {VEHICLES} OVMS "
+          f"vehicles besides the chargers; {args.seconds:g} s measured after {args.warmup:g} s")
+    print(f"{'chargers':>8} {'on time':>8} {'missed':>6} {'failed':>6} {'req/s max':>9} "
+          f"{'min gap':>7} {'gaps<0.95s':>10} {'CPU s/1k polls':>14} {'CPU':>5} {'polls/s':>7} {'peak RSS':>8} "
+          f"{'points/s':>8} {'backlog':>7} {'go-e sim CPU':>12} {'load':>5}")
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "influx").mkdir()
+        with influx_server(workdir / "influx") as influx:
+            for size in (int(s) for s in args.sizes.split(",")):
+                r = run_size(size, influx.url, workdir, args.warmup, args.seconds)
+                print(f"{r['chargers']:>8} {100 * r['on_time']:>7.2f}% {r['missed']:>6} "
+                      f"{r['failed']:>6} {r['max_per_second']:>9} {r['min_gap']:>6.3f}s "
+                      f"{100 * r['short_gaps']:>9.3f}% "
+                      f"{r['cpu_per_1000']:>14.3f} {100 * r['cpu_share']:>4.0f}% "
+                      f"{r['polls_per_s']:>7.0f} {r['rss_mb']:>6.0f}MB {r['points_per_s']:>8.0f} "
+                      f"{r['backlog']:>7} {100 * r['sim_cpu_share']:>11.0f}% {r['load']:>5.1f}",
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
