@@ -260,10 +260,11 @@ def run_size(chargers: int, influx_url: str, workdir: Path, warmup: float, secon
     polls = sum(1 for stamps in times.values() for ts in stamps.values() for t in ts if start <= t < end)
     failed = health1.get("polls_failed", 0) - health0.get("polls_failed", 0)
     late = health1.get("polls_late", 0) - health0.get("polls_late", 0)
+    skipped = health1.get("polls_skipped", 0) - health0.get("polls_skipped", 0)
     return {
         "chargers": chargers,
         "on_time": 1 - (goe["missed"] + failed) / max(1, goe["expected"]),
-        "missed": goe["missed"], "failed": failed, "late": late,
+        "missed": goe["missed"], "failed": failed, "late": late, "skipped": skipped,
         "max_per_second": goe["max_per_second"], "min_gap": goe["min_gap"],
         "short_gaps": goe["short_gaps"],
         "cpu_per_1000": 1000 * cpu / max(1, polls), "cpu_share": cpu / (end - start),
@@ -286,7 +287,7 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at the start; {EVSES} ev.energy EVSEs and {VEHICLES} OVMS "
           f"vehicles besides the chargers; {args.seconds:g} s measured after {args.warmup:g} s")
-    print(f"{'chargers':>8} {'on time':>8} {'missed':>6} {'failed':>6} {'req/s max':>9} "
+    print(f"{'chargers':>8} {'on time':>8} {'missed':>6} {'late':>5} {'skipped':>7} {'failed':>6} {'req/s max':>9} "
           f"{'min gap':>7} {'gaps<0.95s':>10} {'CPU s/1k polls':>14} {'CPU':>5} {'polls/s':>7} {'peak RSS':>8} "
           f"{'points/s':>8} {'backlog':>7} {'go-e sim CPU':>12} {'load':>5}")
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
@@ -296,6 +297,7 @@ def main() -> int:
             for size in (int(s) for s in args.sizes.split(",")):
                 r = run_size(size, influx.url, workdir, args.warmup, args.seconds)
                 print(f"{r['chargers']:>8} {100 * r['on_time']:>7.2f}% {r['missed']:>6} "
+                      f"{r['late']:>5} {r['skipped']:>7} "
                       f"{r['failed']:>6} {r['max_per_second']:>9} {r['min_gap']:>6.3f}s "
                       f"{100 * r['short_gaps']:>9.3f}% "
                       f"{r['cpu_per_1000']:>14.3f} {100 * r['cpu_share']:>4.0f}% "
