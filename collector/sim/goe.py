@@ -327,33 +327,35 @@ class GoeSimulator:
         return _json(status, headers={"Last-Modified": email.utils.formatdate(sent, usegmt=True)})
 
     def _local_v1(self, serial: str) -> SimResponse:
-        now = self._now()
-        charger = self.chargers.get(serial)
-        if charger is None:
-            return SimResponse.text("Not found", 404)
-        self._record(serial, now)
-        if serial in self.overrides:
-            return self.overrides[serial]
-        if charger.offline_since is not None:
-            raise SimTimeout(f"simulated: the local API of {serial} does not answer")
-        second = math.floor(now)
+        reached = self._reach_local(serial)
+        if isinstance(reached, SimResponse):
+            return reached
+        charger, second = reached
         return _json(charger.state_v1(int(second - self.epoch), second))  # type: ignore[operator]
 
     def _local(self, serial: str, request: SimRequest) -> SimResponse:
-        now = self._now()
-        charger = self.chargers.get(serial)
-        if charger is None:
-            return SimResponse.text("Not found", 404)
-        self._record(serial, now)
-        if serial in self.overrides:
-            return self.overrides[serial]
-        if charger.offline_since is not None:
-            raise SimTimeout(f"simulated: the local API of {serial} does not answer")
-        second = math.floor(now)
+        reached = self._reach_local(serial)
+        if isinstance(reached, SimResponse):
+            return reached
+        charger, second = reached
         status = charger.state(int(second - self.epoch), second)  # type: ignore[operator]
         status, missing = self._filtered(charger, status, request.query)
         full = "filter" not in request.query
         return _json(status, 400 if charger.quirk_400 and (missing or full) else 200)
+
+    def _reach_local(self, serial: str):
+        """What both local APIs do first: the charger and the current second, or the answer
+        that stands instead (unknown charger, an override); an offline charger times out."""
+        now = self._now()
+        charger = self.chargers.get(serial)
+        if charger is None:
+            return SimResponse.text("Not found", 404)
+        self._record(serial, now)
+        if serial in self.overrides:
+            return self.overrides[serial]
+        if charger.offline_since is not None:
+            raise SimTimeout(f"simulated: the local API of {serial} does not answer")
+        return charger, math.floor(now)
 
 
 def html_error(status: int = 502) -> SimResponse:
