@@ -22,7 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.health import COLLECTOR, Health
 from collector.http_outcomes import Action, SourceError, redact_text
-from collector.sources.base import Job
+from collector.sources.base import SKIPPED, Job
 from collector.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class JobRunner:
         health = self.health
         health.count(job.source, "polls")
         try:
-            await job.run()
+            outcome = await job.run()
         except SourceError as exc:
             if exc.action is Action.NO_DATA:
                 health.count(job.source, "no_data")
@@ -137,6 +137,8 @@ class JobRunner:
             self.failures.emit(job.id, type(exc).__name__, logging.ERROR,
                                f"failed unexpectedly: {message}")
             log.debug("%s: traceback", job.id, exc_info=True)
+            return
+        if outcome is SKIPPED:
             return
         self.failures.recovered(job.id)
         if self._store_failing:

@@ -21,11 +21,25 @@ from collector.writer import PointWriter
 _VERSION = "0.1.0"
 
 
+class Skipped:
+    """What a job returns when it sent nothing (a limiter or quota said no).
+
+    A skipped run says nothing about the device: it must not end a failure episode, or the
+    next failure of the same kind is logged again as if new.
+    """
+
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+
+SKIPPED = Skipped()
+
+
 @dataclass(frozen=True)
 class Job:
     id: str                                   # unique: "<source>:<device>:<stream>"
     interval: float                           # seconds between runs
-    run: Callable[[], Awaitable[None]]
+    run: Callable[[], Awaitable[Skipped | None]]
     source: str
     device: str = ""
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
                                      MIN_TARIFF_INTERVAL, NAME, Config)
 from collector.sources.evcc.client import EvccClient
@@ -141,9 +141,9 @@ class EvccSource:
                             lambda t=tariff: self.poll_tariff(t), NAME, self.site))
         return jobs
 
-    async def poll_state(self) -> None:
+    async def poll_state(self) -> Skipped | None:
         if not self._granted("state"):
-            return
+            return SKIPPED
         assert self.client is not None
         payload = await self.client.state()
         # /api/state carries no timestamp: the poll time is the best we have.
@@ -154,7 +154,7 @@ class EvccSource:
             raise SourceError(Action.NO_DATA, "evcc state had no usable value")
         await self.ctx.writer.write(points, source=NAME)
 
-    async def sync_sessions(self) -> None:
+    async def sync_sessions(self) -> Skipped | None:
         """Write finished sessions; after the first sync only the recent window is asked for.
 
         The cursor is the `created` of the newest finished session, or of the oldest running
@@ -163,7 +163,7 @@ class EvccSource:
         window: unchanged sessions are no-ops in the store, corrected ones overwrite their point.
         """
         if not self._granted("sessions"):
-            return
+            return SKIPPED
         assert self.client is not None
         stored = self.ctx.store.cursor(self.sessions_cursor)
         watermark = parse_time_ns(stored) if stored else None
@@ -232,9 +232,9 @@ class EvccSource:
             progress.advance(count, f"{len(result.points)} finished sessions")
         return BackfillResult(records=count, points=len(result.points))
 
-    async def poll_tariff(self, tariff_type: str) -> None:
+    async def poll_tariff(self, tariff_type: str) -> Skipped | None:
         if not self._granted(f"tariff-{tariff_type}"):
-            return
+            return SKIPPED
         assert self.client is not None
         payload = await self.client.tariff(tariff_type)
         report = CoercionReport()

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
 from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.evenergy.client import BudgetRefused, EvEnergyClient
 from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,
                                               parse_evses, parse_status_logs, parse_time_ns)
@@ -177,10 +177,11 @@ class EvEnergySource:
                             self.discovery_job, NAME, self.config.client_id))
         return jobs
 
-    async def run(self, evse: str, stream: Stream) -> None:
-        await self.sync(evse, stream)
+    async def run(self, evse: str, stream: Stream) -> Skipped | None:
+        result = await self.sync(evse, stream)
+        return SKIPPED if result.stopped_by == "quota" and result.pages == 0 else None
 
-    async def discovery_job(self) -> None:
+    async def discovery_job(self) -> Skipped | None:
         """Rediscover every `discovery_interval`; collect EVSEs that appeared since the start.
 
         Jobs are fixed when the scheduler starts, so an EVSE found later (or every EVSE, when
@@ -194,7 +195,7 @@ class EvEnergySource:
             except BudgetRefused as exc:
                 self.ctx.health.count(NAME, "polls_skipped")
                 log.debug("ev.energy discovery: %s; next run", exc)
-                return
+                return SKIPPED
         for evse in self.evse_ids():
             if evse in self._jobbed or not self.ctx.owns(evse):
                 continue
@@ -206,7 +207,7 @@ class EvEnergySource:
                     self._orphan_runs[(evse, stream.name)] = now
                     result = await self.sync(evse, stream)
                     if result.stopped_by == "quota":
-                        return
+                        return None
 
     async def check(self) -> Sequence[CheckResult]:
         target = f"ev.energy client {self.config.client_id} ({self.config.base_url})"

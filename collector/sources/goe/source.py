@@ -20,7 +20,7 @@ import httpx
 
 from collector.http_outcomes import Action, SourceError
 from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.goe.client import Charger, GoeClient
 from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
                                         parse_status_v1)
@@ -95,11 +95,11 @@ class StatusPoller:
             wait = limiter.try_acquire(self.key)
         return wait <= 0
 
-    async def run(self) -> None:
+    async def run(self) -> Skipped | None:
         if time.time() < self._blocked_until or not await self._acquire():
             self.ctx.health.count(NAME, "polls_skipped")
             self.last_outcome = "skipped"
-            return
+            return SKIPPED
         self.last_outcome = "failed"
         poll_ns = round(time.time_ns(), -6)  # ms: a poll time is no more precise than that
         try:

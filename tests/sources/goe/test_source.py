@@ -179,6 +179,33 @@ def test_403_is_one_clear_error_line_and_a_config_counter(tmp_path, caplog) -> N
     assert stored(ctx.store) == []
 
 
+def test_a_poll_the_limiter_refuses_does_not_end_a_failure_episode(tmp_path, caplog) -> None:
+    # A refused poll sends nothing, so it says nothing about the charger: the failure after it
+    # is the same episode, not a new one logged again after a false "recovered".
+    sim = GoeSimulator.fleet(1, token=TOKEN)
+    sim.chargers["000001"].cloud_enabled = False
+    ctx = context(tmp_path, sim)
+    source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
+
+    async def run():
+        runner = JobRunner(ctx.health)
+        job = source.jobs()[0]
+        with freeze_time("2026-11-21 09:30:00") as frozen:
+            for _ in range(5):
+                await runner.run(job)
+                frozen.tick(0.5)          # too soon: refused
+                await runner.run(job)
+                frozen.tick(0.5)
+        await source.close()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(run())
+    assert ctx.health.get("goe", "polls_skipped") == 5
+    assert ctx.health.get("goe", "errors_config") == 5
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    assert "recovered" not in caplog.text
+
+
 def test_unusable_last_modified_falls_back_to_poll_time_with_one_warning(tmp_path, caplog) -> None:
     sim = GoeSimulator.fleet(1, token=TOKEN)
     ctx = context(tmp_path, sim)
