@@ -55,7 +55,7 @@ def test_twenty_jobs_at_0_2_s_for_one_charger_send_at_most_one_request_per_secon
         ctx = context(tmp_path, sim)
         async with ctx.http_client() as http:
             client = GoeClient(http)
-            # slack 0.1 (default 0.25): the refused polls that wait it out sleep in real time
+            # slack 0.1 (default 3/4 of the interval): the refused polls that wait it out sleep in real time
             # here, since asyncio runs on the real clock; a smaller slack keeps the test fast.
             jobs = [StatusPoller(charger, client, ctx, interval=0.2, slack=0.1).job()
                     for _ in range(20)]
@@ -179,13 +179,40 @@ def test_403_is_one_clear_error_line_and_a_config_counter(tmp_path, caplog) -> N
     assert stored(ctx.store) == []
 
 
+def test_a_poll_woken_a_little_early_by_the_event_loop_still_goes(tmp_path) -> None:
+    # Event-loop timers can fire before the limiter's clock says the second is over (uvloop
+    # rounds them to milliseconds). Here the limiter's clock runs 1 % slow, so every sleep ends
+    # "early": the poll must wait the rest, not lose its slot.
+    sim = GoeSimulator.fleet(1, token=TOKEN)
+    store = Store(tmp_path / "store.db")
+    health = Health()
+    origin = time.monotonic()
+    ctx = SourceContext(store=store, writer=PointWriter(store, health),
+                        limits=Limits(clock=lambda: origin + (time.monotonic() - origin) * 0.99),
+                        health=health, http_transport=mock_transport(sim))
+    source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
+
+    async def run():
+        runner = JobRunner(health)
+        job = source.jobs()[0]
+        await runner.run(job)
+        await asyncio.sleep(0.85)
+        await runner.run(job)          # 0.16 s too soon for the limiter: waits, then sends
+        await source.close()
+
+    asyncio.run(run())
+    times = sim.request_times["000001"]
+    assert len(times) == 2 and health.get("goe", "polls_skipped") == 0
+    assert times[1] - times[0] >= 1.0
+
+
 def test_a_poll_the_limiter_refuses_does_not_end_a_failure_episode(tmp_path, caplog) -> None:
     # A refused poll sends nothing, so it says nothing about the charger: the failure after it
     # is the same episode, not a new one logged again after a false "recovered".
     sim = GoeSimulator.fleet(1, token=TOKEN)
     sim.chargers["000001"].cloud_enabled = False
     ctx = context(tmp_path, sim)
-    source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
+    source = build(goe_config(interval="1s", chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
 
     async def run():
         runner = JobRunner(ctx.health)
@@ -193,9 +220,9 @@ def test_a_poll_the_limiter_refuses_does_not_end_a_failure_episode(tmp_path, cap
         with freeze_time("2026-11-21 09:30:00") as frozen:
             for _ in range(5):
                 await runner.run(job)
-                frozen.tick(0.5)          # too soon: refused
+                frozen.tick(0.1)          # too soon: refused (0.9 s to wait is most of 1 s)
                 await runner.run(job)
-                frozen.tick(0.5)
+                frozen.tick(0.95)
         await source.close()
 
     with caplog.at_level(logging.INFO):
