@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -48,6 +49,12 @@ async def _run(config_path: str) -> int:
 
     config = load_config(config_path)
     collector = Collector(config)
+    # What exists now (modules, config, sources, one poller per device) lives as long as the
+    # process: keep it out of the cyclic garbage collector's full passes. At 1,000 chargers
+    # each full pass otherwise stopped the event loop for 60-90 ms every two seconds, which
+    # made polls late; with the freeze, 100 % of polls on time instead of 89-97 %
+    # (bench/fleet.py, docs/performance.md).
+    gc.freeze()
     stop = asyncio.Event()
     _install_stop(asyncio.get_running_loop(), stop)
     await collector.run(stop)
