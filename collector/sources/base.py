@@ -67,16 +67,18 @@ class SourceContext:
 
     def http_client(self, base_url: str = "", timeout: float = 10.0,
                     headers: dict[str, str] | None = None, limits: httpx.Limits | None = None,
+                    transport: httpx.AsyncBaseTransport | None = None,
                     **kwargs: object) -> httpx.AsyncClient:
         """An httpx client with our user agent and timeouts; secrets go in headers, never URLs.
 
         `limits` lets a source size its connection pool to the hosts it talks to (go-e: one
-        keep-alive connection per charger host).
+        keep-alive connection per charger host); `transport` replaces httpx's own unless the
+        context routes every source through one (tests, the demo).
         """
         merged = {"User-Agent": f"ev-collector/{_VERSION}"}
         merged.update(headers or {})
         return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=merged,
-                                 transport=self.http_transport,
+                                 transport=self.http_transport or transport,
                                  limits=limits or httpx.Limits(max_connections=200,
                                                                max_keepalive_connections=100),
                                  **kwargs)  # type: ignore[arg-type]

@@ -127,7 +127,9 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
                                    "errors_config")}
     for kind, (counter, _) in GOE_FAULTS.items():
         if counter:
-            counts[counter] += 1 if kind.startswith("status_429") else 2
+            # a reset on a kept-alive connection is retried once by the transport, as
+            # browsers do: two armed resets may make one failed poll
+            counts[counter] += 1 if kind.startswith("status_429") or kind == "reset" else 2
     counts["errors_rate_limited"] += 1
     for counter, minimum in counts.items():
         # a payload fault may be counted per field as well as per response
