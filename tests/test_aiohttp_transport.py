@@ -44,7 +44,7 @@ async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await reader.readuntil(b"\r\n\r\n")
-    await asyncio.sleep(5)
+    await asyncio.sleep(1.5)           # past the client's 0.3 s timeout
     writer.close()
 
 
