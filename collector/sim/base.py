@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
@@ -167,3 +169,12 @@ class SimServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def log_to_stdout() -> None:
+    """Logging for a simulator run from the command line: plain lines on stdout.
+
+    A parent process (a benchmark, a test) reads the first line to learn the URL, and a person
+    reads the rest; every record is flushed as it is written.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)

@@ -510,7 +510,7 @@ class EvccMqttPublisher:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from collector.sim.base import SimServer
+    from collector.sim.base import SimServer, log_to_stdout
 
     parser = argparse.ArgumentParser(description="A simulated evcc (REST, optionally MQTT)")
     parser.add_argument("--port", type=int, default=7070)
@@ -523,12 +523,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mqtt-root", default="evcc")
     parser.add_argument("--mqtt-interval", type=float, default=30.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to_stdout()
     sim = EvccSim(version=args.version, seed=args.seed, loadpoints=args.loadpoints)
     publisher = (EvccMqttPublisher(sim, args.mqtt_host, args.mqtt_port, args.mqtt_root)
                  if args.mqtt_port else None)
     with SimServer(sim, port=args.port, host=args.host) as server:
-        print(f"evcc simulator (version {args.version}) on {server.url}", flush=True)
+        log.info("evcc simulator (version %s) on %s", args.version, server.url)
         try:
             while True:
                 if publisher is not None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import logging
 import math
 import re
 import signal
@@ -44,7 +45,9 @@ from functools import lru_cache
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode
 
-from collector.sim.base import SimRequest, SimResponse, SimServer
+from collector.sim.base import SimRequest, SimResponse, SimServer, log_to_stdout
+
+log = logging.getLogger(__name__)
 
 US = 1_000_000
 DAY_US = 86_400 * US
@@ -542,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-secret", default="demo-secret")
     parser.add_argument("--user", default="user01HSIMULATEDUSER0000000000")
     args = parser.parse_args(argv)
+    log_to_stdout()
     sim = EvEnergySim(evses=args.evses, seed=args.seed, quota=args.quota, token_ttl=args.token_ttl,
                       status_period=args.status_period, history_days=args.history_days,
                       client_id=args.client_id, client_secret=args.client_secret, user=args.user)
@@ -549,9 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with SimServer(sim, port=args.port, host=args.host) as server:
-        print(f"ev.energy simulator: base_url {server.url}/v2, token_url {server.url}/o/token/, "
-              f"client_id {args.client_id}, user {args.user}, EVSEs: "
-              + ", ".join(e.id for e in sim.evses), flush=True)
+        log.info("ev.energy simulator: base_url %s/v2, token_url %s/o/token/, client_id %s, "
+                 "user %s, EVSEs: %s", server.url, server.url, args.client_id, args.user,
+                 ", ".join(e.id for e in sim.evses))
         stop.wait()
     return 0
 

@@ -28,6 +28,7 @@ import argparse
 import email.utils
 import hashlib
 import json
+import logging
 import math
 import random
 import signal
@@ -42,7 +43,9 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
-from collector.sim.base import SimRequest, SimResponse, SimServer
+from collector.sim.base import SimRequest, SimResponse, SimServer, log_to_stdout
+
+log = logging.getLogger(__name__)
 
 CLOUD_SUFFIX = ".api.v3.go-e.io"
 DEFAULT_TOKEN = "sim-token"
@@ -392,13 +395,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     first, last = f"{args.first_serial:06d}", f"{args.first_serial + args.chargers - 1:06d}"
-    print(f"READY {server.url} chargers {first}..{last}", flush=True)
+    log_to_stdout()
+    log.info("READY %s chargers %s..%s", server.url, first, last)   # a parent reads this line
     try:
         while not stop.wait(1.0):
             pass
     finally:
         server.stop()
-        print(f"stopped after {sum(sim.requests.values())} requests", flush=True)
+        log.info("stopped after %d requests", sum(sim.requests.values()))
     return 0
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
 import signal
@@ -37,7 +38,9 @@ from functools import lru_cache
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from collector.sim.base import SimRequest, SimResponse, SimServer
+from collector.sim.base import SimRequest, SimResponse, SimServer, log_to_stdout
+
+log = logging.getLogger(__name__)
 
 DAY = 86400
 MILE_KM = 1.609344
@@ -539,14 +542,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--username", default="demo")
     parser.add_argument("--password", default="demo-password")
     args = parser.parse_args(argv)
+    log_to_stdout()
     sim = OvmsSim(seed=args.seed, users={args.username: args.password}, idle_timeout=args.idle_timeout,
                   history_days=args.history_days)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with SimServer(sim, port=args.port, host=args.host) as server:
-        print(f"OVMS simulator on {server.url} (user {args.username}; vehicles "
-              f"{', '.join(sim.vehicles)})", flush=True)
+        log.info("OVMS simulator on %s (user %s; vehicles %s)", server.url, args.username,
+                 ", ".join(sim.vehicles))
         stop.wait()
     return 0
 
