@@ -56,7 +56,8 @@ class CollectorProcess:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code (the process is killed if it hangs)."""
-        assert self.proc is not None
+        if self.proc is None:
+            raise RuntimeError("stop() of a collector process that was never started")
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

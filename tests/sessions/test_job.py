@@ -33,7 +33,7 @@ def test_job_writes_sessions_with_cursor_and_late_vehicle_data_overwrites(tmp_pa
     asyncio.run(deriver.run(now))
     [first] = _sessions(store)
     assert first.tags == {"charger": "garage"} and "soc_end_pct" not in first.fields
-    assert store.cursor(CURSOR) is not None
+    assert store.cursor(CURSOR) == str(now)     # derived up to the run's time, with the points
     # OVMS history arrives later; the next run joins it into the same point
     store.append(_as_points(ovms_grid("IONIQ1", [
         (start - 600 * S, "stopped", {"soc_pct": 30.0}),

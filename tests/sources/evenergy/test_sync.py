@@ -176,7 +176,10 @@ def test_the_simulator_refuses_page_sizes_outside_1_to_100(make_rig):
                 asyncio.run(client.get(url, {"page_size": size}))
             assert info.value.action is Action.DROP and "page_size" in str(info.value)
         page = asyncio.run(client.get(url, {"page_size": 100}))
-        assert len(page.payload) == 100 and page.next_url is not None
+        assert len(page.payload) == 100
+        following = httpx.URL(page.next_url)            # the next page of the same endpoint
+        assert following.host == httpx.URL(url).host and following.path == httpx.URL(url).path
+        assert following.params["page_size"] == "100"
 
 
 def test_a_next_link_to_another_host_is_not_followed():

@@ -43,7 +43,9 @@ def test_payload_file_produces_its_point(name: str) -> None:
         kinds = {"float": float, "integer": int, "boolean": bool, "string": str}
         for field, value in point.fields.items():
             assert type(value) is kinds[declared[field]], field
-        assert to_line(point) is not None
+        line = to_line(point)
+        assert line.startswith(f"goe_status,serial={expected['tags']['serial']} ")
+        assert line.endswith(f" {expected['time_ns']}") and line.count(" ") >= 2
     assert sorted(field for field, _ in report.rejected) == sorted(case["rejected"])
 
 
