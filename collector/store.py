@@ -19,9 +19,10 @@ import math
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -152,19 +153,28 @@ class Store:
         self, groups: Sequence[tuple[Iterable[Point], Mapping[str, str] | None]]
     ) -> list[int]:
         """Several `append`s in one transaction (group commit); all or nothing."""
+        with self._transaction("write failed, nothing committed",
+                               on_rollback=self._forget_uncommitted_series):
+            return [self._append_one(points, cursors) for points, cursors in groups]
+
+    @contextmanager
+    def _transaction(self, failure: str,
+                     on_rollback: Callable[[], None] | None = None) -> Iterator[None]:
+        """One write transaction under the lock: committed whole, or rolled back and reported
+        as a StoreError that says what failed (`failure`)."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    changed = [self._append_one(points, cursors) for points, cursors in groups]
+                    yield
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._rollback()
-                    self._forget_uncommitted_series()
+                    if on_rollback is not None:
+                        on_rollback()
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"local store {self.path}: write failed, nothing committed: {exc}") from exc
-        return changed
+                raise StoreError(f"local store {self.path}: {failure}: {exc}") from exc
 
     def _rollback(self) -> None:
         """Roll back if a transaction is still open.
@@ -269,39 +279,19 @@ class Store:
         return batch
 
     def mark_shipped(self, items: Sequence[BatchItem]) -> None:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany(
-                        "UPDATE points SET state = 1, line = NULL WHERE id = ? AND rev = ?",
-                        [(it.id, it.rev) for it in items])
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError(f"local store {self.path}: cannot mark {len(items)} points "
-                                 f"shipped (they will be shipped again): {exc}") from exc
+        with self._transaction(f"cannot mark {len(items)} points shipped (they will be "
+                               "shipped again)"):
+            self._db.executemany(
+                "UPDATE points SET state = 1, line = NULL WHERE id = ? AND rev = ?",
+                [(it.id, it.rev) for it in items])
 
     def dead_letter(self, item: BatchItem, reason: str) -> None:
         """Keep a line InfluxDB refused, with its reason, and stop trying to ship it."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute(
-                        "INSERT INTO dead_letters (line, reason, at_ns) VALUES (?, ?, ?)",
-                        (item.line, reason, time.time_ns()),
-                    )
-                    self._db.execute("UPDATE points SET state = ?, line = NULL WHERE id = ? AND rev = ?",
-                                     (DEAD, item.id, item.rev))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                raise StoreError(f"local store {self.path}: cannot keep a dead letter: {exc}") from exc
+        with self._transaction("cannot keep a dead letter"):
+            self._db.execute("INSERT INTO dead_letters (line, reason, at_ns) VALUES (?, ?, ?)",
+                             (item.line, reason, time.time_ns()))
+            self._db.execute("UPDATE points SET state = ?, line = NULL WHERE id = ? AND rev = ?",
+                             (DEAD, item.id, item.rev))
 
     def dead_letters(self) -> list[tuple[str, str]]:
         with self._lock:
