@@ -17,6 +17,29 @@ from collector.store import Store
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def goe_config(path: Path, store: Path, sim_url: str, token: str, chargers: int = 2, *,
+               influx_url: str | None = None, database: str = "", collector: str = "",
+               influxdb: str = "", goe: str = "") -> Path:
+    """A config that polls `chargers` simulated cloud chargers (000001, ...) every second,
+    shipping to InfluxDB 1.x when `influx_url` is given; `collector`, `influxdb` and `goe` are
+    extra lines for those sections."""
+    influx = (f'[influxdb]\napi = "v1"\nurl = "{influx_url}"\ndatabase = "{database}"\n'
+              f'timeout = "2s"\n{influxdb}\n' if influx_url else "")
+    fleet = "".join(f'[[sources.goe.chargers]]\nserial = "{n:06d}"\ntoken = "{token}"\n'
+                    for n in range(1, chargers + 1))
+    path.write_text(f"""[collector]
+health_interval = 1
+{collector}
+[store]
+path = "{store}"
+{influx}[sources.goe]
+interval = "1s"
+cloud_url = "{sim_url}/{{serial}}"
+{goe}
+{fleet}""")
+    return path
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
                proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout

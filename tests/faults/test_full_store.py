@@ -16,33 +16,10 @@ import pytest
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
 from collector.store import Store
-from tests.faults.harness import ROOT, CollectorProcess, assert_no_secrets, last_health, read_store, wait_until
+from tests.faults.harness import (ROOT, CollectorProcess, assert_no_secrets, goe_config, last_health,
+                                  read_store, wait_until)
 
 TOKEN = "tok-full-SECRET-2718"
-
-
-def config(path: Path, store: Path, sim_url: str, influx_url: str, db: str) -> Path:
-    path.write_text(f"""
-[collector]
-health_interval = 1
-[store]
-path = "{store}"
-[influxdb]
-api = "v1"
-url = "{influx_url}"
-database = "{db}"
-timeout = "2s"
-[sources.goe]
-interval = "1s"
-cloud_url = "{sim_url}/{{serial}}"
-[[sources.goe.chargers]]
-serial = "000001"
-token = "{TOKEN}"
-[[sources.goe.chargers]]
-serial = "000002"
-token = "{TOKEN}"
-""")
-    return path
 
 
 class FullStoreCollector(CollectorProcess):
@@ -75,7 +52,8 @@ def test_a_full_store_says_so_loses_nothing_and_recovers(tmp_path, influxdb, inf
     Store(store).close()                       # the schema's pages, before the limit
     limit = page_count(store) + 3              # room for a few seconds of points
     with SimServer(sim) as server:
-        cfg = config(tmp_path / "c.toml", store, server.url, influxdb.url, influx_db)
+        cfg = goe_config(tmp_path / "c.toml", store, server.url, TOKEN, influx_url=influxdb.url,
+                         database=influx_db)
         with FullStoreCollector(cfg, tmp_path / "collector.log", limit) as collector:
             wait_until(lambda: "disk is full" in collector.log.read_text(), timeout=60,
                        what="the store to fill up", proc=collector.proc, log=collector.log)

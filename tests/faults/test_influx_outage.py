@@ -10,39 +10,12 @@ import pytest
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
 from collector.store import Store
-from tests.faults.harness import CollectorProcess, assert_no_secrets, last_health, read_store, wait_until
+from tests.faults.harness import (CollectorProcess, assert_no_secrets, goe_config, last_health,
+                                  read_store, wait_until)
 from tests.servers import influx_server
 
 TOKEN = "tok-outage-SECRET-31337"
 DB = "outage"
-
-
-def config(path: Path, store: Path, sim_url: str, influx_url: str) -> Path:
-    path.write_text(f"""
-[collector]
-health_interval = 1
-[store]
-path = "{store}"
-[influxdb]
-api = "v1"
-url = "{influx_url}"
-database = "{DB}"
-timeout = "2s"
-batch_size = 50
-[sources.goe]
-interval = "1s"
-cloud_url = "{sim_url}/{{serial}}"
-[[sources.goe.chargers]]
-serial = "000001"
-token = "{TOKEN}"
-[[sources.goe.chargers]]
-serial = "000002"
-token = "{TOKEN}"
-[[sources.goe.chargers]]
-serial = "000003"
-token = "{TOKEN}"
-""")
-    return path
 
 
 def pending(store: Path) -> int:
@@ -60,7 +33,8 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
     (tmp_path / "influx").mkdir()
     with influx_server(tmp_path / "influx") as influx, SimServer(sim) as server:
         influx.create_database(DB)
-        cfg = config(tmp_path / "c.toml", store, server.url, influx.url)
+        cfg = goe_config(tmp_path / "c.toml", store, server.url, TOKEN, chargers=3,
+                         influx_url=influx.url, database=DB, influxdb="batch_size = 50")
         with CollectorProcess(cfg, tmp_path / "collector.log") as collector:
             wait_until(lambda: influx.count(DB, "goe_status", "energy_total_wh") >= 3,
                        what="first points in InfluxDB", proc=collector.proc, log=collector.log)

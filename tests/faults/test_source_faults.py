@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,8 @@ from collector.schema import FieldType, all_measurements
 from collector.sim.base import SimServer
 from collector.sim.faults import FaultySim
 from collector.sim.goe import GoeSimulator
-from tests.faults.harness import (CollectorProcess, assert_no_secrets, last_health, problem_lines,
-                                  read_store, wait_until)
+from tests.faults.harness import (CollectorProcess, assert_no_secrets, goe_config, last_health,
+                                  problem_lines, read_store, wait_until)
 
 TOKEN = "tok-goe-faults-SECRET-9b1d"
 
@@ -38,27 +37,6 @@ GOE_FAULTS = {
 }
 
 
-def goe_config(path: Path, store: Path, url: str) -> Path:
-    path.write_text(f"""
-[collector]
-health_interval = 1
-jitter = 0
-[store]
-path = "{store}"
-[sources.goe]
-interval = "1s"
-timeout = "2s"
-cloud_url = "{url}/{{serial}}"
-[[sources.goe.chargers]]
-serial = "000001"
-token = "{TOKEN}"
-[[sources.goe.chargers]]
-serial = "000002"
-token = "{TOKEN}"
-""")
-    return path
-
-
 def check_types(stored: dict) -> None:
     """Every stored value has its field's declared type, and no value is NaN or infinite."""
     declared = {m.name: {f.name: f.type for f in m.fields} for m in all_measurements()}
@@ -79,7 +57,8 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
     faulty = FaultySim(sim)
     store = tmp_path / "store.db"
     with SimServer(faulty) as server:
-        config = goe_config(tmp_path / "c.toml", store, server.url)
+        config = goe_config(tmp_path / "c.toml", store, server.url, TOKEN, collector="jitter = 0",
+                            goe='timeout = "2s"')
         with CollectorProcess(config, tmp_path / "collector.log") as collector:
             wait_until(lambda: sim.count("000001") >= 2 and sim.count("000002") >= 2,
                        what="first polls", proc=collector.proc, log=collector.log)
