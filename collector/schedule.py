@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from datetime import datetime, timedelta, timezone
-from dataclasses import dataclass
 from typing import Iterable
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
@@ -22,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.health import COLLECTOR, Health
 from collector.http_outcomes import Action, SourceError, redact_text
+from collector.log_throttle import LogThrottle
 from collector.sources.base import SKIPPED, Job
 from collector.store import StoreError
 
@@ -43,12 +42,6 @@ _LEVEL = {
 }
 
 
-@dataclass
-class _Repeat:
-    first_logged: float
-    suppressed: int = 0
-
-
 class FailureLog:
     """One line per kind of failure, then a reminder every `every` seconds with a count.
 
@@ -57,29 +50,15 @@ class FailureLog:
     """
 
     def __init__(self, every: float = 300.0) -> None:
-        self.every = every
-        self._seen: dict[tuple[str, str], _Repeat] = {}
+        self._lines = LogThrottle(log, every)
 
     def emit(self, job_id: str, kind: str, level: int, message: str) -> None:
-        key = (job_id, kind)
-        now = time.monotonic()
-        seen = self._seen.get(key)
-        if seen is None:
-            self._seen[key] = _Repeat(now)
-            log.log(level, "%s: %s", job_id, message)
-        elif now - seen.first_logged >= self.every:
-            log.log(level, "%s: %s (repeated %d times since the last report)", job_id, message,
-                    seen.suppressed + 1)
-            self._seen[key] = _Repeat(now)
-        else:
-            seen.suppressed += 1
+        self._lines.log((job_id, kind), level, "%s: %s", job_id, message)
 
     def recovered(self, job_id: str) -> None:
-        stale = [key for key in self._seen if key[0] == job_id]
-        for key in stale:
-            repeats = self._seen.pop(key).suppressed
-            log.info("%s: recovered from %s%s", job_id, key[1],
-                     f" (after {repeats + 1} failures)" if repeats else "")
+        for (_, kind), failures in self._lines.forget(lambda key: key[0] == job_id):
+            log.info("%s: recovered from %s%s", job_id, kind,
+                     f" (after {failures} failures)" if failures > 1 else "")
 
 
 class JobRunner:

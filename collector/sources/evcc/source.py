@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from collector.http_outcomes import Action, SourceError
+from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.points import Point
 from collector.schema import CoercionReport
 from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
@@ -42,17 +43,15 @@ class PayloadReporter:
     def __init__(self, ctx: SourceContext, site: str) -> None:
         self.ctx = ctx
         self.site = site
-        self._seen: set[str] = set()
+        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
 
     def __call__(self, report: CoercionReport, what: str) -> None:
         if not report.rejected:
             return
         self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
         for name, reason in report.rejected:
-            key = f"{what}:{name}"
-            level = logging.DEBUG if key in self._seen else logging.WARNING
-            self._seen.add(key)
-            log.log(level, "evcc %s %s: value of %s left out: %s", self.site, what, name, reason)
+            self._warnings.log(f"{what}:{name}", logging.WARNING,
+                               "evcc %s %s: value of %s left out: %s", self.site, what, name, reason)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
+from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.schema import CoercionReport
 from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.evenergy.client import BudgetRefused, EvEnergyClient
@@ -102,7 +103,7 @@ class EvEnergySource:
         self._last_discovery = -math.inf
         self._jobbed: set[str] = set()
         self._orphan_runs: dict[tuple[str, str], float] = {}
-        self._warned: set[tuple[str, str]] = set()
+        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
 
     # -- EVSEs ---------------------------------------------------------------------------
 
@@ -319,14 +320,12 @@ class EvEnergySource:
             return
         self.ctx.health.count(NAME, "errors_payload", bad)
         first = (parsed.skipped_items[:1] or [f"{f}: {r}" for f, r in report.rejected[:1]])[0]
-        # Once per stream and kind of problem at warning level: an integration that always
-        # sends one odd value must not write a warning every poll. The counter keeps counting.
+        # Once per stream and kind of problem: an integration that always sends one odd value
+        # must not write a warning every poll. The counter keeps counting.
         kinds = {reason.split(" ", 2)[-1][:40] for reason in parsed.skipped_items[:1]}
         kinds |= {name for name, _ in report.rejected}
-        new = {(key, k) for k in kinds} - self._warned
-        self._warned |= new
-        log.log(logging.WARNING if new else logging.DEBUG,
-                "%s: %d values or logs left out of a page (first: %s)", key, bad, first)
+        self._warnings.log((key, frozenset(kinds)), logging.WARNING,
+                           "%s: %d values or logs left out of a page (first: %s)", key, bad, first)
 
 
 def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:

@@ -20,6 +20,7 @@ import httpx
 
 from collector.aiohttp_transport import FleetTransport, proxy_configured
 from collector.http_outcomes import Action, SourceError
+from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.schema import CoercionReport
 from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.goe.client import Charger, GoeClient
@@ -37,7 +38,6 @@ MIN_INTERVAL = 1.0        # go-e: the charger cannot deliver data faster than on
 LIMIT_SLACK_SHARE = 0.75
 WAKE_RETRIES = 3
 TIMER_RESOLUTION = 0.001
-WARN_EVERY = 600.0        # seconds between repeated warnings about the same payload problem
 
 
 def limiter_key(serial: str) -> str:
@@ -46,24 +46,6 @@ def limiter_key(serial: str) -> str:
 
 def cursor_key(serial: str) -> str:
     return f"{NAME}:{serial}:last_modified"
-
-
-class _Throttle:
-    """One warning per kind, then one every WARN_EVERY seconds with the count in between."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[float, int]] = {}
-
-    def warn(self, kind: str, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        seen = self._seen.get(kind)
-        if seen is None or now - seen[0] >= WARN_EVERY:
-            repeated = seen[1] if seen else 0
-            suffix = f" (and {repeated} times since the last warning)" if repeated else ""
-            log.warning(message + suffix, *args)
-            self._seen[kind] = (now, 0)
-        else:
-            self._seen[kind] = (seen[0], seen[1] + 1)
 
 
 class StatusPoller:
@@ -82,7 +64,7 @@ class StatusPoller:
         self.last_time_ns: int | None = int(stored) if stored and stored.isdigit() else None
         self.last_outcome = "none"   # skipped | written | unchanged, for benchmarks and tests
         self._parse = parse_status_v1 if charger.api == "local_v1" else parse_status
-        self._warnings = _Throttle()
+        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
         self._blocked_until = 0.0
 
     @property
@@ -130,9 +112,9 @@ class StatusPoller:
         if self.charger.api == "cloud":
             time_ns = parse_last_modified(response.last_modified)
             if time_ns is None:
-                self._warnings.warn("last-modified", "%s: unusable last-modified header %r; "
-                                    "using the poll time", self.charger.label,
-                                    (response.last_modified or "")[:60])
+                self._warnings.log("last-modified", logging.WARNING,
+                                   "%s: unusable last-modified header %r; using the poll time",
+                                   self.charger.label, (response.last_modified or "")[:60])
             elif time_ns == self.last_time_ns:
                 self.last_outcome = "unchanged"
                 raise SourceError(Action.NO_DATA, f"{self.charger.label}: status unchanged "
@@ -144,13 +126,14 @@ class StatusPoller:
             # One line per response, not one per field: a garbled status rejects dozens.
             names = sorted(field for field, _ in report.rejected)
             field, reason = report.rejected[0]
-            self._warnings.warn("fields:" + ",".join(names), "%s: %d values left out (%s); "
-                                "first: %s: %s", self.charger.label, len(names),
-                                ", ".join(names[:8]) + (", ..." if len(names) > 8 else ""),
-                                field, reason[:120])
+            self._warnings.log("fields:" + ",".join(names), logging.WARNING,
+                               "%s: %d values left out (%s); first: %s: %s", self.charger.label,
+                               len(names), ", ".join(names[:8]) + (", ..." if len(names) > 8 else ""),
+                               field, reason[:120])
         if nrg_all_zero(response.payload):
-            self._warnings.warn("nrg-zero", "%s: nrg reports all zeros (seen on firmware 60.4); "
-                                "stored as sent", self.charger.label)
+            self._warnings.log("nrg-zero", logging.WARNING,
+                               "%s: nrg reports all zeros (seen on firmware 60.4); stored as sent",
+                               self.charger.label)
         if not points:
             raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
                                            "the keys we store")

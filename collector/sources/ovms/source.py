@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from collector.http_outcomes import Action, SourceError
+from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.points import Point
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
@@ -70,6 +71,7 @@ class OvmsSource:
         self._vehicles: list[str] | None = list(config.vehicles) if config.vehicles else None
         self._msgtimes: dict[str, str | None] = {}
         self._units: dict[str, str] = {}
+        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
 
     # -- vehicles --------------------------------------------------------------------------
 
@@ -214,7 +216,11 @@ class OvmsSource:
             return
         self.ctx.health.count(NAME, "errors_payload", problems)
         details = [f"{name}: {reason}" for name, reason in report.rejected[:3]] + list(skipped[:3])
-        log.warning("OVMS %s: %d value(s) left out: %s", what, problems, "; ".join(details))
+        # once per stream and set of fields: a car that always sends one odd value would
+        # otherwise write a warning every poll (the counter keeps counting)
+        kind = (what, frozenset(name for name, _ in report.rejected), bool(skipped))
+        self._warnings.log(kind, logging.WARNING, "OVMS %s: %d value(s) left out: %s", what,
+                           problems, "; ".join(details))
 
     # -- history ---------------------------------------------------------------------------
 
