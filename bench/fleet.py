@@ -25,7 +25,7 @@ Per fleet size, over the measured window after a warm-up:
 - the go-e simulator's own CPU and the load average: on a 2-core machine the simulator needs
   a core of its own at 1,000 requests per second, and a shared machine's other load shows.
 
-Usage: python bench/fleet.py [--sizes 100,300,1000,2000] [--warmup 15] [--seconds 30]
+Usage: python bench/fleet.py [--sizes 100,300,1000,2000] [--warmup 15] [--seconds 30] [--logs DIR]
 """
 
 from __future__ import annotations
