@@ -27,7 +27,8 @@ def proxy_configured() -> bool:
 
     This transport does not read them; httpx's own does, so a proxied site keeps that one.
     """
-    return bool(urllib.request.getproxies())
+    proxies = urllib.request.getproxies()     # NO_PROXY alone names none ("no")
+    return any(scheme in proxies for scheme in ("http", "https", "all"))
 
 
 class FleetTransport(AiohttpTransport):

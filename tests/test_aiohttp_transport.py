@@ -9,7 +9,7 @@ import ssl
 import httpx
 import pytest
 
-from collector.aiohttp_transport import FleetTransport
+from collector.aiohttp_transport import FleetTransport, proxy_configured
 from collector.http_outcomes import describe_exception
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4, keepalive_expiry=5.0)
@@ -85,3 +85,13 @@ def test_a_server_that_does_not_answer_times_out() -> None:
     with pytest.raises(httpx.TimeoutException) as caught:
         run(stall, timeout=0.3)
     assert "timed out" in describe_exception(caught.value)
+
+
+def test_a_proxy_in_the_environment_is_noticed_and_no_proxy_alone_is_not(monkeypatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert not proxy_configured()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert proxy_configured()
