@@ -2,7 +2,7 @@
 
 Builds the year once per target (not timed), then runs `ev-collector export daily` in a fresh
 subprocess per target and prints its wall time and peak RSS (targets: < 20 s, < 500 MB each):
-  store   the embedded store, filled with Store.append (keep_lines=False, as without InfluxDB)
+  store   the embedded store, filled with Store.append
   influx  a local influxd (Debian 1.6), filled with line protocol straight to /write
 Usage: python bench/export.py [--days 365] [--only store|influx] [--keep DIR]
 """
@@ -45,7 +45,7 @@ def fill_store(path: Path, n: int) -> None:
     from collector.points import Point
     from collector.store import Store
 
-    store = Store(path, synchronous="normal", keep_lines=False)
+    store = Store(path, synchronous="normal")
     tags = {"serial": "012345"}
     for base in range(0, n, CHUNK):
         store.append([Point("goe_status", tags, charger_fields(k), T0 + k * STEP_NS)

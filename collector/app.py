@@ -26,8 +26,7 @@ SHUTDOWN_GRACE = 10.0
 class Collector:
     def __init__(self, config: Any, limits: Limits | None = None) -> None:
         self.config = config
-        self.store = Store(config.store.path, config.store.synchronous,
-                           keep_lines=config.influxdb is not None)
+        self.store = Store(config.store.path, config.store.synchronous)
         self.health = Health()
         self.limits = limits or Limits()
         self.writer = PointWriter(self.store, self.health)
@@ -58,12 +57,13 @@ class Collector:
         return jobs
 
     async def write_health(self) -> None:
-        backlog = await asyncio.to_thread(self.store.pending_count)
-        self.health.gauge(COLLECTOR, "backlog", backlog)
-        stats = await asyncio.to_thread(self.store.stats)
-        self.health.gauge(COLLECTOR, "dead_letters", stats.dead_letters)
-        self.health.gauge(COLLECTOR, "store_bytes", stats.size_bytes)
-        self.health.gauge(COLLECTOR, "store_discarded", stats.discarded)
+        if self.target is not None:   # without InfluxDB nothing ships: no backlog to count
+            backlog = await asyncio.to_thread(self.store.pending_count)
+            self.health.gauge(COLLECTOR, "backlog", backlog)
+        figures = await asyncio.to_thread(self.store.figures)
+        self.health.gauge(COLLECTOR, "dead_letters", figures.dead_letters)
+        self.health.gauge(COLLECTOR, "store_bytes", figures.size_bytes)
+        self.health.gauge(COLLECTOR, "store_discarded", figures.discarded)
         self.health.gauge(COLLECTOR, "nonfinite_dropped", self.store.nonfinite_dropped)
         for key, budget in self.limits.quotas().items():
             source = key.split(":", 1)[0]
@@ -78,6 +78,7 @@ class Collector:
                 log.info("pruned %d shipped points older than the store retention", pruned)
         if self.config.store.max_size_mb:
             await asyncio.to_thread(self.store.enforce_size, int(self.config.store.max_size_mb * 1e6))
+        await asyncio.to_thread(self.store.checkpoint)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then commit in-flight work and flush what we can."""

@@ -190,7 +190,7 @@ def make_reader(config: Any | None, store_path: str | None) -> Any:
     path = store_path or (str(config.store.path) if config is not None else "ev-collector.db")
     if not Path(path).exists():
         raise ExportError(f"no local store at {path} (pass --config or --store)")
-    return StoreReader(Store(path, keep_lines=False))
+    return StoreReader(Store(path))
 
 
 # -- time columns ---------------------------------------------------------------------------

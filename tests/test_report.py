@@ -40,7 +40,7 @@ def _fill(store: Store) -> None:
 
 
 def test_summary_and_html(tmp_path):
-    store = Store(":memory:", keep_lines=False)
+    store = Store(":memory:")
     _fill(store)
     a = analyse(StoreReader(store), parse_when("2026-01-01", UTC), parse_when("2026-03-01", UTC), UTC,
                 {"goe:012345": "garage"})
@@ -74,7 +74,7 @@ def test_period_range_local_calendar():
 
 def test_cli_report_html(tmp_path, capsys):
     path = tmp_path / "s.db"
-    store = Store(path, keep_lines=False)
+    store = Store(path)
     _fill(store)
     store.close()
     out = tmp_path / "r.html"
