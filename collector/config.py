@@ -46,6 +46,11 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+# Write on change: a sample stamped with the poll time whose fields equal its series' last
+# stored point is stored again only this long after it (per source: `heartbeat`; 0 stores
+# every sample). Dashboards bridge the gaps with last() / fill(previous).
+DEFAULT_HEARTBEAT = 15 * 60.0
+
 
 class Secret:
     """A resolved secret whose text never reaches a repr, a log line or an error message."""
@@ -241,6 +246,6 @@ def load_config(path: str | Path) -> Any:
 
 
 __all__ = [
-    "ConfigError", "Duration", "Model", "Secret", "SecretValue", "config_model", "field_validator",
+    "ConfigError", "DEFAULT_HEARTBEAT", "Duration", "Model", "Secret", "SecretValue", "config_model", "field_validator",
     "load_config", "parse_config", "parse_duration",
 ]

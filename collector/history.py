@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
+from collector.config import DEFAULT_HEARTBEAT
 from collector.points import Point
 from collector.sim.base import SimRequest
 from collector.sim.evcc import DEFAULT_LOADPOINTS, EvccSim, LoadpointSpec
@@ -199,15 +200,21 @@ _REPEATED = frozenset({"evcc_tariff", "ovms_charge", "ovms_vehicle"})
 
 
 class _Sink:
-    """Points into the store in big transactions, counted per measurement (distinct points)."""
+    """Points into the store in big transactions, counted per measurement (distinct points).
+
+    Points stamped with the poll time (evcc's state) go in with the source's heartbeat, as the
+    collector writes them: an unchanged sample is not stored, and not counted.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.buffer: list[Point] = []
+        self.on_change: dict[str, tuple[float, list[Point]]] = {}   # measurement -> heartbeat, points
+        self.size = 0
         self.counts: dict[str, int] = {}
         self._seen: set[tuple[Any, ...]] = set()
 
-    def add(self, points: Iterable[Point]) -> None:
+    def add(self, points: Iterable[Point], heartbeat: float | None = None) -> None:
         for point in points:
             if point.measurement in _REPEATED:
                 key = point.key()
@@ -216,14 +223,24 @@ class _Sink:
                     continue
                 self._seen.add(key)
             self.counts[point.measurement] = self.counts.get(point.measurement, 0) + 1
-            self.buffer.append(point)
-        if len(self.buffer) >= BATCH_POINTS:
+            if heartbeat:
+                self.on_change.setdefault(point.measurement, (heartbeat, []))[1].append(point)
+            else:
+                self.buffer.append(point)
+            self.size += 1
+        if self.size >= BATCH_POINTS:
             self.flush()
 
     def flush(self, cursors: dict[str, str] | None = None) -> None:
-        if self.buffer or cursors:
-            self.store.append(self.buffer, cursors)
-            self.buffer = []
+        if not (self.size or self.buffer or cursors):
+            return
+        groups: list[tuple] = [(points, None, heartbeat)
+                               for heartbeat, points in self.on_change.values()]
+        groups.append((self.buffer, cursors))
+        written = self.store.commit_groups(groups)
+        for measurement, result in zip(self.on_change, written):
+            self.counts[measurement] -= result.unchanged
+        self.buffer, self.on_change, self.size = [], {}, 0
 
 
 def _request(path: str, **query: str) -> SimRequest:
@@ -299,11 +316,13 @@ class _Generator:
         for t in range(first, t1, GOE_INTERVAL):
             yield from parse(state(0, float(t)), GOE_SERIAL, t * NS)
 
-    def evcc_points(self, t0: int, t1: int) -> Iterator[Point]:
+    def evcc_state_points(self, t0: int, t1: int) -> Iterator[Point]:
         first = -(-t0 // EVCC_STATE_INTERVAL) * EVCC_STATE_INTERVAL
         for t in range(first, t1, EVCC_STATE_INTERVAL):
             self.clock = float(t)
             yield from evcc_parse.parse_state(self.evcc.state(float(t)), EVCC_SITE, t * NS)
+
+    def evcc_tariff_points(self, t0: int, t1: int) -> Iterator[Point]:
         # The forecast moves on by the hour: an hourly fetch stores what a 15-minute one would.
         for t in range(-(-t0 // 3600) * 3600, t1, 3600):
             for kind in EVCC_TARIFFS:
@@ -423,7 +442,8 @@ def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1
         while t0 < t_end:
             t1 = min(t_end, (t0 // 21600 + 1) * 21600)   # six hours at a time, in time order
             sink.add(generator.goe_points(t0, t1))
-            sink.add(generator.evcc_points(t0, t1))
+            sink.add(generator.evcc_state_points(t0, t1), heartbeat=DEFAULT_HEARTBEAT)
+            sink.add(generator.evcc_tariff_points(t0, t1))
             sink.add(generator.ovms_points(t0, t1))
             sink.add(generator.evenergy_points(t0, t1))
             if bar is not None:

@@ -170,6 +170,8 @@ class Measurement:
     tags: tuple[Tag, ...]
     fields: tuple[Field, ...]
     source: str = "collector"
+    # Written on change (see `ON_CHANGE`): when, if not always; "" for every sample.
+    on_change: str = ""
 
     def __post_init__(self) -> None:
         tag_names = {t.name for t in self.tags}
@@ -226,6 +228,15 @@ class Measurement:
         return Point(self.name, clean_tags, out, time_ns)
 
 
+# What "written on change" means, for the schema document.
+ON_CHANGE = ("the time of these points is the poll time, so a value that did not change would "
+             "be written again at every poll. A point whose fields all equal its series' last "
+             "stored point is therefore not stored (nor sent to InfluxDB) until the source's "
+             "`heartbeat` (default 15 min; 0 stores every sample) has passed since that point: "
+             "an unchanged value still appears at least once per heartbeat. Between points the "
+             "last value holds; graph with `last()` / `fill(previous)`, and do not count "
+             "points to measure time")
+
 _REGISTRY: dict[str, Measurement] = {}
 
 
@@ -259,10 +270,15 @@ def render_markdown(measurements: Iterable[Measurement]) -> str:
         "low-cardinality identities and are fixed per measurement; no name is both tag and field.",
         "A field whose value the source did not send (null, missing key) is absent from the point.",
         "",
+        f"**Written on change** (where a measurement says so): {ON_CHANGE}.",
+        "",
     ]
     for m in measurements:
         lines += [f"## `{m.name}`", "", f"{m.description}", "", f"- Source: `{m.source}`",
-                  f"- Time: {m.time}", ""]
+                  f"- Time: {m.time}"]
+        if m.on_change:
+            lines.append(f"- Written on change (see above): {m.on_change}")
+        lines.append("")
         lines += ["| tag | meaning |", "| --- | --- |"]
         lines += [f"| `{t.name}` | {t.description} |" for t in m.tags]
         lines += ["", "| field | type | unit | meaning |", "| --- | --- | --- | --- |"]

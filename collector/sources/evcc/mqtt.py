@@ -41,11 +41,13 @@ CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root mu
 
 class EvccMqtt:
     def __init__(self, config: Any, ctx: SourceContext, site: str,
-                 report: Callable[[CoercionReport, str], None]) -> None:
+                 report: Callable[[CoercionReport, str], None],
+                 heartbeat: float | None = None) -> None:
         self.config = config
         self.ctx = ctx
         self.site = site
         self.report = report
+        self.heartbeat = heartbeat   # write on change (see PointWriter.write)
         self.root = config.root
         self.topics: dict[str, str] = {}
         self.online: bool | None = None
@@ -301,7 +303,7 @@ class EvccMqtt:
         while self._pending is not None:
             points, self._pending = self._pending, None
             try:
-                await self.ctx.writer.write(points, source=NAME)
+                await self.ctx.writer.write(points, source=NAME, heartbeat=self.heartbeat)
                 self.snapshots_written += 1
             except Exception as exc:  # the store failed; the next snapshot tries again
                 self.ctx.health.count(NAME, "polls_failed")

@@ -96,7 +96,7 @@ class EvccSource:
         if config.mqtt is not None:
             from collector.sources.evcc.mqtt import EvccMqtt
 
-            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report)
+            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report, config.heartbeat)
         self.sessions_cursor = f"{NAME}:{self.site}:sessions"
         self.sessions_written = WrittenPoints()
         self.rates_written: dict[str, WrittenPoints] = {}
@@ -151,7 +151,7 @@ class EvccSource:
         self.report(report, "state")
         if not points:
             raise SourceError(Action.NO_DATA, "evcc state had no usable value")
-        await self.ctx.writer.write(points, source=NAME)
+        await self.ctx.writer.write(points, source=NAME, heartbeat=self.config.heartbeat)
 
     async def sync_sessions(self) -> Skipped | None:
         """Write finished sessions; after the first sync only the recent window is asked for.

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue
+from collector.config import DEFAULT_HEARTBEAT, Duration, Model, SecretValue
 from collector.schema import register
 from collector.sources.base import SourceContext
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
@@ -89,6 +89,8 @@ class Config(Model):
     # Cloud only: how old a status may be before the cloud answers 404 (its default is 30 s).
     age: Duration | None = None
     timeout: Duration = 5.0
+    # Local API (time = poll time): an unchanged status is stored again only this often.
+    heartbeat: Duration = Field(default=DEFAULT_HEARTBEAT, ge=0.0)
     chargers: list[ChargerConfig] = Field(min_length=1)
 
     @field_validator("interval")

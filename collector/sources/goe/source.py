@@ -52,11 +52,13 @@ class StatusPoller:
     """One charger's status stream; `run` is the scheduled job."""
 
     def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext,
-                 interval: float, slack: float | None = None) -> None:
+                 interval: float, slack: float | None = None,
+                 heartbeat: float | None = None) -> None:
         self.charger = charger
         self.client = client
         self.ctx = ctx
         self.interval = interval
+        self.heartbeat = heartbeat   # for statuses stamped with the poll time
         self.slack = LIMIT_SLACK_SHARE * interval if slack is None else slack
         self.key = limiter_key(charger.serial)
         ctx.limits.intervals.set_interval(self.key, MIN_INTERVAL)
@@ -138,7 +140,10 @@ class StatusPoller:
             raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
                                            "the keys we store")
         cursors = {cursor_key(serial): str(time_ns)} if time_ns is not None else None
-        await self.ctx.writer.write(points, cursors=cursors, source=NAME)
+        # A status stamped with the poll time is written on change (with a heartbeat); one
+        # stamped by the cloud's last-modified changed, or it would not have come this far.
+        await self.ctx.writer.write(points, cursors=cursors, source=NAME,
+                                    heartbeat=self.heartbeat if time_ns is None else None)
         if time_ns is not None:
             self.last_time_ns = time_ns
         self.last_outcome = "written"
@@ -174,7 +179,8 @@ class GoeSource:
         self.pollers: list[StatusPoller] = [
             StatusPoller(Charger(serial=entry.serial, api=entry.api, token=entry.token,
                                  host=entry.host),
-                         client, ctx, entry.interval or config.interval)
+                         client, ctx, entry.interval or config.interval,
+                         heartbeat=config.heartbeat)
             for entry in owned]
 
     def jobs(self) -> Sequence[Job]:
