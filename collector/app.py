@@ -8,6 +8,7 @@ import time
 from typing import Any, Sequence
 
 from collector.health import COLLECTOR, Health
+from collector.forwarder_process import ForwarderProcess
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
 from collector.sessions.job import SessionDeriver
@@ -41,9 +42,11 @@ class Collector:
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
         self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
                          if config.sessions is not None and config.sessions.enabled else None)
+        # In this process: the demo ships its history with it before going live.
         self.forwarder = (Forwarder(self.store, self.target, self.health,
                                     batch_size=config.influxdb.batch_size)
                           if self.target else None)
+        self.shipper: ForwarderProcess | None = None
 
     def jobs(self) -> list[Job]:
         jobs = [job for source in self.sources for job in source.jobs()]
@@ -57,6 +60,9 @@ class Collector:
         return jobs
 
     async def write_health(self) -> None:
+        if self.shipper is not None:
+            self.shipper.relay()
+            self.shipper.check()
         if self.target is not None:   # without InfluxDB nothing ships: no backlog to count
             backlog = await asyncio.to_thread(self.store.pending_count)
             self.health.gauge(COLLECTOR, "backlog", backlog)
@@ -87,8 +93,16 @@ class Collector:
         runner = JobRunner(self.health)
         scheduler = build_scheduler(self.jobs(), runner, self.config.collector.jitter)
         scheduler.start()
-        forwarder_task = (asyncio.create_task(self.forwarder.run(stop), name="forwarder")
-                          if self.forwarder else None)
+        # The forwarder ships from a process of its own (collector/forwarder_process.py); a
+        # store in memory cannot be shared, so there it runs as a task of this process.
+        shipper = forwarder_task = None
+        if self.forwarder is not None and str(self.store.path) != ":memory:":
+            shipper = self.shipper = ForwarderProcess(
+                self.store.path, self.config.store.synchronous, self.config.influxdb,
+                self.config.influxdb.batch_size, self.health, grace=SHUTDOWN_GRACE)
+            shipper.start()
+        elif self.forwarder is not None:
+            forwarder_task = asyncio.create_task(self.forwarder.run(stop), name="forwarder")
         log.info("collector running: %d jobs, store %s, %s", len(scheduler.get_jobs()),
                  self.store.path, self.target.description if self.target else "embedded store only")
         try:
@@ -103,13 +117,13 @@ class Collector:
                     await source.close()
                 except Exception as exc:  # closing must not hide the flush below
                     log.warning("closing source %s failed: %s", getattr(source, "name", source), exc)
-            if forwarder_task is not None:
+            if shipper is not None:
+                await shipper.stop()          # it ships what it can first, and says so
+            elif forwarder_task is not None and self.forwarder is not None:
                 await forwarder_task
-                empty = await self.forwarder.flush(time.monotonic() + SHUTDOWN_GRACE)
-                pending = self.store.pending_count()
-                if not empty:
+                if not await self.forwarder.flush(time.monotonic() + SHUTDOWN_GRACE):
                     log.warning("%d points not yet shipped; they stay in the local store and "
-                                "ship on the next start", pending)
+                                "ship on the next start", self.store.pending_count())
             self.close()
 
     async def check(self) -> list[CheckResult]:
