@@ -25,7 +25,8 @@ import httpx
 
 from collector.config import InfluxV1, InfluxV2
 from collector.health import COLLECTOR, Health
-from collector.http_outcomes import describe_exception, parse_retry_after, redact_text
+from collector.http_outcomes import (connect_failure, describe_exception, os_reason,
+                                     parse_retry_after, redact_text, timed_out, url_address)
 from collector.store import BatchItem, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class V1Target:
                                          headers={"Content-Encoding": "gzip",
                                                   "Content-Type": "text/plain; charset=utf-8"})
         except httpx.HTTPError as exc:
-            raise WriteError(f"cannot reach {self.description}: {describe_exception(exc)}") from None
+            raise WriteError(f"{self.description}: {describe_exception(exc)}") from None
         if response.status_code not in (200, 204):
             raise _error_for_status(response.status_code, response.text, response.headers)
 
@@ -91,14 +92,14 @@ class V1Target:
         try:
             response = self._client.get("/ping")
         except httpx.HTTPError as exc:
-            raise WriteError(f"cannot reach {self.description}: {describe_exception(exc)}") from None
+            raise WriteError(f"{self.description}: {describe_exception(exc)}") from None
         if response.status_code != 204:
             raise _error_for_status(response.status_code, response.text, response.headers)
         version = response.headers.get("x-influxdb-version", "unknown version")
         try:
             response = self._client.get("/query", params={"q": "SHOW DATABASES"})
         except httpx.HTTPError as exc:
-            raise WriteError(f"cannot query {self.description}: {describe_exception(exc)}") from None
+            raise WriteError(f"{self.description}: SHOW DATABASES: {describe_exception(exc)}") from None
         if response.status_code != 200:
             raise _error_for_status(response.status_code, response.text, response.headers)
         if f'"{self.cfg.database}"' not in response.text:
@@ -136,17 +137,33 @@ class V2Target:
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
             raise _error_for_status(exc.status or 0, body or exc.reason or "", headers) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
-            raise WriteError(f"cannot reach {self.description}: "
-                             f"{redact_text(type(exc).__name__ + ': ' + str(exc))[:300]}") from None
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
 
     def ping(self) -> str:
+        from influxdb_client.rest import ApiException
+
         try:
-            ok = self._client.ping()
-        except Exception as exc:
-            raise WriteError(f"cannot reach {self.description}: {redact_text(str(exc))[:300]}") from None
-        if not ok:
-            raise WriteError(f"{self.description} did not answer its ping")
-        return f"InfluxDB {self._client.version()} reachable"
+            # version() pings and raises what went wrong; ping() would only say False.
+            version = self._client.version()
+        except ApiException as exc:
+            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+            raise _error_for_status(exc.status or 0, body or exc.reason or "", {}) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+        return f"InfluxDB {version} reachable"
+
+    def _describe(self, exc: Exception) -> str:
+        """urllib3's failures (under influxdb-client) in the words of `http_outcomes`."""
+        from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+
+        where = url_address(self.cfg.url)
+        if isinstance(exc, NewConnectionError):   # also a ConnectTimeoutError: test it first
+            return connect_failure(where, os_reason(exc) or str(exc))
+        if isinstance(exc, ConnectTimeoutError):
+            return timed_out(where, "connect", self.cfg.timeout)
+        if isinstance(exc, ReadTimeoutError):
+            return timed_out(where, "read", self.cfg.timeout)
+        return f"{where}: {os_reason(exc) or redact_text(f'{type(exc).__name__}: {exc}')[:300]}"
 
     def close(self) -> None:
         self._write.close()
