@@ -48,6 +48,7 @@ class InfluxTarget(Protocol):
 
     def write(self, lines: Sequence[str]) -> None: ...
     def ping(self) -> str: ...
+    def prepare(self) -> str: ...
     def close(self) -> None: ...
 
 
@@ -96,15 +97,49 @@ class V1Target:
         if response.status_code != 204:
             raise _error_for_status(response.status_code, response.text, response.headers)
         version = response.headers.get("x-influxdb-version", "unknown version")
-        try:
-            response = self._client.get("/query", params={"q": "SHOW DATABASES"})
-        except httpx.HTTPError as exc:
-            raise WriteError(f"{self.description}: SHOW DATABASES: {describe_exception(exc)}") from None
-        if response.status_code != 200:
-            raise _error_for_status(response.status_code, response.text, response.headers)
-        if f'"{self.cfg.database}"' not in response.text:
+        if self.cfg.database not in self._databases():
             return f"InfluxDB {version}; database {self.cfg.database} does not exist yet"
         return f"InfluxDB {version}; database {self.cfg.database} present"
+
+    def prepare(self) -> str:
+        """Create the database unless it exists (for the demo: `run` never creates one).
+
+        Raises WriteError naming the fix when it is missing and this user may not create it.
+        """
+        database = self.cfg.database
+        if database in self._databases():
+            return f"database {database} present"
+        statement = f"CREATE DATABASE {_influxql_name(database)}"
+        answer = self._query(statement, post=True)
+        error = answer.get("error") or next(
+            (r["error"] for r in answer.get("results", []) if isinstance(r, dict) and "error" in r), None)
+        if error:
+            raise WriteError(f"{self.description} does not exist and cannot be created here "
+                             f"({redact_text(str(error))}): create it as an InfluxDB admin with "
+                             f"influx -execute '{statement}'", config=True)
+        return f"database {database} created"
+
+    def _databases(self) -> set[str]:
+        answer = self._query("SHOW DATABASES")
+        return {row[0] for result in answer.get("results", []) for series in result.get("series", [])
+                for row in series.get("values") or [] if row}
+
+    def _query(self, statement: str, post: bool = False) -> dict:
+        """An InfluxQL statement's JSON answer; a 403 comes back as the answer, to be worded."""
+        try:
+            response = self._client.request("POST" if post else "GET", "/query",
+                                            params={"q": statement})
+        except httpx.HTTPError as exc:
+            raise WriteError(f"{self.description}: {statement}: {describe_exception(exc)}") from None
+        if response.status_code == 403 and post:
+            return {"error": response.text.strip()}
+        if response.status_code != 200:
+            raise _error_for_status(response.status_code, response.text, response.headers)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise WriteError(f"{self.description}: {statement}: the answer is not JSON") from None
+        return answer if isinstance(answer, dict) else {}
 
     def close(self) -> None:
         self._client.close()
@@ -152,6 +187,43 @@ class V2Target:
             raise WriteError(f"{self.description}: {self._describe(exc)}") from None
         return f"InfluxDB {version} reachable"
 
+    def prepare(self) -> str:
+        """Create the bucket unless it exists (for the demo: `run` never creates one).
+
+        Raises WriteError naming the fix when it is missing and the token may not create it.
+        Without a buckets API (InfluxDB 3 answers 404; it creates a database on the first
+        write) or a token that may not list buckets, it says so and leaves it to the writes.
+        """
+        from influxdb_client.client.exceptions import InfluxDBError
+        from influxdb_client.rest import ApiException
+
+        bucket, org = self.cfg.bucket, self.cfg.org
+        fix = f"create it with: influx bucket create --name {bucket} --org {org}"
+        buckets = self._client.buckets_api()
+        try:
+            found = buckets.find_buckets(name=bucket).buckets
+        except ApiException as exc:
+            if exc.status in (401, 403, 404):
+                return f"bucket {bucket} not checked (listing buckets: HTTP {exc.status} {exc.reason})"
+            raise _error_for_status(exc.status or 0, str(exc.body or exc.reason), {}) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+        if found:
+            return f"bucket {bucket} present"
+        try:
+            buckets.create_bucket(bucket_name=bucket, org=org)
+        except (ApiException, InfluxDBError) as exc:
+            # InfluxDBError: the server's refusal, or an organisation this token cannot find
+            status = getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status", None)
+            reason = getattr(exc, "message", None) or str(exc)
+            said = f"HTTP {status}: {reason}" if status else reason
+            raise WriteError(f"{self.description} does not exist and cannot be created here "
+                             f"({redact_text(said)[:300]}): check --influx-org and the token, "
+                             f"or {fix}", config=True) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+        return f"bucket {bucket} created in organisation {org}"
+
     def _describe(self, exc: Exception) -> str:
         """urllib3's failures (under influxdb-client) in the words of `http_outcomes`."""
         from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
@@ -168,6 +240,11 @@ class V2Target:
     def close(self) -> None:
         self._write.close()
         self._client.close()
+
+
+def _influxql_name(name: str) -> str:
+    """An InfluxQL identifier, double-quoted with its quotes and backslashes escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def make_target(cfg: InfluxV1 | InfluxV2) -> InfluxTarget:
