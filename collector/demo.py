@@ -536,11 +536,11 @@ def summary(result: DemoResult) -> list[str]:
 def next_steps(result: DemoResult) -> list[str]:
     """What to run next on what the demo collected: the commands, with the paths it wrote."""
     program = _program()
-    config = _shown(result.config_path)
+    config, csv = _shown(result.config_path), _shown(result.config_path.parent / "sessions.csv")
     month = datetime.now().strftime("%Y-%m")
     lines = ["", "Next, on what it collected (it stays in the store; the simulators have stopped):",
              f"  {program} report --config {config}",
-             f"  {program} export sessions --config {config} --out sessions.csv",
+             f"  {program} export sessions --config {config} --out {csv}",
              f"  {program} statement --month {month} --config {config}"]
     if result.influx:
         lines += [f"Grafana: the data is in {result.influx}.",

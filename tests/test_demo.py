@@ -209,14 +209,14 @@ def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path, monkeypatch,
     month = datetime.now().strftime("%Y-%m")
     commands = [line.strip() for line in lines if line.startswith("  ev-collector ")]
     assert commands == ["ev-collector report --config demo/config.toml",
-                        "ev-collector export sessions --config demo/config.toml --out sessions.csv",
+                        "ev-collector export sessions --config demo/config.toml --out demo/sessions.csv",
                         f"ev-collector statement --month {month} --config demo/config.toml"]
     assert "Grafana reads InfluxDB, not the embedded store" in text and "docker compose up" in text
     capsys.readouterr()
     assert run_as_printed(commands[0]) == 0
     assert "energy from the wall" in capsys.readouterr().out
     assert run_as_printed(commands[1]) == 0
-    assert (tmp_path / "sessions.csv").read_text().startswith("epoch_s,")
+    assert (tmp_path / "demo" / "sessions.csv").read_text().startswith("epoch_s,")
     if importlib.util.find_spec("collector.statement") is not None:   # merged separately
         assert run_as_printed(commands[2]) == 0
 
