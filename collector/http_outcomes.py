@@ -80,7 +80,7 @@ def describe_exception(exc: BaseException) -> str:
     return f"{where}: {reason}" if where else reason
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "mqtt": 1883}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _TIMEOUT_PHASES = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read",
                    httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}
 

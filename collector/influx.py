@@ -19,7 +19,7 @@ import gzip
 import logging
 import random
 import time
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import httpx
 
@@ -131,15 +131,15 @@ class V1Target:
                                             params={"q": statement})
         except httpx.HTTPError as exc:
             raise WriteError(f"{self.description}: {statement}: {describe_exception(exc)}") from None
-        if response.status_code == 403 and post:
-            return {"error": response.text.strip()}
-        if response.status_code != 200:
+        if response.status_code != 200 and not (post and response.status_code == 403):
             raise _error_for_status(response.status_code, response.text, response.headers)
         try:
             answer = response.json()
         except ValueError:
-            raise WriteError(f"{self.description}: {statement}: the answer is not JSON") from None
-        return answer if isinstance(answer, dict) else {}
+            answer = {"error": response.text.strip()} if response.status_code == 403 else None
+        if not isinstance(answer, dict):
+            raise WriteError(f"{self.description}: {statement}: the answer is not a JSON object")
+        return answer
 
     def close(self) -> None:
         self._client.close()
@@ -168,9 +168,7 @@ class V2Target:
             self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record="\n".join(lines),
                               write_precision=WritePrecision.NS)
         except ApiException as exc:
-            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-            raise _error_for_status(exc.status or 0, body or exc.reason or "", headers) from None
+            raise _api_error(exc) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
             raise WriteError(f"{self.description}: {self._describe(exc)}") from None
 
@@ -181,8 +179,7 @@ class V2Target:
             # version() pings and raises what went wrong; ping() would only say False.
             version = self._client.version()
         except ApiException as exc:
-            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-            raise _error_for_status(exc.status or 0, body or exc.reason or "", {}) from None
+            raise _api_error(exc) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
             raise WriteError(f"{self.description}: {self._describe(exc)}") from None
         return f"InfluxDB {version} reachable"
@@ -205,7 +202,7 @@ class V2Target:
         except ApiException as exc:
             if exc.status in (401, 403, 404):
                 return f"bucket {bucket} not checked (listing buckets: HTTP {exc.status} {exc.reason})"
-            raise _error_for_status(exc.status or 0, str(exc.body or exc.reason), {}) from None
+            raise _api_error(exc) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
             raise WriteError(f"{self.description}: {self._describe(exc)}") from None
         if found:
@@ -240,6 +237,13 @@ class V2Target:
     def close(self) -> None:
         self._write.close()
         self._client.close()
+
+
+def _api_error(exc: Any) -> WriteError:
+    """The WriteError for an influxdb-client ApiException (an HTTP answer that is not 2xx)."""
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    return _error_for_status(exc.status or 0, body or exc.reason or "", headers)
 
 
 def _influxql_name(name: str) -> str:
