@@ -381,6 +381,8 @@ class Demo:
             tty = self.out.isatty()
             refresh = self.args.refresh or (1.0 if tty else 5.0)
             view = LiveView(collector, self.out, refresh, tty, target, sum(history.values()))
+            until = f"for {self.args.duration:g} s" if self.args.duration > 0 else "until Ctrl-C"
+            print(f"live: the collector polls the simulators {until}", file=self.out, flush=True)
             began = time.monotonic()
             tasks = [asyncio.create_task(view.run(stop), name="demo-view")]
             if self.args.duration > 0:
@@ -430,7 +432,8 @@ class Demo:
         return True
 
     def _history(self, collector: Any, start: datetime, end: datetime) -> dict[str, int]:
-        print(f"history: generating {self.args.history / 86400:.4g} days "
+        days = self.args.history / 86400
+        print(f"history: generating {days:.4g} day{'' if days == 1 else 's'} "
               f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, seed {self.args.seed})",
               file=self.out, flush=True)
         began = time.monotonic()
