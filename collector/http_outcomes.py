@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import os
 import re
+import socket
+import ssl
 from datetime import datetime, timezone
 from typing import Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -61,11 +64,94 @@ def classify_status(status: int, overrides: Mapping[int, Action] | None = None) 
 
 
 def describe_exception(exc: BaseException) -> str:
-    """A short, secret-free description of a transport failure."""
+    """A short, secret-free description of a failed request: where it went and why.
+
+    One wording whichever transport raised it (httpx's own, the aiohttp one), the same as
+    `connect_failure` and `timed_out` give the sources that do not speak httpx (MQTT, InfluxDB
+    v2), so `check` and the logs say a failure the same way for every source.
+    """
+    where = _request_address(exc)
     if isinstance(exc, httpx.TimeoutException):
-        return f"timed out ({type(exc).__name__})"
-    text = str(exc) or type(exc).__name__
-    return redact_text(text)
+        phase = _TIMEOUT_PHASES.get(type(exc))
+        return timed_out(where, phase, _timeout_of(exc, phase))
+    reason = os_reason(exc) or redact_text(str(exc) or type(exc).__name__)
+    if isinstance(exc, httpx.ConnectError):
+        return connect_failure(where, reason)
+    return f"{where}: {reason}" if where else reason
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TIMEOUT_PHASES = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read",
+                   httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}
+
+
+def address(host: str, port: int | None = None) -> str:
+    """`host:port` as a log line names a peer; an IPv6 address in brackets."""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port else host
+
+
+def url_address(url: str | httpx.URL) -> str:
+    """`host:port` of a URL, the port spelled out when the URL leaves it to the scheme."""
+    url = httpx.URL(str(url))
+    return address(url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
+
+
+def os_reason(exc: BaseException) -> str | None:
+    """The operating system's reason for a failure, from `exc` or what caused it.
+
+    "Connection refused", "Name or service not known", "No route to host": the words of the
+    OS whichever library wrapped them (httpcore, anyio, aiohttp, urllib3 and paho each wrap
+    them differently); a TLS failure by the reason OpenSSL gives. None when no OS error is
+    behind `exc`.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLError):   # an OSError whose errno is OpenSSL's, not the OS's
+            if type(cause).__module__ == "ssl":   # not a wrapper (aiohttp's) around one
+                reason = getattr(cause, "reason", None)
+                return "TLS: " + (getattr(cause, "verify_message", None)
+                                  or (reason.replace("_", " ").lower() if reason else str(cause)))
+        elif isinstance(cause, socket.gaierror):
+            return cause.strerror or str(cause)
+        elif isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def connect_failure(where: str | None, reason: str) -> str:
+    """A connection that could not be made: `cannot connect to HOST:PORT: REASON`."""
+    return f"cannot connect to {where}: {reason}" if where else f"cannot connect: {reason}"
+
+
+def timed_out(where: str | None, phase: str | None = None, seconds: float | None = None) -> str:
+    """A timeout, said by what was waited for: connecting, the answer, sending, a connection."""
+    reason = f"timed out after {seconds:g} s" if seconds else "timed out"
+    if phase == "connect":
+        return connect_failure(where, reason)
+    what, to = {"write": ("cannot send", "to"), "pool": ("no free connection", "to")}.get(
+        phase or "", ("no answer", "from"))
+    return f"{what} {to} {where}: {reason}" if where else f"{what}: {reason}"
+
+
+def _request_address(exc: BaseException) -> str | None:
+    """`host:port` of the request an httpx error belongs to, if httpx attached it."""
+    try:
+        request = exc.request if isinstance(exc, httpx.RequestError) else None
+    except RuntimeError:      # an error raised outside a client has no request
+        return None
+    return url_address(request.url) if request is not None else None
+
+
+def _timeout_of(exc: BaseException, phase: str | None) -> float | None:
+    try:
+        timeouts = exc.request.extensions.get("timeout", {})  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return None
+    return timeouts.get(phase) if phase else None
 
 
 SECRET_PARAMS = frozenset({"token", "password", "access_token", "client_secret", "apikey",

@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 import threading
 import uuid
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
+from collector.http_outcomes import address, connect_failure, os_reason, timed_out
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, SourceContext
 from collector.sources.evcc.parse import parse_state, state_from_topics
@@ -77,6 +79,10 @@ class EvccMqtt:
                                    max_delay=max(1, int(cfg.reconnect_max)))
         return client
 
+    @property
+    def _address(self) -> str:
+        return address(self.config.host, self.config.port)
+
     # -- lifecycle (asyncio thread) -------------------------------------------------------
 
     async def start(self) -> None:
@@ -113,7 +119,7 @@ class EvccMqtt:
         try:
             detail = await asyncio.to_thread(self._probe, CHECK_TIMEOUT)
         except (OSError, ValueError) as exc:
-            return CheckResult(target, False, f"cannot connect: {exc}")
+            return CheckResult(target, False, connect_failure(self._address, os_reason(exc) or str(exc)))
         ok = not detail.startswith(("refused", "no answer"))
         return CheckResult(target, ok, detail)
 
@@ -138,7 +144,7 @@ class EvccMqtt:
         client.loop_start()
         try:
             if not answered.wait(timeout):
-                return f"no answer from the broker within {timeout:g} s"
+                return timed_out(self._address, "read", timeout)
             if result["rc"].is_failure:
                 return f"refused: {result['rc']}"
             if not updated.wait(timeout):
@@ -170,7 +176,10 @@ class EvccMqtt:
         self._call(self._connected, True)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._call(self._connect_failed)
+        # paho calls this inside its `except OSError:` around connecting (paho-mqtt 2.x):
+        # that error is the reason, which paho passes on no other way.
+        error = sys.exception()
+        self._call(self._connect_failed, (os_reason(error) or str(error)) if error else "")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
@@ -196,15 +205,16 @@ class EvccMqtt:
             log.warning("evcc %s: MQTT connection lost (%s); reconnecting with backoff", self.site, reason)
             self.connected.clear()
 
-    def _connect_failed(self) -> None:
+    def _connect_failed(self, reason: str) -> None:
         self._failures += 1
         self.ctx.health.count(NAME, "errors_transient")
         # The first failure in a row is a warning; the retries after it (paho backs off up to
         # reconnect_max) are reminders every 30 failures, so a broker down all night is visible
         # without flooding the log.
         if self._failures == 1 or self._failures % 30 == 0:
-            message = (f"cannot reach MQTT broker {self.config.host}:{self.config.port} "
-                       f"({self._failures} attempts); retrying with backoff")
+            failure = connect_failure(f"MQTT broker {self._address}", reason or "no reason given")
+            attempts = f"{self._failures} attempt{'s' if self._failures > 1 else ''}"
+            message = f"{failure} ({attempts}); retrying with backoff"
             self.ctx.health.error(NAME, message)
             log.warning("evcc %s: %s", self.site, message)
 
