@@ -85,7 +85,9 @@ def _text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
+    # RFID identifiers arrive padded with NUL characters ("#FreeCharging\x00\x00..."),
+    # which are no text and which a string field must not carry.
+    text = str(value).replace("\x00", "").strip()
     return text or None
 
 
@@ -98,6 +100,16 @@ def _phases(value: Any) -> list[Any]:
 
 def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _first(obj: dict, *keys: str) -> Any:
+    """The first of `keys` that is present and not null: one value under the names evcc has
+    given it over the versions, newest first."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def _build(measurement: Measurement, tags: Mapping[str, Any], values: Mapping[str, Any],
@@ -267,7 +279,9 @@ def _loadpoint_point(lp: dict, index: int, site: str, vehicles: Mapping[str, str
         "vehicle_soc_pct": _num(lp.get("vehicleSoc"), "vehicleSoc", report),
         "vehicle_range_km": _num(lp.get("vehicleRange"), "vehicleRange", report),
         "vehicle_odometer_km": _num(lp.get("vehicleOdometer"), "vehicleOdometer", report),
-        "limit_soc_pct": _num(lp.get("effectiveLimitSoc", lp.get("limitSoc")), "limitSoc", report),
+        # `targetSoc` is the same limit before evcc 0.123 renamed it `limitSoc`.
+        "limit_soc_pct": _num(_first(lp, "effectiveLimitSoc", "limitSoc", "targetSoc"), "limitSoc",
+                              report),
         "session_solar_pct": _num(lp.get("sessionSolarPercentage"), "sessionSolarPercentage", report),
         "session_price": _num(lp.get("sessionPrice"), "sessionPrice", report),
         "session_price_per_kwh": _num(lp.get("sessionPricePerKWh"), "sessionPricePerKWh", report),
@@ -348,6 +362,10 @@ def parse_sessions(payload: Any, site: str, since_ns: int | None = None,
             "price": _num(row.get("price"), "price", report),
             "price_per_kwh": _num(row.get("pricePerKWh"), "pricePerKWh", report),
             "co2_g_per_kwh": _num(row.get("co2PerKWh"), "co2PerKWh", report),
+            "reference_price_per_kwh": _num(row.get("referencePricePerKWh"), "referencePricePerKWh",
+                                            report),
+            "reference_co2_g_per_kwh": _num(row.get("referenceCo2PerKWh"), "referenceCo2PerKWh",
+                                            report),
             "identifier": _text(row.get("identifier")),
         }
         _build(SESSION, {"site": site, "loadpoint_title": row.get("loadpoint"),

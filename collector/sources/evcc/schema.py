@@ -110,7 +110,8 @@ LOADPOINT = Measurement(
         f("vehicle_soc_pct", "%", "vehicle state of charge"),
         f("vehicle_range_km", "km", "vehicle range"),
         f("vehicle_odometer_km", "km", "vehicle odometer"),
-        f("limit_soc_pct", "%", "effective SoC limit"),
+        f("limit_soc_pct", "%", "effective SoC limit (`effectiveLimitSoc`, `limitSoc`; "
+                                "`targetSoc` before evcc 0.123)"),
         f("session_solar_pct", "%", "solar share of this session"),
         f("session_price", "currency", "cost of this session so far"),
         f("session_price_per_kwh", "currency/kWh", "average price of this session"),
@@ -157,6 +158,12 @@ SESSION = Measurement(
         f("price", "currency", "cost of the session"),
         f("price_per_kwh", "currency/kWh", "average price"),
         f("co2_g_per_kwh", "g/kWh", "average CO2 intensity"),
+        f("reference_price_per_kwh", "currency/kWh",
+          "grid price forecast for the 24 h from the session's start, averaged "
+          "(`referencePricePerKWh`, evcc 0.304+): a baseline to measure savings against"),
+        f("reference_co2_g_per_kwh", "g/kWh",
+          "grid CO2 forecast for the 24 h from the session's start, averaged "
+          "(`referenceCo2PerKWh`, evcc 0.304+)"),
         s("identifier", "charging identifier (RFID etc.), when evcc has one"),
     ),
 )

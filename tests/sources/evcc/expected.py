@@ -35,7 +35,11 @@ def produce(name: str) -> list[Point]:
 
 
 CASES = ["state_0301_bare.json", "state_nulls.json", "state_wrong_types.json", "sessions.json",
-         "tariff_grid_0207.json", "tariff_solar.json"]
+         "tariff_grid_0207.json", "tariff_solar.json",
+         # recorded from real systems (see README.md beside the payloads)
+         "state_0111_target_soc.json", "sessions_2026_identifier_nul.json",
+         # constructed from evcc's source: no public recording yet
+         "sessions_0304_reference_constructed.json"]
 
 
 if __name__ == "__main__":

@@ -190,3 +190,35 @@ def test_mqtt_topic_dump_gives_the_rest_points(payloads_dir: Path) -> None:
                 assert got["fields"][name] == pytest.approx(value, rel=1e-9, abs=1e-3), name
             else:
                 assert got["fields"][name] == value, name
+
+
+def _loadpoint_fields(state: dict) -> dict:
+    return next(p for p in parse_state(state, SITE, POLL_NS) if p.measurement == "evcc_loadpoint").fields
+
+
+def test_target_soc_of_old_evcc_is_the_limit(payloads_dir: Path) -> None:
+    # recorded from evcc 0.111.1: the limit was called `targetSoc` before 0.123
+    state = _load(payloads_dir, "state_0111_target_soc.json")
+    assert "limitSoc" not in state["result"]["loadpoints"][0]
+    assert _loadpoint_fields(state)["limit_soc_pct"] == 100.0
+    # the newest name wins; a null one falls through to the next
+    lp = {"title": "Garage", "effectiveLimitSoc": None, "limitSoc": 80, "targetSoc": 100}
+    assert _loadpoint_fields({"loadpoints": [lp]})["limit_soc_pct"] == 80.0
+    lp["effectiveLimitSoc"] = 70
+    assert _loadpoint_fields({"loadpoints": [lp]})["limit_soc_pct"] == 70.0
+
+
+def test_session_identifier_loses_its_nul_padding(payloads_dir: Path) -> None:
+    rows = _load(payloads_dir, "sessions_2026_identifier_nul.json")
+    assert rows[0]["identifier"].endswith("\x00")
+    points = parse_sessions(rows, SITE).points
+    assert {p.fields["identifier"] for p in points} == {"#FreeCharging"}
+
+
+def test_session_reference_price_and_co2(payloads_dir: Path) -> None:
+    rows = _load(payloads_dir, "sessions_0304_reference_constructed.json")
+    points = {p.fields["session_id"]: p.fields for p in parse_sessions(rows, SITE).points}
+    assert points[58]["reference_price_per_kwh"] == pytest.approx(0.2712541666666667)
+    assert points[58]["reference_co2_g_per_kwh"] == pytest.approx(356.0833333333333)
+    # sessions from before evcc 0.304 carry null: no field, no complaint
+    assert "reference_price_per_kwh" not in points[57] and "reference_co2_g_per_kwh" not in points[57]
