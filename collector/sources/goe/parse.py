@@ -300,8 +300,11 @@ def status_values_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[
     dws = get("dws")
     if dws is not None and (number := _number(dws, "dws", report)) is not None:
         values["energy_session_wh"] = round(number * 10 / 3600, 3)  # deka-watt-seconds -> Wh
-    tmp = get("tmp")
-    if tmp is not None:
+    tma = get("tma")
+    if tma is not None:
+        # Chargers from V3 on answer v1 with the sensor list as v2 has it, and no `tmp`.
+        _add_temperatures(tma, values, report)
+    elif (tmp := get("tmp")) is not None:
         values["temperature_1_c"] = tmp
     rbt = get("rbt")
     if rbt is not None and (number := _number(rbt, "rbt", report)) is not None:
