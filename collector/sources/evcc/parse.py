@@ -21,8 +21,8 @@ from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.schema import CoercionReport, Measurement
 from collector.timestamps import format_rfc3339_ns, parse_rfc3339_ns
-from collector.sources.evcc.schema import (BATTERY, LOADPOINT, PV, SESSION, SITE, STATISTICS,
-                                           TARIFF)
+from collector.sources.evcc.schema import (BATTERY, LIFETIME_METERS, LOADPOINT, PV, SESSION, SITE,
+                                           STATISTICS, TARIFF)
 
 TARIFF_TYPES = ("grid", "feedin", "co2", "planner", "solar")
 # Which field a tariff type's rate value goes into: the unit differs by type.
@@ -426,13 +426,46 @@ def _unflatten(node: dict) -> Any:
         return [_unflatten(children[f"l{n}"]) if f"l{n}" in children else None for n in (1, 2, 3)]
     if numbered and all(k.isdigit() or re.fullmatch(r"l[1-3]", k) for k in children):
         # An array: its count at the topic itself, items at /1..n (3-phase also at /l1..l3).
+        # Without a count evcc has emptied it (a nil slice): the items left are stale.
         try:
-            count = int(float(value)) if value not in (None, "") else max(int(k) for k in numbered)
+            count = int(float(value)) if value not in (None, "") else 0
         except ValueError:
             count = max(int(k) for k in numbered)
+        if count <= 0:
+            return None
         return [_unflatten(children[str(n)]) if str(n) in children else None
                 for n in range(1, count + 1)]
     return {key: _unflatten(child) for key, child in children.items()}
+
+
+def mqtt_rounds_floats(version: str | None) -> bool:
+    """Whether evcc of this version writes MQTT floats with 5 significant digits ("%.5g", up to
+    0.300.6; 0.300.7 changed it to three decimals). An unknown version is taken to."""
+    match = re.match(r"\s*(\d+)\.(\d+)\.(\d+)", version or "")
+    if match is None:
+        return True
+    return tuple(int(n) for n in match.groups()) <= (0, 300, 6)
+
+
+def with_meters_from(points: Iterable[Point], rest_points: Iterable[Point]) -> list[Point]:
+    """MQTT snapshot points with their lifetime meters (`LIFETIME_METERS`) replaced by those of
+    `/api/state` read for the same cycle; without them where REST has none."""
+    rest = {(p.measurement, tuple(sorted(p.tags.items()))): p for p in rest_points}
+    out = []
+    for point in points:
+        meters = LIFETIME_METERS.get(point.measurement, frozenset())
+        fields = {k: v for k, v in point.fields.items() if k not in meters}
+        match = rest.pop((point.measurement, tuple(sorted(point.tags.items()))), None)
+        if match is not None:
+            fields.update((k, v) for k, v in match.fields.items() if k in meters)
+        if fields:
+            out.append(Point(point.measurement, point.tags, fields, point.time_ns))
+    for point in rest.values():   # a device MQTT has no values for (yet): its meters alone
+        only = {k: v for k, v in point.fields.items()
+                if k in LIFETIME_METERS.get(point.measurement, frozenset())}
+        if only:
+            out.append(Point(point.measurement, point.tags, only, point.time_ns))
+    return out
 
 
 def state_from_topics(topics: Mapping[str, str], root: str = "evcc") -> dict:

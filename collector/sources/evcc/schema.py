@@ -184,4 +184,15 @@ TARIFF = Measurement(
 )
 
 MEASUREMENTS = (SITE, PV, BATTERY, LOADPOINT, STATISTICS, SESSION, TARIFF)
+
+# Counters that only grow, by measurement. Over MQTT, evcc up to 0.300.6 writes floats with 5
+# significant digits: a grid meter at 12,038.94 kWh arrives as "12039" and steps by whole kWh
+# (10 kWh from 100,000 kWh on), so these are read over REST when a `url` is configured.
+LIFETIME_METERS: dict[str, frozenset[str]] = {
+    SITE.name: frozenset({"pv_energy_wh", "grid_energy_wh", "battery_energy_wh"}),
+    PV.name: frozenset({"energy_wh"}),
+    BATTERY.name: frozenset({"energy_wh"}),
+    LOADPOINT.name: frozenset({"charge_total_import_wh", "vehicle_odometer_km"}),
+    STATISTICS.name: frozenset({"charged_energy_wh"}),
+}
 register(*MEASUREMENTS)
