@@ -9,7 +9,7 @@ import pytest
 
 from collector.http_outcomes import Action, SourceError
 from collector.schema import CoercionReport
-from collector.sim.evcc import EvccSim, flatten_topics
+from collector.sim.evcc import EvccSim, float_format, mqtt_messages, parse_version
 from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
                                           parse_tariff, parse_time_ns, state_from_topics)
 from tests.sources.evcc.expected import CASES, POLL_NS, SITE, points_to_json, produce
@@ -132,18 +132,72 @@ def test_time_format_round_trips() -> None:
         assert parse_time_ns(format_time_ns(ns)) == ns
 
 
-@pytest.mark.parametrize("version", ["0.130", "0.206", "0.207", "0.301"])
-@pytest.mark.parametrize("phases_as_items", [False, True])
-def test_mqtt_topic_tree_gives_the_rest_points(version: str, phases_as_items: bool) -> None:
+MQTT_VERSIONS = ["0.130", "0.206", "0.207.5", "0.300.6", "0.300.7", "0.300.8", "0.301.2"]
+
+
+def assert_same_points(mqtt: list[dict], rest: list[dict], version: str) -> None:
+    """MQTT gives REST's points, as precise as evcc's MQTT float format allows: "%.5g" up to
+    0.300.6 (5 significant digits), three decimals later (what REST carries too)."""
+    assert [(r["measurement"], r["tags"], r["time_ns"], sorted(r["fields"])) for r in mqtt] == \
+        [(r["measurement"], r["tags"], r["time_ns"], sorted(r["fields"])) for r in rest]
+    coarse = parse_version(version) <= (0, 300, 6)
+    for got, want in zip(mqtt, rest):
+        for name, value in want["fields"].items():
+            if isinstance(value, float) and coarse:
+                assert got["fields"][name] == pytest.approx(value, rel=5.1e-5, abs=1e-3), name
+            else:
+                assert got["fields"][name] == value, name
+
+
+@pytest.mark.parametrize("version", MQTT_VERSIONS)
+def test_evcc_topics_give_the_rest_points(version: str) -> None:
     sim = EvccSim(version=version, clock=lambda: 1_763_737_200.0)  # afternoon, a car charging
-    state = sim.state()
-    rest = parse_state(sim._wrap(state), SITE, POLL_NS)
-    topics = flatten_topics(state, "home/evcc", phases_as_items)
-    assert ("home/evcc/loadpoints/1/chargeCurrents/1" in topics) == phases_as_items
+    topics = dict(mqtt_messages(sim._state(), "home/evcc", sim.version))
     assert "home/evcc/loadpoints/1/chargeCurrents/l3" in topics
-    mqtt = parse_state(state_from_topics(topics, "home/evcc"), SITE, POLL_NS)
-    assert points_to_json(mqtt) == points_to_json(rest)
+    assert "home/evcc/loadpoints/1/chargeCurrents/1" not in topics
+    rest = points_to_json(parse_state(sim._wrap(sim.state()), SITE, POLL_NS))
+    mqtt = points_to_json(parse_state(state_from_topics(topics, "home/evcc"), SITE, POLL_NS))
     assert len(rest) >= 8
+    assert_same_points(mqtt, rest, sim.version)
+    site = next(r["fields"] for r in mqtt if r["measurement"] == "evcc_site")
+    rest_site = next(r["fields"] for r in rest if r["measurement"] == "evcc_site")
+    # the grid meter (above 10,000 kWh) loses its last digits up to 0.300.6 only
+    lost = parse_version(version) <= (0, 300, 6)
+    assert (site["grid_energy_wh"] != rest_site["grid_energy_wh"]) == lost
+
+
+@pytest.mark.parametrize("version, text", [
+    ("0.207.5", "1.1823e+06"), ("0.300.6", "1.1823e+06"),     # "%.5g"
+    ("0.300.7", "1182321.351"), ("0.301.2", "1182321.351")])  # "%.3f"
+def test_float_format_by_version(version: str, text: str) -> None:
+    assert float_format(parse_version(version))(1182321.351) == text
+
+
+def test_trailing_zeros_by_version() -> None:
+    assert float_format((0, 300, 6))(230.0) == "230"
+    assert float_format((0, 300, 7))(230.0) == "230.000"     # 0.300.7 printed them all
+    assert float_format((0, 300, 8))(230.0) == "230"
+    assert float_format((0, 300, 8))(0.5) == "0.5"
+
+
+def test_evcc_topic_rules_struct_names_arrays_and_phases() -> None:
+    sim = EvccSim(version="0.207.5", clock=lambda: 1_763_737_200.0)
+    topics = dict(mqtt_messages(sim._state(), "evcc", sim.version))
+    # struct fields under their Go names; zero omitempty fields published empty
+    assert topics["evcc/site/grid/excessDCPower"] == ""
+    assert not any("excessdcpower" in t for t in topics)
+    # a nested []float64 is an array (count and /1..n), a top-level one phases and their sum
+    assert topics["evcc/site/grid/powers"] == "3" and "evcc/site/grid/powers/l1" not in topics
+    phases = [float(topics[f"evcc/loadpoints/1/chargeVoltages/l{n}"]) for n in (1, 2, 3)]
+    assert float(topics["evcc/loadpoints/1/chargeVoltages"]) == pytest.approx(sum(phases))
+    # Go integers stay integers, durations whole seconds; floats "%.5g"
+    assert topics["evcc/loadpoints/1/phasesActive"] == "3"
+    assert topics["evcc/loadpoints/1/minCurrent"] == "6"
+    assert topics["evcc/vehicles/model3/repeatingPlans"] == "0"
+    old = dict(mqtt_messages(EvccSim(version="0.130", clock=lambda: 1_763_737_200.0)._state(),
+                             "evcc", "0.130.9"))
+    # before 0.133 the grid's phases were top-level values of their own
+    assert "evcc/site/gridPowers/l2" in old and "evcc/site/gridPowers/2" not in old
 
 
 def test_mqtt_phase_values_published_as_l1_to_l3_with_their_sum() -> None:
