@@ -77,6 +77,16 @@ def _scaled(value: Any, factor: float, name: str, report: CoercionReport) -> flo
     return round(number * factor, 6) + 0.0
 
 
+def _duration_s(value: Any, name: str, report: CoercionReport) -> float | None:
+    """Seconds of a loadpoint duration. evcc before 0.127 sent durations over REST as Go's
+    JSON does, in nanoseconds; durations are whole seconds, so 10^9 or more is nanoseconds
+    (10^9 seconds would be 31 years)."""
+    seconds = _num(value, name, report)
+    if seconds is not None and abs(seconds) >= 1e9:
+        return round(seconds / 1e9, 3)
+    return seconds
+
+
 def _text(value: Any) -> str | None:
     """A non-empty string for a tag or a string field; numbers (MQTT titles) become text."""
     if value is None or isinstance(value, (dict, list)):
@@ -271,8 +281,9 @@ def _loadpoint_point(lp: dict, index: int, site: str, vehicles: Mapping[str, str
         "phases_active": lp.get("phasesActive"),
         "charged_energy_wh": _num(lp.get("chargedEnergy"), "chargedEnergy", report),
         "session_energy_wh": _num(lp.get("sessionEnergy"), "sessionEnergy", report),
-        "charge_duration_s": _num(lp.get("chargeDuration"), "chargeDuration", report),
-        "connected_duration_s": _num(lp.get("connectedDuration"), "connectedDuration", report),
+        "charge_duration_s": _duration_s(lp.get("chargeDuration"), "chargeDuration", report),
+        "connected_duration_s": _duration_s(lp.get("connectedDuration"), "connectedDuration",
+                                            report),
         "charge_total_import_wh": _scaled(lp.get("chargeTotalImport"), 1000, "chargeTotalImport", report),
         "vehicle_name": vehicle_name,
         "vehicle_title": vehicle_title,

@@ -276,3 +276,14 @@ def test_session_reference_price_and_co2(payloads_dir: Path) -> None:
     assert points[58]["reference_co2_g_per_kwh"] == pytest.approx(356.0833333333333)
     # sessions from before evcc 0.304 carry null: no field, no complaint
     assert "reference_price_per_kwh" not in points[57] and "reference_co2_g_per_kwh" not in points[57]
+
+
+def test_durations_of_evcc_before_0_127_are_nanoseconds(payloads_dir: Path) -> None:
+    # a loadpoint cut from a recorded evcc 0.11x state: 21,690 s of charging, sent in ns
+    lp = _load(payloads_dir, "loadpoint_0114_excerpt.json")
+    assert lp["chargeDuration"] == 21_690_000_000_000
+    fields = _loadpoint_fields({"loadpoints": [lp]})
+    assert fields["charge_duration_s"] == 21690.0 and fields["connected_duration_s"] == 0.0
+    assert fields["limit_soc_pct"] == 100.0 and fields["charged_energy_wh"] == pytest.approx(14923.3446)
+    # seconds, as evcc sends them since 0.127 and over MQTT, stay seconds
+    assert _loadpoint_fields({"loadpoints": [{"chargeDuration": 21690}]})["charge_duration_s"] == 21690.0
