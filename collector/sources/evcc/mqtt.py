@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable
 
 import paho.mqtt.client as mqtt
 
-from collector.http_outcomes import SourceError
+from collector.http_outcomes import Action, SourceError
 from collector.log_throttle import LogThrottle
 from collector.points import Point
 from collector.schema import CoercionReport
@@ -47,6 +47,9 @@ MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is writte
 MAX_TOPICS = 20_000
 CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root must not eat memory
 METER_LOG_EVERY = 600.0
+# A failed REST read of the meters counts as a failed poll of that kind would.
+_FAILURE_COUNTER = {Action.CONFIG: "errors_config", Action.DROP: "errors_payload",
+                    Action.WAIT: "errors_rate_limited"}
 
 
 class EvccMqtt:
@@ -378,7 +381,7 @@ class EvccMqtt:
             payload = await self._rest_state()
             rest = parse_state(payload, self.site, time_ns, report)
         except SourceError as exc:
-            self.ctx.health.count(NAME, "errors_transient")
+            self.ctx.health.count(NAME, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
             self._meter_warnings.log("rest", logging.WARNING,
                                      "evcc %s: lifetime meters not read over REST (%s); this "
                                      "snapshot is written without them", self.site, exc)

@@ -120,6 +120,34 @@ def test_lifetime_meters_come_from_rest_where_mqtt_rounds_them(tmp_path, mosquit
     assert meters(got) == meters(rest)                  # to the last digit REST carries
 
 
+def test_a_failed_rest_read_writes_the_snapshot_without_meters(tmp_path, mosquitto) -> None:
+    clock = Clock()
+    root = "meters-fail/evcc"
+    sim = EvccSim(version="0.300.6", clock=clock, auth=("admin", "secret"))  # REST refuses us
+    publisher = publisher_for(sim, mosquitto, root)
+    try:
+        publisher.publish_state()
+        ctx = make_context(tmp_path, clock, sim)
+        source = make_source(ctx, mqtt={"host": mosquitto.host, "port": mosquitto.port,
+                                        "root": root, "settle": "0.3s"})
+
+        async def scenario():
+            await source.start()
+            try:
+                await wait_for(lambda: stored(ctx, "evcc_site"))
+            finally:
+                await source.close()
+
+        asyncio.run(scenario())
+    finally:
+        publisher.close()
+    got = points_to_json(all_points(ctx))
+    assert got and all(not fields for fields in meters(got).values())   # none rather than rounded
+    site = next(p["fields"] for p in got if p["measurement"] == "evcc_site")
+    assert "grid_power_w" in site and "grid_energy_wh" not in site
+    assert ctx.health.get("evcc", "errors_config") == 1                # HTTP 401, as a poll counts it
+
+
 def test_evcc_restart_cleanup_gives_no_warning_and_no_point(tmp_path, mosquitto, caplog) -> None:
     # evcc empties every retained topic at shutdown and at start (`updated` too), then its
     # will says offline; the collector stays subscribed throughout.
