@@ -7,8 +7,9 @@ so a frozen clock gives the same answers every time.
 
 Shapes follow `version`, any evcc version from 0.130 ("0.130", "0.206", "0.207", "0.301" name
 0.130.9, 0.206.1, 0.207.5 and 0.301.1):
-- before 0.133: `gridPower`/`gridPowers`/`gridCurrents`/`gridEnergy`, `vehicles` as an array,
-  flat `battery*` fields only; from 0.133 `grid: {...}`, `vehicles` as a map, flat `battery*`
+- before 0.133: `gridPower`/`gridPowers`/`gridCurrents`/`gridEnergy`, `vehicles` as an array
+  (real evcc has had a map since 0.123; the array keeps older releases' shape covered), flat
+  `battery*` fields only; from 0.133 `grid: {...}`, `vehicles` as a map, flat `battery*`
   fields plus a `battery` array of devices;
 - before 0.203: loadpoint `chargeCurrent` and tariff rates with `price`; later `offeredCurrent`
   and `value`;
@@ -281,6 +282,7 @@ class EvccSim:
             "enabled": charging,
             "chargePower": power,
             "chargeCurrents": [current] * spec.phases + [0.0] * (3 - spec.phases),
+            # a Go []float64: an unused phase is 0, never null
             "chargeVoltages": [230.1, 229.8, 231.2] if spec.phases == 3 else [230.4, 0.0, 0.0],
             "phasesActive": phases,
             "minCurrent": 6,

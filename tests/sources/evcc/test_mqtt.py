@@ -18,9 +18,8 @@ from collector.sim.evcc import EvccMqttPublisher, EvccSim, mqtt_messages
 from collector.sources.evcc.parse import parse_state
 from collector.sources.evcc.schema import LIFETIME_METERS
 from tests.servers import free_port
-from tests.sources.evcc.expected import points_to_json
+from tests.sources.evcc.expected import assert_same_points, points_to_json
 from tests.sources.evcc.harness import T0, Clock, make_context, make_source, stored
-from tests.sources.evcc.test_parse import assert_same_points
 
 MEASUREMENTS = ("evcc_site", "evcc_loadpoint", "evcc_pv", "evcc_battery", "evcc_statistics")
 QUIET = 0.2   # the simulator's cleanup ends after this much quiet (evcc waits a second)

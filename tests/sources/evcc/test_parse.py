@@ -12,7 +12,8 @@ from collector.schema import CoercionReport
 from collector.sim.evcc import EvccSim, float_format, mqtt_messages, parse_version
 from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
                                           parse_tariff, parse_time_ns, state_from_topics)
-from tests.sources.evcc.expected import CASES, POLL_NS, SITE, points_to_json, produce
+from tests.sources.evcc.expected import (CASES, POLL_NS, SITE, assert_same_points,
+                                         points_to_json, produce)
 
 
 def _load(payloads_dir: Path, name: str):
@@ -133,20 +134,6 @@ def test_time_format_round_trips() -> None:
 
 
 MQTT_VERSIONS = ["0.130", "0.206", "0.207.5", "0.300.6", "0.300.7", "0.300.8", "0.301.2"]
-
-
-def assert_same_points(mqtt: list[dict], rest: list[dict], version: str) -> None:
-    """MQTT gives REST's points, as precise as evcc's MQTT float format allows: "%.5g" up to
-    0.300.6 (5 significant digits), three decimals later (what REST carries too)."""
-    assert [(r["measurement"], r["tags"], r["time_ns"], sorted(r["fields"])) for r in mqtt] == \
-        [(r["measurement"], r["tags"], r["time_ns"], sorted(r["fields"])) for r in rest]
-    coarse = parse_version(version) <= (0, 300, 6)
-    for got, want in zip(mqtt, rest):
-        for name, value in want["fields"].items():
-            if isinstance(value, float) and coarse:
-                assert got["fields"][name] == pytest.approx(value, rel=5.1e-5, abs=1e-3), name
-            else:
-                assert got["fields"][name] == value, name
 
 
 @pytest.mark.parametrize("version", MQTT_VERSIONS)
