@@ -310,10 +310,10 @@ class EvccMqtt:
             return int(self.ctx.limits.clock() * 1e9)
         try:
             seconds = float(self._updated)
-            if seconds > 0:
-                return int(round(seconds * 1e9))
         except ValueError:
-            pass
+            seconds = 0.0   # not a number: warned about below
+        if seconds > 0:
+            return int(round(seconds * 1e9))
         log.warning("evcc %s: unreadable %s/updated %r; using the wall clock",
                     self.site, self.root, self._updated)
         return int(self.ctx.limits.clock() * 1e9)
