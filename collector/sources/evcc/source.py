@@ -96,7 +96,10 @@ class EvccSource:
         if config.mqtt is not None:
             from collector.sources.evcc.mqtt import EvccMqtt
 
-            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report)
+            # With a url, lifetime meters an old evcc rounds over MQTT are read over REST.
+            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report,
+                                 rest_state=self.client.state if self.client else None,
+                                 meter_interval=config.state_interval)
         self.sessions_cursor = f"{NAME}:{self.site}:sessions"
         self.sessions_written = WrittenPoints()
         self.rates_written: dict[str, WrittenPoints] = {}

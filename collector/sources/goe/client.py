@@ -67,14 +67,21 @@ class GoeClient:
         self.cloud_url = cloud_url.rstrip("/")
         self.filter = ",".join(filter_keys)
         self.age = age
-        self._cache: dict[Charger, tuple[httpx.URL, dict[str, str]]] = {}
+        self._cache: dict[tuple[Charger, bool], tuple[httpx.URL, dict[str, str]]] = {}
 
-    def request_for(self, charger: Charger) -> tuple[str, dict[str, str], dict[str, str]]:
-        """URL, query parameters and headers of a status request (the token only in headers)."""
+    def request_for(self, charger: Charger, with_serial: bool = False
+                    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """URL, query parameters and headers of a status request (the token only in headers).
+
+        `with_serial` adds `sse` to a `filter` that lacks it, so `check` can compare serials
+        whatever keys the configuration asks for.
+        """
         params: dict[str, str] = {}
         headers: dict[str, str] = {}
         if self.filter and charger.api != "local_v1":   # API v1 has no filter
             params["filter"] = self.filter
+            if with_serial and "sse" not in self.filter.split(","):
+                params["filter"] += ",sse"
         if charger.api == "cloud":
             if "{serial}" in self.cloud_url:
                 url = self.cloud_url.replace("{serial}", charger.serial) + "/api/status"
@@ -93,16 +100,16 @@ class GoeClient:
             headers["Authorization"] = f"Bearer {charger.token.reveal()}"
         return url, params, headers
 
-    def _prepared(self, charger: Charger) -> tuple[httpx.URL, dict[str, str]]:
+    def _prepared(self, charger: Charger, with_serial: bool) -> tuple[httpx.URL, dict[str, str]]:
         """The request of a charger, built once: URL parsing is a large part of a poll's CPU."""
-        prepared = self._cache.get(charger)
+        prepared = self._cache.get((charger, with_serial))
         if prepared is None:
-            url, params, headers = self.request_for(charger)
-            prepared = self._cache[charger] = (httpx.URL(url, params=params), headers)
+            url, params, headers = self.request_for(charger, with_serial)
+            prepared = self._cache[(charger, with_serial)] = (httpx.URL(url, params=params), headers)
         return prepared
 
-    async def fetch_status(self, charger: Charger) -> StatusResponse:
-        url, headers = self._prepared(charger)
+    async def fetch_status(self, charger: Charger, with_serial: bool = False) -> StatusResponse:
+        url, headers = self._prepared(charger, with_serial)
         what = charger.label
         try:
             response = await self.http.get(url, headers=headers)

@@ -51,8 +51,10 @@ _DIRECT: tuple[tuple[str, str], ...] = (
     ("var", "variant_kw"),
 )
 
-# The keys this parser reads: the default `filter`, so a poll transfers only what we store.
-STATUS_KEYS: tuple[str, ...] = tuple(k for k, _ in _DIRECT) + ("nrg", "tma", "cdi", "pha", "rbt")
+# The keys this parser reads: the default `filter`, so a poll transfers only what we store,
+# and `sse`, the charger's own serial, checked against the configured one.
+STATUS_KEYS: tuple[str, ...] = tuple(k for k, _ in _DIRECT) + ("nrg", "tma", "cdi", "pha", "rbt",
+                                                              "sse")
 
 CAR_STATES = {0: "unknown/error", 1: "idle (no car)", 2: "charging", 3: "waiting for car",
               4: "complete", 5: "error", 6: "initializing (newer firmware)"}
@@ -198,15 +200,41 @@ def status_values(status: Mapping[str, Any], report: CoercionReport) -> dict[str
     return values
 
 
+def reported_serial(status: Mapping[str, Any]) -> str | None:
+    """The serial the charger reports (`sse`, API v1 and v2), or None when it sends none."""
+    sse = status.get("sse")
+    if isinstance(sse, int) and not isinstance(sse, bool):
+        return f"{sse:06d}"
+    if isinstance(sse, str) and sse.strip():
+        return sse.strip()
+    return None
+
+
+def check_serial(status: Mapping[str, Any], serial: str) -> None:
+    """Refuse the status of another charger than the configured one.
+
+    A local host that now belongs to another charger (a DHCP lease moved) or a proxy that
+    routes wrongly would otherwise store one charger's data under the other's serial.
+    Compared without leading zeros, so a serial sent as a number matches too.
+    """
+    reported = reported_serial(status)
+    if reported is not None and reported.lstrip("0") != serial.lstrip("0"):
+        raise SourceError(Action.CONFIG, f"goe charger {serial}: the charger that answered "
+                                         f"reports serial {reported}; nothing is written under "
+                                         f"{serial} until `serial` or `host` is corrected")
+
+
 def parse_status(status: Any, serial: str, time_ns: int,
                  report: CoercionReport | None = None) -> list[Point]:
     """The points of one status object; [] when it carries no value we store.
 
-    Raises SourceError(DROP) only when the payload is not a JSON object at all.
+    Raises SourceError: DROP when the payload is not a JSON object at all, CONFIG when the
+    charger reports another serial (`sse`) than the configured one.
     """
     if not isinstance(status, dict):
         raise SourceError(Action.DROP, f"goe charger {serial}: status is not a JSON object "
                                        f"but {type(status).__name__}")
+    check_serial(status, serial)
     if report is None:
         report = CoercionReport()
     point = STATUS.point({"serial": serial}, status_values(status, report), time_ns, report)
@@ -300,8 +328,11 @@ def status_values_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[
     dws = get("dws")
     if dws is not None and (number := _number(dws, "dws", report)) is not None:
         values["energy_session_wh"] = round(number * 10 / 3600, 3)  # deka-watt-seconds -> Wh
-    tmp = get("tmp")
-    if tmp is not None:
+    tma = get("tma")
+    if tma is not None:
+        # Chargers from V3 on answer v1 with the sensor list as v2 has it, and no `tmp`.
+        _add_temperatures(tma, values, report)
+    elif (tmp := get("tmp")) is not None:
         values["temperature_1_c"] = tmp
     rbt = get("rbt")
     if rbt is not None and (number := _number(rbt, "rbt", report)) is not None:
@@ -327,6 +358,7 @@ def parse_status_v1(status: Any, serial: str, time_ns: int,
     if not isinstance(status, dict):
         raise SourceError(Action.DROP, f"goe charger {serial}: status is not a JSON object "
                                        f"but {type(status).__name__}")
+    check_serial(status, serial)
     if report is None:
         report = CoercionReport()
     point = STATUS.point({"serial": serial}, status_values_v1(status, report), time_ns, report)

@@ -25,7 +25,7 @@ from collector.schema import CoercionReport
 from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.goe.client import Charger, GoeClient
 from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
-                                        parse_status_v1)
+                                        parse_status_v1, reported_serial)
 
 log = logging.getLogger(__name__)
 
@@ -188,25 +188,23 @@ class GoeSource:
         for poller in self.pollers:
             charger = poller.charger
             await self.ctx.limits.intervals.acquire(poller.key)
+            report = CoercionReport()
             try:
-                response = await poller.client.fetch_status(charger)
+                # The charger's own serial is asked for whatever `filter` says, and the
+                # parser refuses a status that reports another one (every API).
+                response = await poller.client.fetch_status(charger, with_serial=True)
+                points = poller._parse(response.payload, charger.serial, time.time_ns(), report)
             except SourceError as exc:
                 ok = exc.action is Action.NO_DATA  # reachable and authenticated, just quiet
                 results.append(CheckResult(charger.label, ok, str(exc)))
                 continue
             payload = response.payload
-            if not isinstance(payload, dict):
-                results.append(CheckResult(charger.label, False, "status is not a JSON object"))
-                continue
-            report = CoercionReport()
-            points = poller._parse(payload, charger.serial, time.time_ns(), report)
             fields = len(points[0].fields) if points else 0
             detail = f"{fields} fields, firmware {payload.get('fwv', 'unknown')}"
             if charger.api == "cloud":
                 detail += f", last-modified {response.last_modified or 'missing'}"
-            sse = payload.get("sse")
-            if isinstance(sse, str) and sse and sse != charger.serial:
-                detail += f"; WARNING: the charger reports serial {sse}"
+            if reported_serial(payload) is None:
+                detail += "; the charger did not report its serial (sse)"
             if report.rejected:
                 detail += f"; {len(report.rejected)} values unusable"
             results.append(CheckResult(charger.label, bool(points), detail))

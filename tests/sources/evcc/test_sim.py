@@ -56,3 +56,45 @@ def test_runs_as_a_process(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def retained(host: str, port: int, root: str, wait: float = 0.5) -> dict[str, str]:
+    """Every retained message under `root` as a fresh subscriber receives it."""
+    import paho.mqtt.client as mqtt
+
+    seen: dict[str, str] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, m: seen.__setitem__(m.topic, m.payload.decode())
+    client.connect(host, port)
+    client.subscribe(f"{root}/#")
+    client.loop_start()
+    time.sleep(wait)
+    client.disconnect()
+    client.loop_stop()
+    return seen
+
+
+def test_mqtt_as_a_process_publishes_like_evcc_and_cleans_up_on_sigterm(mosquitto) -> None:
+    root = "proc/evcc"
+    proc = subprocess.Popen([sys.executable, "-m", "collector.sim.evcc", "--port", str(free_port()),
+                             "--version", "0.300.6", "--mqtt-host", mosquitto.host,
+                             "--mqtt-port", str(mosquitto.port), "--mqtt-root", root],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        topics: dict[str, str] = {}
+        while f"{root}/updated" not in topics:
+            assert proc.poll() is None and time.monotonic() < deadline, "no cycle published"
+            topics = retained(mosquitto.host, mosquitto.port, root)
+        assert topics[f"{root}/status"] == "online"
+        assert topics[f"{root}/site/version"] == "0.300.6"
+        # about 12,040 kWh: "%.5g" leaves five digits and no decimals
+        assert len(topics[f"{root}/site/grid/energy"]) == 5 and topics[f"{root}/site/grid/energy"].isdigit()
+        proc.terminate()                          # SIGTERM: evcc's shutdown cleanup
+        assert proc.wait(timeout=15) == 0
+        assert retained(mosquitto.host, mosquitto.port, root) == {f"{root}/status": "offline"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -412,3 +412,50 @@ def test_check_says_what_works_and_what_does_not(tmp_path) -> None:
     assert "last-modified" in results[0].detail and "firmware" in results[1].detail
     assert "Cloud API" in results[2].detail and TOKEN not in results[2].detail
     assert stored(ctx.store) == []          # a check writes nothing
+
+
+def test_check_reports_a_serial_mismatch_on_every_api(tmp_path) -> None:
+    # Each configured serial reaches another charger of the simulator: the cloud through a
+    # proxy URL that routes to 000001, the local APIs through hosts that now belong to others.
+    sim = GoeSimulator.fleet(3, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    config = goe_config(cloud_url="http://sim/000001", filter=["car", "nrg"], chargers=[
+        {"serial": "000009", "token": TOKEN},
+        {"serial": "000008", "api": "local", "host": "http://sim/local/000002"},
+        {"serial": "000007", "api": "local_v1", "host": "http://sim/local/000003"}])
+    source = build(config, ctx)
+
+    async def run():
+        try:
+            return await source.check()
+        finally:
+            await source.close()
+
+    results = asyncio.run(run())
+    assert [(r.target, r.ok) for r in results] == [
+        ("goe charger 000009 (cloud)", False), ("goe charger 000008 (local)", False),
+        ("goe charger 000007 (local_v1)", False)]
+    # `sse` is asked for although the configured filter leaves it out
+    for result, other in zip(results, ("000001", "000002", "000003")):
+        assert f"reports serial {other}" in result.detail, result.detail
+
+
+def test_a_status_of_another_charger_is_never_written(tmp_path) -> None:
+    sim = GoeSimulator.fleet(2, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    source = build(goe_config(chargers=[
+        {"serial": "000005", "api": "local", "host": "http://sim/local/000001"},
+        {"serial": "000002", "api": "local", "host": "http://sim/local/000002"}]), ctx)
+
+    async def run():
+        runner = JobRunner(ctx.health)
+        try:
+            for job in source.jobs():
+                await runner.run(job)
+        finally:
+            await source.close()
+
+    asyncio.run(run())
+    assert stored(ctx.store, "000005") == []            # 000001's data, refused
+    assert len(stored(ctx.store, "000002")) == 1        # the right charger is written
+    assert ctx.health.get("goe", "errors_config") == 1
