@@ -32,10 +32,14 @@ class SourceError(Exception):
     The message must already be safe to log: no token, password or cookie.
     """
 
-    def __init__(self, action: Action, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, action: Action, message: str, retry_after: float | None = None,
+                 cause: str | None = None) -> None:
         super().__init__(message)
         self.action = action
         self.retry_after = retry_after
+        # The kind of failure, short and stable ("timeout", "HTTP 503", "bad body"): the log
+        # says each cause once per device, so a change of cause is seen at once.
+        self.cause = cause or action.value
 
 
 DEFAULT_STATUS_ACTIONS: Mapping[int, Action] = {
@@ -58,6 +62,17 @@ def classify_status(status: int, overrides: Mapping[int, Action] | None = None) 
     if status >= 400:
         return Action.DROP
     return Action.NO_DATA  # 1xx/3xx that httpx did not follow: nothing usable
+
+
+def failure_cause(exc: BaseException) -> str:
+    """The kind of a transport failure, for logging each kind once."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+        return "connection lost"
+    return type(exc).__name__
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -116,8 +131,9 @@ def error_for_response(response: httpx.Response, what: str,
     body = response.text[:200].strip().replace("\n", " ") if response.content else ""
     detail = f": {redact_text(body)}" if body else ""
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    return SourceError(action, f"{what}: HTTP {response.status_code}{detail}", retry_after)
+    return SourceError(action, f"{what}: HTTP {response.status_code}{detail}", retry_after,
+                       cause=f"HTTP {response.status_code}")
 
 
 def error_for_exception(exc: httpx.HTTPError, what: str) -> SourceError:
-    return SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}")
+    return SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}", cause=failure_cause(exc))
