@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
 from collector.health import Health
-from collector.limits import IntervalLimiter, FairQuota, Limits, Stopping
+from collector.limits import IntervalLimiter, Limits, Stopping
 from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.points import Point
 from collector.writer import PointWriter
@@ -95,8 +95,6 @@ class IntervalGate:
 
     def release(self) -> None:
         self._limiter.release(self.key)
-
-
 
 
 class PayloadProblems:
