@@ -80,31 +80,42 @@ class SyncResult:
     stopped_by: str = ""            # "page limit" when it was not
 
 
+# The share of the usable quota the advice plans with: the rest is for requests a poll needs
+# beyond one (a second page, a retry with a fresh token) and for streams due at the same
+# moment, which the budget's small burst cannot all serve at once and so queue.
+PLAN_SHARE = 0.8
+
+
 def quota_plan(evses: int, status_interval: float, command_interval: float, limit: int,
                reserve: float, discovery_interval: float | None = None) -> str | None:
-    """A warning when the polls cannot fit the usable quota, with intervals that would.
+    """A warning when the polls cannot fit the quota, with intervals that would.
 
     Counts one request per poll (a page of up to 100 logs covers a poll interval unless logs
-    come faster than every few seconds) and one per discovery.
+    come faster than every few seconds) and one per discovery, against the usable quota (the
+    limit less the reserve) times `PLAN_SHARE`. Beyond it the fair queue still serves every
+    stream, each interval stretched alike; the advice says what keeps them on time.
     """
     if evses <= 0:
         return None
     usable = max(1, math.floor(limit * (1.0 - reserve)))
+    plan = usable * PLAN_SHARE
     discovery = 3600.0 / discovery_interval if discovery_interval else 0.0
     needed = evses * (3600.0 / status_interval + 3600.0 / command_interval) + discovery
-    if needed <= usable:
+    if needed <= plan:
         return None
-    room = (usable - discovery) / evses - 3600.0 / command_interval
+    room = (plan - discovery) / evses - 3600.0 / command_interval
     if room > 0:
         fit = f"status_interval >= {math.ceil(3600.0 / room)} s with command_interval unchanged"
     else:
-        factor = needed / usable
-        fit = (f"status_interval >= {math.ceil(status_interval * factor)} s and command_interval "
-               f">= {math.ceil(command_interval * factor)} s")
+        factor = (needed - discovery) / max(1e-9, plan - discovery)
+        fit = (f"status_interval >= {math.ceil(status_interval * factor - 1e-6)} s and command_interval "
+               f">= {math.ceil(command_interval * factor - 1e-6)} s")
     return (f"ev.energy: {evses} EVSEs polled every {status_interval:.0f} s (status) and "
             f"{command_interval:.0f} s (commands) need about {needed:.0f} requests per hour, more "
-            f"than the {usable} usable of the quota of {limit} ({reserve:.0%} kept in reserve); "
-            f"polls will be skipped and data will arrive late. {fit} would fit.")
+            f"than the {plan:.0f} planned for: {usable} usable of the quota of {limit} "
+            f"({reserve:.0%} kept in reserve), less a fifth for extra pages and bursts. Every "
+            f"stream is still served in turn, each interval stretched alike, so data arrives "
+            f"late. {fit} would fit.")
 
 
 class EvEnergySource:
