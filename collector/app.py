@@ -93,10 +93,12 @@ class Collector:
             await stop.wait()
         finally:
             log.info("stopping: letting running polls finish and commit (up to %g s)", grace)
-            scheduler.shutdown(wait=False)
+            # Pause, not shut down: APScheduler's shutdown cancels the runs in progress.
+            scheduler.pause()
             runner.stopping = True
             self.limits.stop()            # polls waiting for their turn have sent nothing: done
             await self._finish(runner, grace)
+            scheduler.shutdown(wait=False)
             for source in self.sources:
                 try:
                     await source.close()

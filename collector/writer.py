@@ -75,8 +75,8 @@ class PointWriter:
                     self.health.error(COLLECTOR, message)
                     self._refusals.log("store", logging.ERROR,
                                        "%s; new points are held in memory (collector_health."
-                                       "held_points, up to %d) and committed when it accepts "
-                                       "writes again", message, self.max_held)
+                                       "held_points, up to %d) and committed as soon as it "
+                                       "can write again", message, self.max_held)
                 for *_, future in group:
                     if not future.done():
                         future.set_exception(exc)

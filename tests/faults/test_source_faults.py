@@ -3,17 +3,24 @@ kind, counts each in collector_health, and writes nothing wrong."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 
 import pytest
 
+from freezegun import freeze_time
+
+from collector.schedule import JobRunner
 from collector.schema import FieldType, all_measurements
-from collector.sim.base import SimServer
+from collector.sim.base import SimServer, mock_transport
+from collector.sources import ovms
 from collector.sim.faults import FaultySim
 from collector.sim.goe import GoeSimulator
 from tests.faults.harness import (CollectorProcess, assert_no_secrets, goe_config, last_health,
                                   problem_lines, read_store, wait_until)
+from tests.sources.ovms.helpers import make_config, make_context, make_sim
 
 TOKEN = "tok-goe-faults-SECRET-9b1d"
 
@@ -131,3 +138,31 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
             assert fields["car_state"] == truth["car"]
         # a number where a string was expected is kept as its text (the schema's string rule)
         assert fields.get("firmware_version", charger.firmware) in (charger.firmware, "12345")
+
+
+def test_an_ovms_poll_the_limiter_refuses_in_an_outage_is_not_a_recovery(tmp_path, caplog):
+    # The OVMS server fails every status request. A run the limiter refuses (a second run
+    # within its 10 s floor) sends nothing: it must not log "recovered", or the next
+    # failure is logged again as a new one, over and over.
+    faulty = FaultySim(make_sim())
+    faulty.arm("status_503", times=1000, match="/api/status/")
+    ctx = make_context(tmp_path / "s.db", mock_transport(faulty))
+    source = ovms.build(make_config(vehicles=["DEMO1"], streams=["status"], history=False), ctx)
+    job = source.jobs()[0]
+
+    async def outage() -> None:
+        runner = JobRunner(ctx.health)
+        with freeze_time("2026-11-20 12:00:00") as frozen:
+            for _ in range(6):
+                await runner.run(job)          # fails (503)
+                frozen.tick(2)
+                await runner.run(job)          # refused by the limiter: skipped
+                frozen.tick(10)
+        await source.close()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(outage())
+    assert ctx.health.get("ovms", "errors_transient") == 6
+    assert ctx.health.get("ovms", "polls_skipped") == 6
+    assert "recovered" not in caplog.text
+    assert len([r for r in caplog.records if "HTTP 503" in r.getMessage()]) == 1
