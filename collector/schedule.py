@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # fix something, and the device must not be asked once a second meanwhile.
 CONFIG_BACKOFF_FIRST = 10.0
 CONFIG_BACKOFF_MAX = 300.0
+# A 429 (or a proxy's) without Retry-After: wait this long before asking again.
+DEFAULT_WAIT = 60.0
 
 _HEALTH_COUNTER = {
     Action.RETRY: "errors_transient",
@@ -182,8 +184,9 @@ class JobRunner:
             wait = max(wait, backoff)
             message += (f"; asking again in {backoff:.0f} s, then less and less often (at "
                         f"least every {CONFIG_BACKOFF_MAX / 60:.0f} min) until it works")
-        elif wait:
-            message += f"; waiting {wait:.0f} s as told"
+        elif exc.action is Action.WAIT:
+            wait = wait or DEFAULT_WAIT
+            message += f"; waiting {wait:.0f} s"
         if wait:
             state.not_before = max(state.not_before, self.clock() + wait)
         self.failures.emit(job.id, exc.cause, _LEVEL[exc.action], message)
