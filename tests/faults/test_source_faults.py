@@ -71,13 +71,14 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
                        what="first polls", proc=collector.proc, log=collector.log)
             for kind in GOE_FAULTS:
                 # twice in a row (the second must not log again); a 429 blocks the charger for
-                # its Retry-After, so the next poll after it is a new episode: once
-                faulty.arm(kind, times=1 if kind.startswith("status_429") else 2, match="/000001/")
+                # its Retry-After, and a 401 is asked again only after 10 s: once
+                once = kind.startswith("status_429") or kind == "expired_auth"
+                faulty.arm(kind, times=1 if once else 2, match="/000001/")
                 wait_until(lambda: faulty.pending == 0, what=f"{kind} served", proc=collector.proc,
                            log=collector.log)
                 # a good answer in between, so every kind starts a new failure episode
                 served = sim.count("000001")
-                wait_until(lambda: sim.count("000001") >= served + 1, timeout=10,
+                wait_until(lambda: sim.count("000001") >= served + 1, timeout=20,
                            what=f"a good poll after {kind}", proc=collector.proc, log=collector.log)
             # 429 without Retry-After on the second charger: it waits, the first goes on
             faulty.arm("status_429", times=1, match="/000002/")
@@ -115,7 +116,7 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
         if counter:
             # a reset on a kept-alive connection is retried once by the transport, as
             # browsers do: two armed resets may make one failed poll
-            counts[counter] += 1 if kind.startswith("status_429") or kind == "reset" else 2
+            counts[counter] += 1 if kind.startswith("status_429") or kind in ("reset", "expired_auth") else 2
     counts["errors_rate_limited"] += 1
     for counter, minimum in counts.items():
         # a payload fault may be counted per field as well as per response
