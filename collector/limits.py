@@ -211,9 +211,6 @@ class FairQuota:
         """The stream's nominal interval: what "overdue" is measured in."""
         self._interval[stream] = interval
 
-    def waiting(self) -> int:
-        return len(self._waiting)
-
     async def turn(self, stream: str, first: bool = False) -> None:
         """Wait for this stream's turn; returns with one request taken from the budget."""
         if self._limits.stopping:

@@ -76,9 +76,6 @@ class FailureLog:
         self._failures[job_id] = self._failures.get(job_id, 0) + 1
         self._lines.log((job_id, cause), level, "%s: %s", job_id, message)
 
-    def failing(self, job_id: str) -> bool:
-        return job_id in self._failures
-
     def recovered(self, job_id: str) -> None:
         failures = self._failures.pop(job_id, 0)
         causes = [cause for (_, cause), _ in self._lines.forget(lambda key: key[0] == job_id)]
@@ -123,11 +120,6 @@ class JobRunner:
         finally:
             if task is not None:
                 self.running.discard(task)
-
-    def backoff(self, job_id: str) -> float:
-        """Seconds until the job may run again (0 when it may run now)."""
-        state = self._state.get(job_id)
-        return max(0.0, state.not_before - self.clock()) if state else 0.0
 
     async def _run(self, job: Job) -> None:
         state = self._state.setdefault(job.id, _JobState())

@@ -23,10 +23,6 @@ from collector.writer import PointWriter
 
 _VERSION = "0.1.0"
 
-# A skipped run (a limit said wait) sent nothing and says nothing about the device: it must
-# not end a failure episode, or the next failure of the same kind is logged again as if new.
-SKIPPED = Outcome.SKIPPED
-
 
 @dataclass(frozen=True)
 class Job:

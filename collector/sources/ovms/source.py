@@ -173,9 +173,6 @@ class OvmsSource:
             return stored
         return None
 
-    async def units_of(self, vehicle: str) -> str:
-        return self.known_units(vehicle) or "K"
-
     def _learn_units(self, vehicle: str, payload: Any, cursors: dict[str, str]) -> None:
         """Note the vehicle's units from an S message in `cursors` (remembered once committed)."""
         units = payload.get("units") if isinstance(payload, dict) else None
