@@ -78,7 +78,8 @@ class FailureLog:
 
     def recovered(self, job_id: str) -> None:
         failures = self._failures.pop(job_id, 0)
-        causes = [cause for (_, cause), _ in self._lines.forget(lambda key: key[0] == job_id)]
+        gone = self._lines.forget(lambda key: isinstance(key, tuple) and key[0] == job_id)
+        causes = [str(key[1]) for key, _ in gone if isinstance(key, tuple)]
         if causes:
             log.info("%s: recovered from %s%s", job_id, ", ".join(causes),
                      f" (after {failures} failures)" if failures > 1 else "")
