@@ -37,7 +37,7 @@ class Outcome(enum.Enum):
     SKIPPED = "skipped"     # nothing was sent: a limit said wait, or the collector is stopping
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Parsed:
     """What a parse function makes of one answer."""
 

@@ -123,7 +123,9 @@ class JobRunner:
                 self.running.discard(task)
 
     async def _run(self, job: Job) -> None:
-        state = self._state.setdefault(job.id, _JobState())
+        state = self._state.get(job.id)
+        if state is None:
+            state = self._state[job.id] = _JobState()
         if self.stopping or self.clock() < state.not_before:
             return
         health = self.health

@@ -43,6 +43,10 @@ MIN_INTERVAL_V1 = 5.0     # go-e's API v1 documentation asks for 5 s between loc
 LIMIT_SLACK_SHARE = 0.75
 
 
+_OUTCOME_WORD = {Outcome.WRITTEN: "written", Outcome.NO_DATA: "unchanged",
+                 Outcome.SKIPPED: "skipped"}
+
+
 def limiter_key(serial: str) -> str:
     return f"{NAME}:{serial}"
 
@@ -85,8 +89,7 @@ class StatusPoller:
     async def run(self) -> Outcome:
         self.last_outcome = "failed"
         outcome = await self.step.run(self.fetch, self.parse, self.committed)
-        self.last_outcome = {Outcome.SKIPPED: "skipped", Outcome.NO_DATA: "unchanged"}.get(
-            outcome, "written")
+        self.last_outcome = _OUTCOME_WORD[outcome]
         return outcome
 
     async def fetch(self) -> tuple[StatusResponse, int]:
