@@ -12,7 +12,7 @@ import email.utils
 import enum
 import re
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -133,6 +133,24 @@ def error_for_response(response: httpx.Response, what: str,
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     return SourceError(action, f"{what}: HTTP {response.status_code}{detail}", retry_after,
                        cause=f"HTTP {response.status_code}")
+
+
+async def renewing_once_on_401(send: Callable[[], Awaitable[httpx.Response]],
+                               renew: Callable[[httpx.Response], Awaitable[None]],
+                               refused: Callable[[httpx.Response], SourceError]) -> httpx.Response:
+    """Send; on a 401 renew the credentials once (a new token, a new session) and send again.
+
+    Tokens expire and servers drop idle sessions: one 401 is routine. A 401 right after a
+    renewal is not: it becomes `refused(response)`, a configuration error to report.
+    """
+    response = await send()
+    if response.status_code != 401:
+        return response
+    await renew(response)
+    response = await send()
+    if response.status_code == 401:
+        raise refused(response)
+    return response
 
 
 def error_for_exception(exc: httpx.HTTPError, what: str) -> SourceError:

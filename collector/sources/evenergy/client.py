@@ -21,7 +21,8 @@ import httpx
 
 from collector.config import Secret
 from collector.http_outcomes import (Action, SourceError, classify_status, error_for_exception,
-                                     parse_retry_after, redact_text, safe_url)
+                                     parse_retry_after, redact_text, renewing_once_on_401,
+                                     safe_url)
 from collector.limits import Clock, FairQuota, wall_clock
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,10 @@ class EvEnergyClient:
         """One page, at `stream`'s turn of the quota (`first`: it resumes an unfinished run);
         a 401 gets one fresh token and one retry, then it is a configuration error."""
         what = f"ev.energy GET {urlsplit(url).path}"
-        for attempt in (1, 2):
+        token = ""
+
+        async def send() -> httpx.Response:
+            nonlocal token
             token = await self.token()
             await self.quota.turn(stream, first)
             try:
@@ -162,38 +166,41 @@ class EvEnergyClient:
                 raise error_for_exception(exc, what) from None
             self.budget.observe(_int_header(response.headers, "x-ratelimit-limit"),
                                 _int_header(response.headers, "x-ratelimit-remaining"))
-            status = response.status_code
-            if status == 401 and attempt == 1:
-                log.info("%s: access token refused (%s); fetching a new one", what, _problem_text(response))
-                self.invalidate(token)
-                self._refresh_at = 0.0
-                continue
-            if status == 401:
-                raise SourceError(Action.CONFIG, f"{what}: HTTP 401 with a fresh token "
-                                                 f"({_problem_text(response)}): check the client "
-                                                 f"credentials and that user {self.user} authorised "
-                                                 f"this application", cause="HTTP 401")
-            if status == 429:
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                wait_s = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER
-                self.budget.block_for(wait_s)
-                raise SourceError(Action.WAIT, f"{what}: HTTP 429 ({_problem_text(response)})",
-                                  wait_s, cause="HTTP 429")
-            if status >= 400:
-                raise SourceError(classify_status(status),
-                                  f"{what}: HTTP {status}: {_problem_text(response)}",
-                                  parse_retry_after(response.headers.get("retry-after")),
-                                  cause=f"HTTP {status}")
-            if status != 200:
-                raise SourceError(Action.RETRY, f"{what}: unexpected HTTP {status}",
-                                  cause=f"HTTP {status}")
-            try:
-                payload = response.json()
-            except (ValueError, json.JSONDecodeError):
-                raise SourceError(Action.DROP, f"{what}: the answer is not JSON",
-                                  cause="bad body") from None
-            return Page(payload, self._next_url(response, what), response.headers)
-        raise AssertionError("unreachable")
+            return response
+
+        async def renew(response: httpx.Response) -> None:
+            log.info("%s: access token refused (%s); fetching a new one", what, _problem_text(response))
+            self.invalidate(token)
+            self._refresh_at = 0.0
+
+        def refused(response: httpx.Response) -> SourceError:
+            return SourceError(Action.CONFIG, f"{what}: HTTP 401 with a fresh token "
+                                              f"({_problem_text(response)}): check the client "
+                                              f"credentials and that user {self.user} authorised "
+                                              f"this application", cause="HTTP 401")
+
+        response = await renewing_once_on_401(send, renew, refused)
+        status = response.status_code
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            wait_s = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER
+            self.budget.block_for(wait_s)
+            raise SourceError(Action.WAIT, f"{what}: HTTP 429 ({_problem_text(response)})",
+                              wait_s, cause="HTTP 429")
+        if status >= 400:
+            raise SourceError(classify_status(status),
+                              f"{what}: HTTP {status}: {_problem_text(response)}",
+                              parse_retry_after(response.headers.get("retry-after")),
+                              cause=f"HTTP {status}")
+        if status != 200:
+            raise SourceError(Action.RETRY, f"{what}: unexpected HTTP {status}",
+                              cause=f"HTTP {status}")
+        try:
+            payload = response.json()
+        except (ValueError, json.JSONDecodeError):
+            raise SourceError(Action.DROP, f"{what}: the answer is not JSON",
+                              cause="bad body") from None
+        return Page(payload, self._next_url(response, what), response.headers)
 
     def _next_url(self, response: httpx.Response, what: str) -> str | None:
         if "link" not in response.headers:
