@@ -122,7 +122,8 @@ class EvEnergyClient:
         if response.status_code >= 400:
             action = classify_status(response.status_code)
             raise SourceError(action, f"{what}: HTTP {response.status_code}: {_problem_text(response)}",
-                              parse_retry_after(response.headers.get("retry-after")))
+                              parse_retry_after(response.headers.get("retry-after")),
+                              cause=f"token HTTP {response.status_code}")
         try:
             body = response.json()
             token = body["access_token"]
