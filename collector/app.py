@@ -12,7 +12,7 @@ from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
 from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
-from collector.sources import load_all_sources
+from collector.sources import instances, load_all_sources
 from collector.sources.base import CheckResult, Job, Source, SourceContext
 from collector.store import Store
 from collector.writer import PointWriter
@@ -20,7 +20,6 @@ from collector.writer import PointWriter
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 600.0
-SHUTDOWN_GRACE = 10.0
 
 
 class Collector:
@@ -36,8 +35,7 @@ class Collector:
                                      shards=config.collector.shards)
         self.sources: list[Source] = []
         for name, module in load_all_sources().items():
-            section = getattr(config.sources, name, None)
-            if section is not None:
+            for section in instances(config.sources, name):
                 self.sources.append(module.build(section, self.context))
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
         self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
@@ -90,13 +88,17 @@ class Collector:
                           if self.forwarder else None)
         log.info("collector running: %d jobs, store %s, %s", len(scheduler.get_jobs()),
                  self.store.path, self.target.description if self.target else "embedded store only")
+        grace = self.config.collector.stop_grace
         try:
             await stop.wait()
         finally:
-            log.info("stopping: finishing running polls")
+            log.info("stopping: letting running polls finish and commit (up to %g s)", grace)
+            # Pause, not shut down: APScheduler's shutdown cancels the runs in progress.
+            scheduler.pause()
+            runner.stopping = True
+            self.limits.stop()            # polls waiting for their turn have sent nothing: done
+            await self._finish(runner, grace)
             scheduler.shutdown(wait=False)
-            if runner.running:
-                await asyncio.wait(set(runner.running), timeout=SHUTDOWN_GRACE)
             for source in self.sources:
                 try:
                     await source.close()
@@ -104,12 +106,24 @@ class Collector:
                     log.warning("closing source %s failed: %s", getattr(source, "name", source), exc)
             if forwarder_task is not None:
                 await forwarder_task
-                empty = await self.forwarder.flush(time.monotonic() + SHUTDOWN_GRACE)
+                empty = await self.forwarder.flush(time.monotonic() + grace)
                 pending = self.store.pending_count()
                 if not empty:
                     log.warning("%d points not yet shipped; they stay in the local store and "
                                 "ship on the next start", pending)
             self.close()
+
+    async def _finish(self, runner: JobRunner, grace: float) -> None:
+        """Wait up to `grace` for the polls in flight; cancel what is still running then."""
+        if not runner.running:
+            return
+        _, late = await asyncio.wait(set(runner.running), timeout=grace)
+        if late:
+            log.warning("stopping: %d polls still running after %g s are cancelled (what they "
+                        "had not committed is asked for again next time)", len(late), grace)
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=5.0)
 
     async def check(self) -> list[CheckResult]:
         results: list[CheckResult] = []

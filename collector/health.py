@@ -30,6 +30,8 @@ HEALTH = Measurement(
         i("polls_late", "count", "scheduled runs that did not happen on time: the previous run "
           "was still going, or the process was too busy (counter)"),
         i("no_data", "count", "polls that found nothing fresh, e.g. go-e 404 or unchanged time (counter)"),
+        i("data_outdated", "count", "go-e cloud answers 404 \"Data is outdated\": the charger has "
+          "not reported within `age` (counter)"),
         i("points", "count", "points committed to the local store (counter)"),
         i("errors_transient", "count", "connection errors, timeouts, 5xx (counter)"),
         i("errors_config", "count", "401/403 and other configuration problems (counter)"),

@@ -15,7 +15,7 @@ import re
 import socket
 import ssl
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -35,10 +35,14 @@ class SourceError(Exception):
     The message must already be safe to log: no token, password or cookie.
     """
 
-    def __init__(self, action: Action, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, action: Action, message: str, retry_after: float | None = None,
+                 cause: str | None = None) -> None:
         super().__init__(message)
         self.action = action
         self.retry_after = retry_after
+        # The kind of failure, short and stable ("timeout", "HTTP 503", "bad body"): the log
+        # says each cause once per device, so a change of cause is seen at once.
+        self.cause = cause or action.value
 
 
 DEFAULT_STATUS_ACTIONS: Mapping[int, Action] = {
@@ -61,6 +65,17 @@ def classify_status(status: int, overrides: Mapping[int, Action] | None = None) 
     if status >= 400:
         return Action.DROP
     return Action.NO_DATA  # 1xx/3xx that httpx did not follow: nothing usable
+
+
+def failure_cause(exc: BaseException) -> str:
+    """The kind of a transport failure, for logging each kind once."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+        return "connection lost"
+    return type(exc).__name__
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -202,8 +217,27 @@ def error_for_response(response: httpx.Response, what: str,
     body = response.text[:200].strip().replace("\n", " ") if response.content else ""
     detail = f": {redact_text(body)}" if body else ""
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    return SourceError(action, f"{what}: HTTP {response.status_code}{detail}", retry_after)
+    return SourceError(action, f"{what}: HTTP {response.status_code}{detail}", retry_after,
+                       cause=f"HTTP {response.status_code}")
+
+
+async def renewing_once_on_401(send: Callable[[], Awaitable[httpx.Response]],
+                               renew: Callable[[httpx.Response], Awaitable[None]],
+                               refused: Callable[[httpx.Response], SourceError]) -> httpx.Response:
+    """Send; on a 401 renew the credentials once (a new token, a new session) and send again.
+
+    Tokens expire and servers drop idle sessions: one 401 is routine. A 401 right after a
+    renewal is not: it becomes `refused(response)`, a configuration error to report.
+    """
+    response = await send()
+    if response.status_code != 401:
+        return response
+    await renew(response)
+    response = await send()
+    if response.status_code == 401:
+        raise refused(response)
+    return response
 
 
 def error_for_exception(exc: httpx.HTTPError, what: str) -> SourceError:
-    return SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}")
+    return SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}", cause=failure_cause(exc))

@@ -6,7 +6,8 @@ from collector.schema import Measurement, Tag, b, f, i, register, s
 
 SOURCE = "evcc"
 
-SITE_TAG = Tag("site", "the evcc instance, as named in the configuration (`name`)")
+SITE_TAG = Tag("site", "the evcc instance, as named in the configuration (`name` of its "
+                        "`[sources.evcc]` or `[[sources.evcc]]` table)")
 LOADPOINT_TITLE_TAG = Tag("loadpoint_title", "the loadpoint's title as set in evcc")
 
 _POLL_TIME = ("poll time of `/api/state` (evcc's state carries no timestamp); over MQTT the "

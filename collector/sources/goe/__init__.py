@@ -15,7 +15,7 @@ from collector.schema import register
 from collector.sources.base import SourceContext
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
 from collector.sources.goe.parse import MEASUREMENTS, STATUS_KEYS
-from collector.sources.goe.source import MIN_INTERVAL, GoeSource
+from collector.sources.goe.source import MIN_INTERVAL, MIN_INTERVAL_V1, GoeSource
 
 NAME = "goe"
 
@@ -134,6 +134,18 @@ class Config(Model):
             raise ValueError("must not carry the token: set token per charger, it is sent in the "
                              "Authorization header")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _v1_floor(self) -> "Config":
+        for charger in self.chargers:
+            interval = charger.interval or self.interval
+            if charger.api == "local_v1" and interval < MIN_INTERVAL_V1:
+                raise ValueError(
+                    f'charger {charger.serial}: api = "local_v1" is polled at most every '
+                    f"{MIN_INTERVAL_V1:g} s (go-e's API v1 documentation asks for at least "
+                    f"{MIN_INTERVAL_V1:g} s between requests), got {interval:g} s; set "
+                    f'interval = "{MIN_INTERVAL_V1:g}s" or more on this charger')
+        return self
 
     @model_validator(mode="after")
     def _unique_serials(self) -> "Config":

@@ -46,6 +46,14 @@ class Charger:
         return f"goe charger {self.serial} ({self.api})"
 
 
+class DataOutdated(SourceError):
+    """Cloud 404 "Data is outdated": the charger has not reported within `age`."""
+
+    def __init__(self, message: str, age: float | None) -> None:
+        super().__init__(Action.NO_DATA, message, cause="data outdated")
+        self.age = age      # as the cloud gives it; its unit is not documented
+
+
 @dataclass(frozen=True)
 class StatusResponse:
     payload: Any                    # the decoded JSON (a dict for a usable status)
@@ -142,7 +150,7 @@ class GoeClient:
             kind = response.headers.get("content-type", "no content type")
             excerpt = response.text[:80].strip().replace("\n", " ")
             raise SourceError(Action.DROP, f"{what}: HTTP 200 but the body is not JSON "
-                                           f"({kind}): {excerpt!r}") from None
+                                           f"({kind}): {excerpt!r}", cause="bad body") from None
 
     def _error(self, charger: Charger, response: httpx.Response) -> SourceError:
         status = response.status_code
@@ -150,21 +158,24 @@ class GoeClient:
         if charger.api == "cloud":
             if status == 404:
                 body = self._json_or_none(response)
-                reason = ""
+                reason, age = "", None
                 if isinstance(body, dict):
                     reason = f": {body.get('reason') or 'no reason given'}"
-                    if body.get("age") is not None:
-                        reason += f" (age {body['age']})"
-                return SourceError(Action.NO_DATA, f"{what}: no fresh data (HTTP 404{reason})")
+                    if isinstance(body.get("age"), (int, float)) and not isinstance(body["age"], bool):
+                        age = float(body["age"])
+                        reason += f" (age {age})"
+                return DataOutdated(f"{what}: no fresh data (HTTP 404{reason})", age)
             if status == 403:
                 return SourceError(Action.CONFIG, f"{what}: HTTP 403: the charger is offline, or "
                                                   "its Cloud API is not enabled (app: Internet / "
-                                                  "Advanced settings), or the token is wrong")
+                                                  "Advanced settings), or the token is wrong",
+                                   cause="HTTP 403")
             if status == 401:
                 return SourceError(Action.CONFIG, f"{what}: HTTP 401: the Cloud API token was "
-                                                  "rejected (check the key shown in the app)")
+                                                  "rejected (check the key shown in the app)",
+                                   cause="HTTP 401")
         elif status == 404:
             version = "v1" if charger.api == "local_v1" else "v2"
             return SourceError(Action.CONFIG, f"{what}: HTTP 404: is the local HTTP API "
-                                              f"{version} enabled in the app?")
+                                              f"{version} enabled in the app?", cause="HTTP 404")
         return error_for_response(response, what)

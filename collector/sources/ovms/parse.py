@@ -40,7 +40,9 @@ MILE_KM = 1.609344
 PSI_KPA = 6.894757293168361
 NS = 1_000_000_000
 
-VEHICLE_TAG = Tag("vehicle", "OVMS vehicle id as registered on the server")
+VEHICLE_TAG = Tag("vehicle", "OVMS vehicle id as registered on the server; the collector refuses "
+                               "a vehicle id that two `[[sources.ovms]]` instances would both collect, "
+                               "so it keeps their points apart (no instance tag)")
 RECORD_TYPE_TAG = Tag("record_type", "historical record type, e.g. `*-LOG-Trip`")
 WHEEL_TAG = Tag("wheel", "wheel name as the module reports it, lower case (fl, fr, rl, rr, ...)")
 
