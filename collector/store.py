@@ -299,11 +299,19 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def prune_shipped(self, older_than_ns: int) -> int:
-        """Drop shipped points whose time is older than the retention; InfluxDB has them."""
+    def prune_shipped(self, older_than_ns: int, keep: Iterable[str] = ()) -> int:
+        """Drop shipped points whose time is older than the retention; InfluxDB has them.
+
+        Measurements in `keep` stay whatever their age: derived data that later runs read
+        back (the daily rollups a month is summed from).
+        """
+        kept = sorted(set(keep))
+        marks = ",".join("?" * len(kept))
+        spare = (f" AND series_id NOT IN (SELECT id FROM series WHERE measurement IN ({marks}))"
+                 if kept else "")
         with self._lock:
             cur = self._db.execute(
-                "DELETE FROM points WHERE state != 0 AND time_ns < ?", (older_than_ns,)
+                f"DELETE FROM points WHERE state != 0 AND time_ns < ?{spare}", (older_than_ns, *kept)
             )
             return cur.rowcount
 
@@ -403,6 +411,27 @@ class Store:
             with self._lock:
                 rows = cur.fetchmany(chunk)
 
+    def changed_since(self, mark: int, ignore: Iterable[str] = ()) -> tuple[int | None, int]:
+        """(earliest point time among the rows added after row id `mark`, the newest row id).
+
+        Row ids grow with every new row, so derived-data jobs find what arrived since their
+        last run, late data included, by a range scan over the new rows only. Measurements in
+        `ignore` (a job's own output) do not count. A merge into an existing row keeps its id
+        and is not seen. Returns (None, mark) when nothing new arrived.
+        """
+        skipped = sorted(set(ignore))
+        marks = ",".join("?" * len(skipped))
+        spare = (f" AND series_id NOT IN (SELECT id FROM series WHERE measurement IN ({marks}))"
+                 if skipped else "")
+        with self._lock:
+            newest = self._db.execute("SELECT max(id) FROM points").fetchone()[0]
+            if newest is None or newest <= mark:
+                return None, mark
+            first = self._db.execute(
+                f"SELECT min(time_ns) FROM points WHERE id > ? AND id <= ? AND state != 2{spare}",
+                (mark, newest, *skipped)).fetchone()[0]
+        return first, newest
+
     def first_time(self, measurement: str) -> int | None:
         """The earliest point time of a measurement (an index scan, no sort), or None."""
         with self._lock:
@@ -440,6 +469,31 @@ class Store:
             yield tags, rows
             with self._lock:
                 rows = cur.fetchmany(chunk)
+
+    def nearest_rows(self, measurement: str, fields: Sequence[str], time_ns: int, before: bool
+                     ) -> tuple[dict[int, dict[str, str]], list[tuple]]:
+        """Per series, the row nearest `time_ns` on one side that has any of `fields`: the last
+        before it (`before`), else the first at or after it; however far away it is. Rows as
+        in `query_rows`. Interpolating at a boundary needs the samples either side of it.
+        """
+        with self._lock:
+            series = self._db.execute(
+                "SELECT id, tags FROM series WHERE measurement = ?", (measurement,)).fetchall()
+        if not series or not fields:
+            return {}, []
+        paths = ['$."' + name.replace('"', '\\"') + '"' for name in fields]
+        columns = ", json_extract(fields, ?)" * len(fields)
+        has = " OR ".join(["json_extract(fields, ?) IS NOT NULL"] * len(fields))
+        sql = (f"SELECT series_id, time_ns{columns} FROM points WHERE series_id = ? AND time_ns "
+               f"{'<' if before else '>='} ? AND state != 2 AND ({has}) "
+               f"ORDER BY time_ns {'DESC' if before else 'ASC'} LIMIT 1")
+        rows = []
+        with self._lock:
+            for sid, _ in series:
+                row = self._db.execute(sql, (*paths, sid, time_ns, *paths)).fetchone()
+                if row is not None:
+                    rows.append(row)
+        return {sid: json.loads(t) for sid, t in series}, rows
 
     def close(self) -> None:
         with self._lock:
