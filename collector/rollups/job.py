@@ -1,0 +1,142 @@
+"""The collector's rollup job: recompute the local days that got new data, and their months.
+
+Like the sessions job it reads the local store, not InfluxDB: every point passes through the
+store, with or without InfluxDB, so the job needs no query credentials and works while
+InfluxDB is down; its points ship like any other. The store's row ids grow with every new row,
+so each run asks which rows arrived since the last one and recomputes from the local day
+before the earliest of them (a sample just after midnight moves the interpolation that ends
+the day before) up to today. Late data (OVMS history, a backfill) therefore recomputes its
+days; points of a recomputed day overwrite the earlier ones (same tags, same time). Months
+are summed from the daily points in the store, which housekeeping keeps (`app.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from typing import Sequence
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from collector.points import Point
+from collector.rollups.compute import Names, Reader, Samples, compute_days, compute_months
+from collector.rollups.config import RollupsSection
+from collector.rollups.model import MEASUREMENTS, ROLLUP_DAILY
+from collector.rollups.periods import Period, day, days, local_date, months_of
+from collector.sessions.derive import Identities
+from collector.store import Store
+
+log = logging.getLogger(__name__)
+
+MARK = "rollups:mark"              # the newest store row id the last run had seen
+ZONE = "rollups:timezone"          # the zone the stored rollups were computed in
+WINDOW_DAYS = 7                    # days computed per read, so memory stays bounded
+
+
+def store_reader(store: Store) -> Reader:
+    """Samples from the local store, with each series' nearest samples outside the range."""
+
+    def read(measurement: str, fields: Sequence[str], start_ns: int, end_ns: int) -> list[Samples]:
+        times: dict[int, list[int]] = {}
+        values: dict[int, list[tuple]] = {}
+        tags: dict[int, dict[str, str]] = {}
+        for chunk_tags, rows in store.query_rows(measurement, fields, start_ns, end_ns):
+            tags.update(chunk_tags)
+            for sid, t, *row in rows:
+                times.setdefault(sid, []).append(t)
+                values.setdefault(sid, []).append(tuple(row))
+        for before, at in ((True, start_ns), (False, end_ns)):
+            edge_tags, rows = store.nearest_rows(measurement, fields, at, before)
+            for sid, t, *row in rows:
+                tags.setdefault(sid, edge_tags[sid])
+                if before:
+                    times.setdefault(sid, []).insert(0, t)
+                    values.setdefault(sid, []).insert(0, tuple(row))
+                else:
+                    times.setdefault(sid, []).append(t)
+                    values.setdefault(sid, []).append(tuple(row))
+        out = []
+        for sid, ts in times.items():
+            columns = list(zip(*values[sid])) if values[sid] else [() for _ in fields]
+            out.append(Samples(tags[sid], np.array(ts, dtype=np.int64),
+                               {name: list(col) for name, col in zip(fields, columns)}))
+        return out
+
+    return read
+
+
+def names_from(sessions: object | None) -> Names:
+    """The charger and vehicle names of `[sessions]`, so rollups and sessions agree."""
+    if sessions is None:
+        return Names()
+    from collector.sessions.job import identities
+
+    return Names(identities(sessions))  # type: ignore[arg-type]
+
+
+def _stored_daily(store: Store, months: Sequence[Period]) -> list[Point]:
+    out = []
+    for month in months:
+        for chunk in store.query(ROLLUP_DAILY.name, month.start_ns, month.end_ns):
+            out += [Point(p.measurement, p.tags, p.fields, p.time_ns) for p in chunk]
+    return out
+
+
+def recompute(store: Store, zone: ZoneInfo, names: Names, first_ns: int, now_ns: int,
+              read: Reader | None = None) -> list[Point]:
+    """Daily points for every local day from the one before `first_ns` to today, and the
+    monthly points of their months."""
+    read = read or store_reader(store)
+    start = day(local_date(min(first_ns, now_ns), zone) - timedelta(days=1), zone).start_ns
+    wanted = days(start, now_ns + 1, zone)
+    daily: list[Point] = []
+    for k in range(0, len(wanted), WINDOW_DAYS):
+        daily += compute_days(read, wanted[k:k + WINDOW_DAYS], names)
+    months = months_of(wanted, zone)
+    merged = {p.key(): p for p in _stored_daily(store, months)}
+    merged.update((p.key(), p) for p in daily)       # this run's values replace the stored ones
+    return daily + compute_months(merged.values(), months)
+
+
+class RollupJob:
+    """Runs `recompute` for what arrived since the last run; points and mark in one commit."""
+
+    def __init__(self, cfg: RollupsSection, store: Store, writer, names: Names | None = None) -> None:
+        self.zone_name = cfg.zone_name()
+        self.zone = ZoneInfo(self.zone_name)
+        self.store = store
+        self.writer = writer
+        self.names = names or Names(Identities())
+
+    def compute(self, now_ns: int) -> tuple[list[Point], dict[str, str]]:
+        mark = int(self.store.cursor(MARK) or 0)
+        previous = self.store.cursor(ZONE)
+        if previous is not None and previous != self.zone_name:
+            log.warning("rollups: the time zone changed from %s to %s; recomputing every day the "
+                        "local store holds at the new midnights. Points written at %s's midnights "
+                        "stay in InfluxDB: delete rollup_daily and rollup_monthly there before that "
+                        "range if sums over it count days twice", previous, self.zone_name, previous)
+            mark = 0
+        first, newest = self.store.changed_since(mark, ignore=MEASUREMENTS)
+        cursors = {MARK: str(newest), ZONE: self.zone_name}
+        if first is None:
+            return [], (cursors if newest != mark or previous != self.zone_name else {})
+        return recompute(self.store, self.zone, self.names, first, now_ns), cursors
+
+    def run_now(self, now_ns: int | None = None) -> int:
+        """Compute and commit at once, without the writer (the demo's history, before the
+        collector starts); returns the number of points."""
+        points, cursors = self.compute(now_ns or time.time_ns())
+        self.store.append(points, cursors)
+        return len(points)
+
+    async def run(self, now_ns: int | None = None) -> None:
+        began = time.monotonic()
+        points, cursors = await asyncio.to_thread(self.compute, now_ns or time.time_ns())
+        written = await self.writer.write(points, cursors, source="rollups")
+        if written:
+            log.info("rollups: %d daily and monthly points new or updated (%.1f s)", written,
+                     time.monotonic() - began)
