@@ -411,25 +411,25 @@ class Store:
             with self._lock:
                 rows = cur.fetchmany(chunk)
 
-    def changed_since(self, mark: int, ignore: Iterable[str] = ()) -> tuple[int | None, int]:
-        """(earliest point time among the rows added after row id `mark`, the newest row id).
+    def changed_since(self, mark: int, measurements: Iterable[str]) -> tuple[int | None, int]:
+        """(earliest point time among the rows of `measurements` added after row id `mark`,
+        the newest row id).
 
-        Row ids grow with every new row, so derived-data jobs find what arrived since their
-        last run, late data included, by a range scan over the new rows only. Measurements in
-        `ignore` (a job's own output) do not count. A merge into an existing row keeps its id
-        and is not seen. Returns (None, mark) when nothing new arrived.
+        Row ids grow with every new row, so a derived-data job finds what arrived since its
+        last run, late data included, by a range scan over the new rows only. A merge into an
+        existing row keeps its id and is not seen. Returns (None, newest id) when none of the
+        new rows is of `measurements`.
         """
-        skipped = sorted(set(ignore))
-        marks = ",".join("?" * len(skipped))
-        spare = (f" AND series_id NOT IN (SELECT id FROM series WHERE measurement IN ({marks}))"
-                 if skipped else "")
+        names = sorted(set(measurements))
+        marks = ",".join("?" * len(names))
         with self._lock:
             newest = self._db.execute("SELECT max(id) FROM points").fetchone()[0]
-            if newest is None or newest <= mark:
-                return None, mark
+            if newest is None or newest <= mark or not names:
+                return None, max(mark, newest or 0)
             first = self._db.execute(
-                f"SELECT min(time_ns) FROM points WHERE id > ? AND id <= ? AND state != 2{spare}",
-                (mark, newest, *skipped)).fetchone()[0]
+                f"SELECT min(time_ns) FROM points WHERE id > ? AND id <= ? AND state != 2 AND "
+                f"series_id IN (SELECT id FROM series WHERE measurement IN ({marks}))",
+                (mark, newest, *names)).fetchone()[0]
         return first, newest
 
     def first_time(self, measurement: str) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,11 +20,10 @@ from collector.points import Point
 from collector.rollups import ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.rollups.compute import Names
 from collector.rollups.config import RollupsSection
-from collector.rollups.job import MARK, RollupJob
+from collector.rollups.job import MARK, RollupJob, names_from
 from collector.rollups.periods import day, days, month
 from collector.rollups.series import counter_cumulative, parked_per_period
 from collector.sessions.config import SessionsSection
-from collector.rollups.job import names_from
 from collector.store import Store
 from collector.writer import PointWriter
 
@@ -210,6 +209,18 @@ def test_vampire_drain_counts_parked_stretches_only():
     hours, lost, _ = parked_per_period(t, soc, [], [car_on], bounds, 86400.0)
     assert hours[0] == pytest.approx(4.0)       # 0-1: state not known yet; 2-3: driving
     assert lost[0] == pytest.approx(0.5 + 1.0 - 0.2 + 1.2)     # a rise while parked offsets drops
+
+
+def test_rows_the_rollups_do_not_read_trigger_nothing(store):
+    t0 = ts("2026-05-04T10:00:00+02:00")
+    store.append(goe_meter([t0 // S, t0 // S + 3600], [1000.0, 4000.0]))
+    run(store, t0 + 2 * 3600 * S)
+    counts = store.counts()
+    store.append([Point("collector_health", {"source": "goe"}, {"polls": 3}, t0 + 3 * 3600 * S)])
+    job = RollupJob(RollupsSection(timezone="Europe/Berlin"), store, None)
+    points, cursors = job.compute(t0 + 4 * 3600 * S)
+    assert points == [] and int(cursors[MARK]) > 0
+    assert store.counts() == {**counts, "collector_health": 1}
 
 
 def test_a_store_without_new_rows_costs_nothing_and_rollups_survive_pruning(store):

@@ -239,8 +239,8 @@ def compute_days(read: Reader, days: Sequence[Period], names: Names | None = Non
     by_label = {p.label: p for p in days}
     points = []
     for (kind, name, label), values in sorted(out.values.items()):
-        fields = _finish({k: v for k, (_, v) in values.items()}, by_label[label])
-        point = ROLLUP_DAILY.point({"kind": kind, "name": name}, fields, by_label[label].start_ns)
+        finished = _finish({k: v for k, (_, v) in values.items()}, by_label[label])
+        point = ROLLUP_DAILY.point({"kind": kind, "name": name}, finished, by_label[label].start_ns)
         if point is not None:
             points.append(point)
     return points
@@ -279,7 +279,7 @@ def compute_months(daily: Iterable[Point], months: Sequence[Period]) -> list[Poi
         for fieldname, seen in means.items():
             values[fieldname] = sum(seen) / len(seen)
         month = starts[label]
-        point = ROLLUP_MONTHLY.point({"kind": kind, "name": name}, _finish(values, month), month.start_ns)
-        if point is not None:
-            points.append(point)
+        total = ROLLUP_MONTHLY.point({"kind": kind, "name": name}, _finish(values, month), month.start_ns)
+        if total is not None:
+            points.append(total)
     return points

@@ -24,8 +24,9 @@ import numpy as np
 from collector.points import Point
 from collector.rollups.compute import Names, Reader, Samples, compute_days, compute_months
 from collector.rollups.config import RollupsSection
-from collector.rollups.model import MEASUREMENTS, ROLLUP_DAILY
+from collector.rollups.model import ROLLUP_DAILY
 from collector.rollups.periods import Period, day, days, local_date, months_of
+from collector.rollups.specs import SPECS, measurements
 from collector.sessions.derive import Identities
 from collector.store import Store
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 MARK = "rollups:mark"              # the newest store row id the last run had seen
 ZONE = "rollups:timezone"          # the zone the stored rollups were computed in
 WINDOW_DAYS = 7                    # days computed per read, so memory stays bounded
+# what the rollups are computed from: new rows of other measurements (health) change nothing
+INPUTS = frozenset(m for spec in SPECS for m in measurements(spec))
 
 
 def store_reader(store: Store) -> Reader:
@@ -81,8 +84,8 @@ def _stored_daily(store: Store, months: Sequence[Period]) -> list[Point]:
     out = []
     for month in months:
         for chunk in store.query(ROLLUP_DAILY.name, month.start_ns, month.end_ns):
-            out += [Point(p.measurement, p.tags, p.fields, p.time_ns) for p in chunk]
-    return out
+            out += [ROLLUP_DAILY.point(p.tags, p.fields, p.time_ns) for p in chunk]
+    return [p for p in out if p is not None]
 
 
 def recompute(store: Store, zone: ZoneInfo, names: Names, first_ns: int, now_ns: int,
@@ -120,7 +123,7 @@ class RollupJob:
                         "stay in InfluxDB: delete rollup_daily and rollup_monthly there before that "
                         "range if sums over it count days twice", previous, self.zone_name, previous)
             mark = 0
-        first, newest = self.store.changed_since(mark, ignore=MEASUREMENTS)
+        first, newest = self.store.changed_since(mark, INPUTS)
         cursors = {MARK: str(newest), ZONE: self.zone_name}
         if first is None:
             return [], (cursors if newest != mark or previous != self.zone_name else {})
