@@ -268,9 +268,9 @@ def test_summed_rollups_give_one_row_per_local_day_in_any_zone_without_tz(influx
     GROUP BY time(15m) instead of tz(): each local midnight of every zone lies on a quarter
     hour, so each day is one bucket, across the DST change too (London's midnight moves from
     00:00 to 23:00 UTC of the day before, which time(1d) would merge)."""
+    from collector.points import to_line
     from collector.rollups import ROLLUP_DAILY
     from collector.rollups.periods import days
-    from collector.points import to_line
 
     tz = ZoneInfo(zone)
     start = datetime(2026, 3, 26, 12, tzinfo=timezone.utc)
