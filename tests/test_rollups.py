@@ -211,6 +211,40 @@ def test_vampire_drain_counts_parked_stretches_only():
     assert lost[0] == pytest.approx(0.5 + 1.0 - 0.2 + 1.2)     # a rise while parked offsets drops
 
 
+def test_a_session_rewritten_in_place_is_rolled_up_again(store):
+    """The sessions job joins late vehicle data into an existing session: the same row, so no
+    new row id, yet the day's cost and efficiency must follow."""
+    t0 = ts("2026-05-04T19:00:00+02:00")
+    session = {"energy_wh": 3000.0, "cost": 0.6, "vehicle": "car"}
+    store.append([Point("charging_session", {"charger": "garage"}, session, t0)])
+    run(store, t0 + 3600 * S)
+    store.append([Point("charging_session", {"charger": "garage"},
+                        {**session, "cost": 0.75, "vehicle_energy_wh": 2700.0}, t0)])
+    run(store, t0 + 2 * 3600 * S)
+    daily = {k[:2]: p.fields for k, p in stored(store, "rollup_daily").items()}
+    assert daily[("charger", "garage")]["cost"] == 0.75
+    assert daily[("vehicle", "car")]["efficiency_pct"] == 90.0
+    assert stored(store, "rollup_monthly")[("vehicle", "car", "2026-05")].fields["cost"] == 0.75
+
+
+def test_days_older_than_the_store_keeps_are_not_recomputed(store, caplog):
+    """With InfluxDB the store prunes samples after store.retention: a backfill of older data
+    must not overwrite a complete day with one computed from what is left."""
+    day1 = ts("2026-05-01T00:00:00+02:00") // S
+    store.append(goe_meter([day1 - 600, day1 + 86400 + 600], [1000.0, 25_000.0]))
+    now = (day1 + 3 * 86400) * S
+    job = RollupJob(RollupsSection(timezone="Europe/Berlin"), store, PointWriter(store, Health()), horizon_s=86400 * 7)
+    asyncio.run(job.run(now))
+    [before] = [p for k, p in stored(store, "rollup_daily").items() if k[2] == "2026-05-01"]
+    store.append(goe_meter([day1 + 43200], [2000.0]))         # arrives ten days later
+    later = (day1 + 10 * 86400) * S
+    with caplog.at_level(logging.INFO, logger="collector.rollups.job"):
+        asyncio.run(job.run(later))
+    [after] = [p for k, p in stored(store, "rollup_daily").items() if k[2] == "2026-05-01"]
+    assert after.fields == before.fields
+    assert "no longer holds every sample" in caplog.text
+
+
 def test_rows_the_rollups_do_not_read_trigger_nothing(store):
     t0 = ts("2026-05-04T10:00:00+02:00")
     store.append(goe_meter([t0 // S, t0 // S + 3600], [1000.0, 4000.0]))

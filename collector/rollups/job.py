@@ -13,30 +13,41 @@ are summed from the daily points in the store, which housekeeping keeps (`app.py
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
-from datetime import timedelta
+import typing
+from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 
 from collector.points import Point
 from collector.rollups.compute import Names, Reader, Samples, compute_days, compute_months
 from collector.rollups.config import RollupsSection
 from collector.rollups.model import ROLLUP_DAILY
 from collector.rollups.periods import Period, day, days, local_date, months_of
-from collector.rollups.specs import SPECS, measurements
-from collector.sessions.derive import Identities
+from collector.rollups.specs import SPECS, Events, measurements
 from collector.store import Store
 
 log = logging.getLogger(__name__)
 
 MARK = "rollups:mark"              # the newest store row id the last run had seen
 ZONE = "rollups:timezone"          # the zone the stored rollups were computed in
+EVENT_DAYS = "rollups:events"      # per local day of the last week, a digest of its events
 WINDOW_DAYS = 7                    # days computed per read, so memory stays bounded
+DAY_NS = 86400 * 10**9
+EVENT_LOOKBACK_NS = 7 * DAY_NS     # how long after its day an event may still be rewritten
+# a day is recomputed only if it starts this long after the store's horizon: interpolating at
+# its midnight needs the sample before it, which pruning must not have taken
+HORIZON_MARGIN_NS = 6 * 3600 * 10**9
 # what the rollups are computed from: new rows of other measurements (health) change nothing
 INPUTS = frozenset(m for spec in SPECS for m in measurements(spec))
+# one point per session or trip: a source or the sessions job may rewrite it in place
+EVENTS = frozenset(spec.measurement for spec in SPECS if isinstance(spec, Events))
 
 
 def store_reader(store: Store) -> Reader:
@@ -80,6 +91,24 @@ def names_from(sessions: object | None) -> Names:
     return Names(identities(sessions))  # type: ignore[arg-type]
 
 
+def event_days(store: Store, zone: ZoneInfo, since_ns: int) -> dict[str, str]:
+    """Local day -> digest of the event points (sessions, trips) of that day.
+
+    A session the sessions job derives again with the vehicle's late data, or an evcc session
+    evcc corrected, is rewritten in place: same row, so `changed_since` does not see it. Its
+    day's digest changes instead. Events are few (a handful a day), so this is cheap.
+    """
+    digests: dict[str, typing.Any] = {}
+    for measurement in sorted(EVENTS):
+        for chunk in store.query(measurement, since_ns):
+            for p in chunk:
+                digest = digests.setdefault(local_date(p.time_ns, zone).isoformat(),
+                                            hashlib.blake2b(digest_size=8))
+                digest.update(orjson.dumps([measurement, p.tags, p.time_ns, p.fields],
+                                           option=orjson.OPT_SORT_KEYS))
+    return {label: digest.hexdigest() for label, digest in digests.items()}
+
+
 def _stored_daily(store: Store, months: Sequence[Period]) -> list[Point]:
     out = []
     for month in months:
@@ -89,12 +118,14 @@ def _stored_daily(store: Store, months: Sequence[Period]) -> list[Point]:
 
 
 def recompute(store: Store, zone: ZoneInfo, names: Names, first_ns: int, now_ns: int,
-              read: Reader | None = None) -> list[Point]:
-    """Daily points for every local day from the one before `first_ns` to today, and the
-    monthly points of their months."""
+              read: Reader | None = None, floor_ns: int | None = None) -> list[Point]:
+    """Daily points for every local day from the one before `first_ns` to today (none that
+    starts before `floor_ns`), and the monthly points of their months."""
     read = read or store_reader(store)
     start = day(local_date(min(first_ns, now_ns), zone) - timedelta(days=1), zone).start_ns
-    wanted = days(start, now_ns + 1, zone)
+    wanted = [d for d in days(start, now_ns + 1, zone) if floor_ns is None or d.start_ns >= floor_ns]
+    if not wanted:
+        return []
     daily: list[Point] = []
     for k in range(0, len(wanted), WINDOW_DAYS):
         daily += compute_days(read, wanted[k:k + WINDOW_DAYS], names)
@@ -105,14 +136,21 @@ def recompute(store: Store, zone: ZoneInfo, names: Names, first_ns: int, now_ns:
 
 
 class RollupJob:
-    """Runs `recompute` for what arrived since the last run; points and mark in one commit."""
+    """Runs `recompute` for what arrived since the last run; points and mark in one commit.
 
-    def __init__(self, cfg: RollupsSection, store: Store, writer, names: Names | None = None) -> None:
+    `horizon_s`: how far back the store still holds every sample (`store.retention` when
+    shipped points are pruned). Days that begin less than a day after it are never recomputed:
+    with part of their samples gone they would come out too small.
+    """
+
+    def __init__(self, cfg: RollupsSection, store: Store, writer, names: Names | None = None,
+                 horizon_s: float | None = None) -> None:
         self.zone_name = cfg.zone_name()
         self.zone = ZoneInfo(self.zone_name)
         self.store = store
         self.writer = writer
-        self.names = names or Names(Identities())
+        self.names = names or Names()
+        self.horizon_ns = int(horizon_s * 1e9) if horizon_s else None
 
     def compute(self, now_ns: int) -> tuple[list[Point], dict[str, str]]:
         mark = int(self.store.cursor(MARK) or 0)
@@ -123,11 +161,25 @@ class RollupJob:
                         "stay in InfluxDB: delete rollup_daily and rollup_monthly there before that "
                         "range if sums over it count days twice", previous, self.zone_name, previous)
             mark = 0
+        floor = now_ns - self.horizon_ns + HORIZON_MARGIN_NS if self.horizon_ns is not None else None
         first, newest = self.store.changed_since(mark, INPUTS)
-        cursors = {MARK: str(newest), ZONE: self.zone_name}
-        if first is None:
-            return [], (cursors if newest != mark or previous != self.zone_name else {})
-        return recompute(self.store, self.zone, self.names, first, now_ns), cursors
+        since = max(now_ns - EVENT_LOOKBACK_NS, floor or 0)
+        events = event_days(self.store, self.zone, since)
+        known = json.loads(self.store.cursor(EVENT_DAYS) or "{}") if mark else {}
+        cutoff = local_date(since, self.zone).isoformat()
+        rewritten = sorted(label for label in events.keys() | known.keys()
+                           if label >= cutoff and events.get(label) != known.get(label))
+        if rewritten:
+            at = day(date.fromisoformat(rewritten[0]), self.zone).start_ns
+            first = at if first is None else min(first, at)
+        cursors = {MARK: str(newest), ZONE: self.zone_name, EVENT_DAYS: json.dumps(events, sort_keys=True)}
+        if first is not None and floor is not None and first < floor:
+            log.info("rollups: data from before %s arrived; the local store no longer holds every "
+                     "sample of those days (store.retention), so their rollups stay as they are",
+                     datetime.fromtimestamp(floor / 1e9, self.zone).isoformat(timespec="minutes"))
+        if first is None or first > now_ns:
+            return [], cursors
+        return recompute(self.store, self.zone, self.names, first, now_ns, floor_ns=floor), cursors
 
     def run_now(self, now_ns: int | None = None) -> int:
         """Compute and commit at once, without the writer (the demo's history, before the
