@@ -44,11 +44,7 @@ class Collector:
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
         self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
                          if config.sessions is not None and config.sessions.enabled else None)
-        # with InfluxDB, shipped samples older than store.retention are pruned: that is as far
-        # back as a day can be recomputed
-        horizon = config.store.retention if self.target is not None and config.store.retention > 0 else None
-        self.rollups = (RollupJob(config.rollups, self.store, self.writer, names_from(config.sessions),
-                                  horizon_s=horizon)
+        self.rollups = (RollupJob(config.rollups, self.store, self.writer, names_from(config.sessions))
                         if config.rollups.enabled else None)
         self.forwarder = (Forwarder(self.store, self.target, self.health,
                                     batch_size=config.influxdb.batch_size)

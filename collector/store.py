@@ -31,6 +31,7 @@ from collector.points import Point, field_set, series_prefix
 log = logging.getLogger(__name__)
 
 PENDING, SHIPPED, DEAD = 0, 1, 2
+PRUNED_BEFORE = "store:pruned_before"   # cursor: the newest cutoff that pruning removed rows at
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -309,11 +310,23 @@ class Store:
         marks = ",".join("?" * len(kept))
         spare = (f" AND series_id NOT IN (SELECT id FROM series WHERE measurement IN ({marks}))"
                  if kept else "")
-        with self._lock:
-            cur = self._db.execute(
+        with self._transaction("cannot prune shipped points"):
+            pruned = self._db.execute(
                 f"DELETE FROM points WHERE state != 0 AND time_ns < ?{spare}", (older_than_ns, *kept)
-            )
-            return cur.rowcount
+            ).rowcount
+            if pruned:
+                self._db.execute(
+                    "INSERT INTO cursors (key, value, updated_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
+                    "CAST(excluded.value AS INTEGER)), updated_ns = excluded.updated_ns",
+                    (PRUNED_BEFORE, str(older_than_ns), time.time_ns()))
+        return pruned
+
+    def pruned_before(self) -> int | None:
+        """Before this time the store may have lost shipped samples to pruning (None: never
+        pruned). Jobs that recompute from the store leave older periods alone."""
+        value = self.cursor(PRUNED_BEFORE)
+        return int(value) if value is not None else None
 
     def used_bytes(self) -> int:
         with self._lock:

@@ -233,11 +233,13 @@ def test_days_older_than_the_store_keeps_are_not_recomputed(store, caplog):
     day1 = ts("2026-05-01T00:00:00+02:00") // S
     store.append(goe_meter([day1 - 600, day1 + 86400 + 600], [1000.0, 25_000.0]))
     now = (day1 + 3 * 86400) * S
-    job = RollupJob(RollupsSection(timezone="Europe/Berlin"), store, PointWriter(store, Health()), horizon_s=86400 * 7)
+    job = RollupJob(RollupsSection(timezone="Europe/Berlin"), store, PointWriter(store, Health()))
     asyncio.run(job.run(now))
     [before] = [p for k, p in stored(store, "rollup_daily").items() if k[2] == "2026-05-01"]
-    store.append(goe_meter([day1 + 43200], [2000.0]))         # arrives ten days later
     later = (day1 + 10 * 86400) * S
+    store.mark_shipped(store.next_batch(1000))
+    assert store.prune_shipped(later - 7 * 86400 * S, keep=(ROLLUP_DAILY.name, ROLLUP_MONTHLY.name)) == 2
+    store.append(goe_meter([day1 + 43200], [2000.0]))         # arrives ten days later
     with caplog.at_level(logging.INFO, logger="collector.rollups.job"):
         asyncio.run(job.run(later))
     [after] = [p for k, p in stored(store, "rollup_daily").items() if k[2] == "2026-05-01"]
@@ -263,8 +265,12 @@ def test_a_store_without_new_rows_costs_nothing_and_rollups_survive_pruning(stor
     run(store, t0 + 2 * 3600 * S)
     batch = store.next_batch(1000)
     store.mark_shipped(batch)
+    assert store.pruned_before() is None
     assert store.prune_shipped(t0 + 10 * 86400 * S, keep=(ROLLUP_DAILY.name, ROLLUP_MONTHLY.name)) == 2
     assert set(store.counts()) == {"rollup_daily", "rollup_monthly"}
+    assert store.pruned_before() == t0 + 10 * 86400 * S          # what later runs must not redo
+    assert store.prune_shipped(t0 - 30 * 86400 * S) == 0                  # nothing that old: unchanged
+    assert store.pruned_before() == t0 + 10 * 86400 * S
 
 
 def test_a_changed_time_zone_recomputes_at_the_new_midnights(store, caplog):

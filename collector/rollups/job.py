@@ -41,8 +41,8 @@ EVENT_DAYS = "rollups:events"      # per local day of the last week, a digest of
 WINDOW_DAYS = 7                    # days computed per read, so memory stays bounded
 DAY_NS = 86400 * 10**9
 EVENT_LOOKBACK_NS = 7 * DAY_NS     # how long after its day an event may still be rewritten
-# a day is recomputed only if it starts this long after the store's horizon: interpolating at
-# its midnight needs the sample before it, which pruning must not have taken
+# a day is recomputed only if it starts this long after the store's pruning horizon:
+# interpolating at its midnight needs the sample before it, which pruning must not have taken
 HORIZON_MARGIN_NS = 6 * 3600 * 10**9
 # what the rollups are computed from: new rows of other measurements (health) change nothing
 INPUTS = frozenset(m for spec in SPECS for m in measurements(spec))
@@ -138,19 +138,16 @@ def recompute(store: Store, zone: ZoneInfo, names: Names, first_ns: int, now_ns:
 class RollupJob:
     """Runs `recompute` for what arrived since the last run; points and mark in one commit.
 
-    `horizon_s`: how far back the store still holds every sample (`store.retention` when
-    shipped points are pruned). Days that begin less than a day after it are never recomputed:
-    with part of their samples gone they would come out too small.
+    Days that begin before the store's pruning horizon (`Store.pruned_before`, plus a margin)
+    are never recomputed: with part of their samples gone they would come out too small.
     """
 
-    def __init__(self, cfg: RollupsSection, store: Store, writer, names: Names | None = None,
-                 horizon_s: float | None = None) -> None:
+    def __init__(self, cfg: RollupsSection, store: Store, writer, names: Names | None = None) -> None:
         self.zone_name = cfg.zone_name()
         self.zone = ZoneInfo(self.zone_name)
         self.store = store
         self.writer = writer
         self.names = names or Names()
-        self.horizon_ns = int(horizon_s * 1e9) if horizon_s else None
 
     def compute(self, now_ns: int) -> tuple[list[Point], dict[str, str]]:
         mark = int(self.store.cursor(MARK) or 0)
@@ -161,7 +158,8 @@ class RollupJob:
                         "stay in InfluxDB: delete rollup_daily and rollup_monthly there before that "
                         "range if sums over it count days twice", previous, self.zone_name, previous)
             mark = 0
-        floor = now_ns - self.horizon_ns + HORIZON_MARGIN_NS if self.horizon_ns is not None else None
+        pruned = self.store.pruned_before()
+        floor = pruned + HORIZON_MARGIN_NS if pruned is not None else None
         first, newest = self.store.changed_since(mark, INPUTS)
         since = max(now_ns - EVENT_LOOKBACK_NS, floor or 0)
         events = event_days(self.store, self.zone, since)
