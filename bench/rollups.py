@@ -4,7 +4,8 @@ Fills a local influxd (Debian 1.6) with a year of one go-eCharger polled every s
 points; `energy_total_wh`, `power_w` and `car_state` only: the fields the queries read, not
 the ~50 a real status has), computes that year's `rollup_daily` and `rollup_monthly` points
 with the collector's own rollup code (`collector.rollups.compute`, fed by a reader that
-generates the same samples) and writes them too. Then it times, as Grafana would send them:
+generates the same samples; like the store's, it hands out only the samples either side of
+each midnight for a lifetime meter) and writes them too. Then it times, as Grafana would send them:
 
   year panel    the energy dashboard's "Charged per month" over the year (rollup_monthly)
   daily bars    "Charged per day" over the year (rollup_daily, 365 points)
@@ -77,14 +78,21 @@ def reader(first_s: int, last_s: int):
     """A rollup reader over the generated year: samples in [start, end) plus the nearest
     sample either side, as `collector.rollups.job.store_reader` gives them from the store."""
 
-    def read(measurement: str, fields, start_ns: int, end_ns: int) -> list[Samples]:
+    def read(measurement: str, fields, start_ns: int, end_ns: int, at=None) -> list[Samples]:
         if measurement != "goe_status":
             return []
-        lo = max(first_s, -(-start_ns // NS) - 1)
-        hi = min(last_s, -(-end_ns // NS))
-        if hi < lo:
+        if at is not None:                   # the nearest sample either side of each instant
+            near = set()
+            for instant in at:
+                before, after = min(-(-instant // NS) - 1, last_s), max(-(-instant // NS), first_s)
+                near |= {s for s in (before, after) if first_s <= s <= last_s}
+            t = np.array(sorted(near), dtype=np.int64)
+        else:
+            lo = max(first_s, -(-start_ns // NS) - 1)
+            hi = min(last_s, -(-end_ns // NS))
+            t = np.arange(lo, hi + 1, dtype=np.int64)
+        if len(t) == 0:
             return []
-        t = np.arange(lo, hi + 1, dtype=np.int64)
         values = samples(t)
         return [Samples({"serial": SERIAL}, t * NS, {f: values[f].tolist() for f in fields if f in values})]
 

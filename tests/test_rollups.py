@@ -165,17 +165,34 @@ def test_late_data_recomputes_the_day_and_overwrites_the_same_point(store):
     assert store.counts() == before_count and store.cursor(MARK) == mark
 
 
-def test_a_counter_that_resets_per_connection_adds_its_increments(store):
-    """go-e `whs` counts from each connection; a drop starts it again, small noise does not."""
+def test_a_counter_that_restarts_adds_its_increments(store):
+    """A meter that drops by more than noise restarted (a replaced meter, go-e's per-connection
+    counters): the value after the drop is energy since the restart; small drops are noise."""
     values = np.array([0.0, 500, 1200, 1199.5, 1200, 0, 300, 900, 20])
     assert list(counter_cumulative(values)) == [0, 500, 1200, 1200, 1200, 1200, 1500, 2100, 2120]
     t0 = ts("2026-05-04T12:00:00+02:00")
-    store.append([Point("goe_status", {"serial": "1"}, {"energy_total_wh": 100 + int(v) if k < 5 else 0,
-                                                        "energy_solar_wh": float(v)}, t0 + k * 900 * S)
-                  for k, v in enumerate(values)])
+    store.append([Point("evcc_site", {"site": "home"}, {"pv_energy_wh": float(5000.0 + v if k < 5 else v)},
+                        t0 + k * 900 * S) for k, v in enumerate(values)])
     run(store, t0 + 9 * 900 * S)
-    [point] = [p for k, p in stored(store, "rollup_daily").items() if k[1] == "goe:1"]
-    assert point.fields["solar_energy_wh"] == 2120.0
+    [point] = [p for k, p in stored(store, "rollup_daily").items() if k[:2] == ("site", "home")]
+    assert point.fields["pv_energy_wh"] == 2120.0
+
+
+def test_lifetime_meters_are_read_around_midnight_only(store):
+    """A charger polled every second: the job reads the samples either side of each midnight,
+    not the 86,400 of each day, and gets the same energy."""
+    from collector.rollups.job import store_reader
+
+    start = ts("2026-05-03T22:00:00+02:00") // S
+    seconds = list(range(start, start + 26 * 3600 + 2))
+    store.append(goe_meter(seconds, [1000.0 + k * 0.5 for k in range(len(seconds))]))
+    midnight = day(datetime(2026, 5, 4).date(), BERLIN)
+    [series] = store_reader(store)("goe_status", ["energy_total_wh"], midnight.start_ns, midnight.end_ns,
+                                   at=[midnight.start_ns, midnight.end_ns])
+    assert len(series.t_ns) == 4 and series.t_ns[1] == midnight.start_ns
+    run(store, (start + 26 * 3600) * S)
+    assert stored(store, "rollup_daily")[("charger", "goe:012345", "2026-05-04")].fields["energy_wh"] == \
+        pytest.approx(0.5 * 86400, abs=1.0)                 # the meter counts whole Wh
 
 
 def test_names_follow_the_sessions_configuration_and_the_first_identity_wins(store):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from collector.points import Point
 from collector.rollups import series as calc
 from collector.rollups.model import CALENDAR, LATEST, MEAN, RATIOS, ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.rollups.periods import Period
-from collector.rollups.specs import MAX_GAP_S, SPECS, Device, Events, Parked, Spec, measurements
+from collector.rollups.specs import MAX_GAP_S, SPECS, Device, Events, Parked, Spec, measurements, sparse
 from collector.sessions.derive import Identities
 
 # The longest step between two state-of-charge readings still taken as one parked stretch:
@@ -49,10 +49,17 @@ class Samples:
             yield int(t), {n: self.columns[n][k] for n in names if self.columns[n][k] is not None}
 
 
-# measurement, fields, start_ns, end_ns -> the series of that measurement. A reader returns
-# the samples in [start_ns, end_ns) and, per series, the nearest sample on either side that
-# has any of the fields, however far away: interpolation needs them.
-Reader = Callable[[str, Sequence[str], int, int], list[Samples]]
+class Reader(Protocol):
+    """Where samples come from (the local store; InfluxDB would do as well).
+
+    Returns the series of `measurement` with the samples in [start_ns, end_ns) and, per
+    series, the nearest sample on either side that has any of the fields, however far away:
+    interpolation needs them. With `at`, only the samples nearest each of those instants on
+    either side (all that lifetime meters need).
+    """
+
+    def __call__(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int,
+                 at: Sequence[int] | None = None) -> list[Samples]: ...
 
 
 @dataclass(frozen=True)
@@ -222,20 +229,22 @@ def compute_days(read: Reader, days: Sequence[Period], names: Names | None = Non
     names = names or Names()
     bounds = _bounds(days)
     labels = [p.label for p in days]
-    wanted: dict[str, list[str]] = {}
+    wanted: dict[tuple[str, bool], list[str]] = {}
     for spec in specs:
         for measurement, fields in measurements(spec).items():
-            wanted.setdefault(measurement, [])
-            wanted[measurement] += [f for f in fields if f not in wanted[measurement]]
-    data = {m: read(m, fields, days[0].start_ns, days[-1].end_ns) for m, fields in wanted.items()}
+            have = wanted.setdefault((measurement, sparse(spec)), [])
+            have += [f for f in fields if f not in have]
+    at = [int(b) for b in bounds]
+    data = {(m, thin): read(m, fields, days[0].start_ns, days[-1].end_ns, at=at if thin else None)
+            for (m, thin), fields in wanted.items()}
     out = _Collected()
     for spec in specs:
         if isinstance(spec, Device):
-            _device(spec, data[spec.measurement], bounds, labels, names, out)
+            _device(spec, data[(spec.measurement, spec.sparse)], bounds, labels, names, out)
         elif isinstance(spec, Events):
-            _events(spec, data[spec.measurement], bounds, labels, names, out)
+            _events(spec, data[(spec.measurement, False)], bounds, labels, names, out)
         else:
-            _parked(spec, {m: data[m] for m in measurements(spec)}, bounds, labels, names, out)
+            _parked(spec, {m: data[(m, False)] for m in measurements(spec)}, bounds, labels, names, out)
     by_label = {p.label: p for p in days}
     points = []
     for (kind, name, label), values in sorted(out.values.items()):

@@ -51,31 +51,29 @@ EVENTS = frozenset(spec.measurement for spec in SPECS if isinstance(spec, Events
 
 
 def store_reader(store: Store) -> Reader:
-    """Samples from the local store, with each series' nearest samples outside the range."""
+    """Samples from the local store, with each series' nearest samples outside the range
+    (with `at`, only the nearest samples either side of each instant: index lookups)."""
 
-    def read(measurement: str, fields: Sequence[str], start_ns: int, end_ns: int) -> list[Samples]:
-        times: dict[int, list[int]] = {}
-        values: dict[int, list[tuple]] = {}
+    def read(measurement: str, fields: Sequence[str], start_ns: int, end_ns: int,
+             at: Sequence[int] | None = None) -> list[Samples]:
+        rows: dict[int, dict[int, tuple]] = {}          # series -> time -> values
         tags: dict[int, dict[str, str]] = {}
-        for chunk_tags, rows in store.query_rows(measurement, fields, start_ns, end_ns):
-            tags.update(chunk_tags)
-            for sid, t, *row in rows:
-                times.setdefault(sid, []).append(t)
-                values.setdefault(sid, []).append(tuple(row))
-        for before, at in ((True, start_ns), (False, end_ns)):
-            edge_tags, rows = store.nearest_rows(measurement, fields, at, before)
-            for sid, t, *row in rows:
+        if at is None:
+            for chunk_tags, chunk in store.query_rows(measurement, fields, start_ns, end_ns):
+                tags.update(chunk_tags)
+                for sid, t, *values in chunk:
+                    rows.setdefault(sid, {})[t] = tuple(values)
+        for instant, before in [(start_ns, True), (end_ns, False)] if at is None else \
+                [(t, side) for t in at for side in (True, False)]:
+            edge_tags, edge = store.nearest_rows(measurement, fields, instant, before)
+            for sid, t, *values in edge:
                 tags.setdefault(sid, edge_tags[sid])
-                if before:
-                    times.setdefault(sid, []).insert(0, t)
-                    values.setdefault(sid, []).insert(0, tuple(row))
-                else:
-                    times.setdefault(sid, []).append(t)
-                    values.setdefault(sid, []).append(tuple(row))
+                rows.setdefault(sid, {})[t] = tuple(values)
         out = []
-        for sid, ts in times.items():
-            columns = list(zip(*values[sid])) if values[sid] else [() for _ in fields]
-            out.append(Samples(tags[sid], np.array(ts, dtype=np.int64),
+        for sid, by_time in rows.items():
+            times = sorted(by_time)
+            columns = list(zip(*(by_time[t] for t in times)))
+            out.append(Samples(tags[sid], np.array(times, dtype=np.int64),
                                {name: list(col) for name, col in zip(fields, columns)}))
         return out
 

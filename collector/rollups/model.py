@@ -29,9 +29,6 @@ _FIELDS = (
     # charger / loadpoint, from the wallbox meter
     f("energy_wh", "Wh", "charger, loadpoint: energy through the meter (lifetime counter delta, "
                          "split at local midnight by linear interpolation between the samples either side)"),
-    f("solar_energy_wh", "Wh", "charger: part of `energy_wh` from solar, where the wallbox meters it (go-e `whs`)"),
-    f("grid_energy_wh", "Wh", "charger: part of `energy_wh` from the grid, where the wallbox meters it (go-e `whg`)"),
-    f("battery_energy_wh", "Wh", "charger: part of `energy_wh` from a home battery, where the wallbox meters it (go-e `whb`)"),
     # sessions that started in the period
     i("sessions", "count", "charger, vehicle: `charging_session`s that started in the period; "
                            "loadpoint: evcc's own sessions"),

@@ -31,6 +31,9 @@ class Device:
         field(default_factory=dict)                                # output -> (power field, part)
     means: Mapping[str, str] = field(default_factory=dict)         # output -> level field
     latest: Mapping[str, str] = field(default_factory=dict)        # output -> reading field
+    # Lifetime meters only: read just the samples either side of each midnight, so a run costs
+    # the same whatever the polling rate (a charger polled every second has 86,400 a day).
+    sparse: bool = False
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -96,16 +99,17 @@ def _both(fields: Fields, name: str) -> float | None:
 # -- go-eCharger ----------------------------------------------------------------------------
 
 GOE = (
+    # `whs`/`whg`/`whb` restart with each connection, so they would need every sample: the
+    # solar/grid/battery split comes from the sessions (session_*) instead.
     Device("goe_status", "charger", lambda t: f"goe:{t['serial']}" if t.get("serial") else None,
-           meters={"energy_wh": "energy_total_wh", "solar_energy_wh": "energy_solar_wh",
-                   "grid_energy_wh": "energy_grid_wh", "battery_energy_wh": "energy_battery_wh"}),
+           meters={"energy_wh": "energy_total_wh"}, sparse=True),
 )
 
 # -- ev.energy ------------------------------------------------------------------------------
 
 EVENERGY = (
     Device("evenergy_status", "charger", lambda t: f"evenergy:{t['evse']}" if t.get("evse") else None,
-           meters={"energy_wh": "meter_energy_wh"}),
+           meters={"energy_wh": "meter_energy_wh"}, sparse=True),
 )
 
 # -- evcc -----------------------------------------------------------------------------------
@@ -118,8 +122,9 @@ def _loadpoint(tags: Tags) -> str | None:
 EVCC = (
     # as a wallbox (what the sessions job calls a charger) and as evcc's own loadpoint
     Device("evcc_loadpoint", "charger", lambda t: f"evcc:{_loadpoint(t)}" if _loadpoint(t) else None,
-           meters={"energy_wh": "charge_total_import_wh"}),
-    Device("evcc_loadpoint", "loadpoint", _loadpoint, meters={"energy_wh": "charge_total_import_wh"}),
+           meters={"energy_wh": "charge_total_import_wh"}, sparse=True),
+    Device("evcc_loadpoint", "loadpoint", _loadpoint, meters={"energy_wh": "charge_total_import_wh"},
+           sparse=True),
     Events("evcc_session", "loadpoint", lambda t, _: _loadpoint(t),
            fields=("energy_wh", "solar_pct", "price"), count="sessions",
            sums={"session_energy_wh": _field("energy_wh"),
@@ -154,7 +159,7 @@ def _net_drive(fields: Fields) -> float | None:
 
 
 OVMS = (
-    Device("ovms_vehicle", "vehicle", _ovms, meters={"distance_km": "odometer_km"}),
+    Device("ovms_vehicle", "vehicle", _ovms, meters={"distance_km": "odometer_km"}, sparse=True),
     Device("ovms_charge", "vehicle", _ovms,
            latest={"soh_pct": "soh_pct", "cac_ah": "cac_ah", "battery_capacity_wh": "battery_capacity_wh"}),
     Events("ovms_trip", "vehicle", lambda t, _: _ovms(t),
@@ -194,6 +199,10 @@ Spec = Device | Events | Parked
 # The declarations, in order of preference: a charger known to several sources takes each
 # field from the first of its identities (as configured) that has it.
 SPECS: tuple[Spec, ...] = (*GOE, *EVENERGY, *EVCC, *OVMS, *SESSIONS)
+
+
+def sparse(spec: Spec) -> bool:
+    return isinstance(spec, Device) and spec.sparse
 
 
 def measurements(spec: Spec) -> dict[str, tuple[str, ...]]:
