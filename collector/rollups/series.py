@@ -16,7 +16,7 @@ import numpy as np
 
 NS = 10**9
 # A counter that drops by more than this (Wh, and this share of its value) was reset, e.g.
-# go-e's per-connection `wh`/`whs` or a replaced meter; smaller drops are rounding noise.
+# a replaced meter or a per-connection counter; smaller drops are rounding noise.
 RESET_DROP_WH = 1.0
 RESET_DROP_SHARE = 0.005
 
