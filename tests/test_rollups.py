@@ -244,6 +244,20 @@ def test_a_session_rewritten_in_place_is_rolled_up_again(store):
     assert stored(store, "rollup_monthly")[("vehicle", "car", "2026-05")].fields["cost"] == 0.75
 
 
+def test_an_unchanged_week_of_sessions_recomputes_nothing_as_time_passes(store):
+    """The digests cover whole local days: a week-old session leaving the window as time moves
+    on must not look like a rewrite."""
+    t0 = ts("2026-05-04T19:00:00+02:00")
+    store.append([Point("charging_session", {"charger": "garage"}, {"energy_wh": 1000.0 * k}, t0 + k * 86400 * S)
+                  for k in range(1, 9)])
+    job = RollupJob(RollupsSection(timezone="Europe/Berlin"), store, None)
+    job.run_now(t0 + 9 * 86400 * S)
+    for hours in range(1, 30, 4):
+        points, _ = job.compute(t0 + 9 * 86400 * S + hours * 3600 * S)
+        assert points == [], hours
+        job.run_now(t0 + 9 * 86400 * S + hours * 3600 * S)
+
+
 def test_days_older_than_the_store_keeps_are_not_recomputed(store, caplog):
     """With InfluxDB the store prunes samples after store.retention: a backfill of older data
     must not overwrite a complete day with one computed from what is left."""

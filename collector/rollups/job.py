@@ -159,12 +159,14 @@ class RollupJob:
         pruned = self.store.pruned_before()
         floor = pruned + HORIZON_MARGIN_NS if pruned is not None else None
         first, newest = self.store.changed_since(mark, INPUTS)
-        since = max(now_ns - EVENT_LOOKBACK_NS, floor or 0)
-        events = event_days(self.store, self.zone, since)
+        # whole local days only, so a day's digest does not change as the window moves on
+        oldest = local_date(now_ns - EVENT_LOOKBACK_NS, self.zone)
+        if floor is not None:
+            oldest = max(oldest, local_date(floor, self.zone) + timedelta(days=1))
+        events = event_days(self.store, self.zone, day(oldest, self.zone).start_ns)
         known = json.loads(self.store.cursor(EVENT_DAYS) or "{}") if mark else {}
-        cutoff = local_date(since, self.zone).isoformat()
         rewritten = sorted(label for label in events.keys() | known.keys()
-                           if label >= cutoff and events.get(label) != known.get(label))
+                           if label >= oldest.isoformat() and events.get(label) != known.get(label))
         if rewritten:
             at = day(date.fromisoformat(rewritten[0]), self.zone).start_ns
             first = at if first is None else min(first, at)
