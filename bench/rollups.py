@@ -191,7 +191,7 @@ def main() -> int:
     monthly = compute_months(daily, months_of(wanted, zone))
     compute_s = time.perf_counter() - began
     print(f"rollups: {len(daily)} daily and {len(monthly)} monthly points computed by the collector's "
-          f"code in {compute_s:.1f} s")
+          f"code in {compute_s * 1000:.0f} ms")
 
     with influx_server(work / "influxd") as server, httpx.Client(timeout=600) as client:
         db = "bench"
