@@ -212,6 +212,7 @@ def config_model() -> type[BaseModel]:
     """The top-level model, built once from the source registry."""
     global _config_model
     if _config_model is None:
+        from collector.rollups.config import RollupsSection
         from collector.sessions.config import SessionsSection
 
         sources = _build_sources_model()
@@ -223,6 +224,7 @@ def config_model() -> type[BaseModel]:
             influxdb=(InfluxSection | None, None),
             sources=(sources, sources()),
             sessions=(SessionsSection | None, None),
+            rollups=(RollupsSection, RollupsSection()),
         )
     return _config_model
 

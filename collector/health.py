@@ -22,7 +22,8 @@ HEALTH = Measurement(
                 "started.",
     time="when the health sample was taken (wall clock)",
     tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
-                        "charging sessions, or `collector` for the pipeline"),),
+                        "charging sessions, `rollups` for the daily and monthly rollups, or "
+                        "`collector` for the pipeline"),),
     fields=(
         i("polls", "count", "jobs run (counter)"),
         i("polls_failed", "count", "jobs that ended with an error (counter)"),
