@@ -201,10 +201,12 @@ def status_values(status: Mapping[str, Any], report: CoercionReport) -> dict[str
 
 
 def reported_serial(status: Mapping[str, Any]) -> str | None:
-    """The serial the charger reports (`sse`, API v1 and v2), or None when it sends none."""
+    """The serial the charger reports (`sse`, API v1 and v2), or None when it sends none.
+
+    go-e sends the serial as text. Anything else is a garbled payload, not another charger:
+    it must not put the charger into the long back-off of a configuration error.
+    """
     sse = status.get("sse")
-    if isinstance(sse, int) and not isinstance(sse, bool):
-        return f"{sse:06d}"
     if isinstance(sse, str) and sse.strip():
         return sse.strip()
     return None
@@ -215,7 +217,7 @@ def check_serial(status: Mapping[str, Any], serial: str) -> None:
 
     A local host that now belongs to another charger (a DHCP lease moved) or a proxy that
     routes wrongly would otherwise store one charger's data under the other's serial.
-    Compared without leading zeros, so a serial sent as a number matches too.
+    Compared without leading zeros ("60435" is charger 060435).
     """
     reported = reported_serial(status)
     if reported is not None and reported.lstrip("0") != serial.lstrip("0"):
