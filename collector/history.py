@@ -23,6 +23,7 @@ cursors are left as a collector's would be at `end`.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -163,6 +164,10 @@ class _CarEvcc(EvccSim):
         self._first = bisect.bisect_left(self._created, installed) if installed is not None else 0
         self._by_lp = {lp: [s for s in self._all if s.lp == lp] for lp in (0, 1)}
         self._by_lp_created = {lp: [s.created for s in rows] for lp, rows in self._by_lp.items()}
+        # Energy of each loadpoint's sessions before the k-th: its meter without a scan.
+        self._lp_done = {lp: list(itertools.accumulate((s.power_w * s.charge_s / 3600.0 for s in rows),
+                                                       initial=0.0))
+                         for lp, rows in self._by_lp.items()}
         for session in self._by_lp[0]:
             start = ovms.state(CAR_VEHICLE, session.created)
             end = ovms.state(CAR_VEHICLE, session.created + session.charge_s)
@@ -172,6 +177,17 @@ class _CarEvcc(EvccSim):
 
     def sessions(self, now: float) -> list[EvccSession]:
         return self._all[self._first:bisect.bisect_right(self._created, now)]
+
+    def _lp_sessions(self, lp: int, now: float) -> list[EvccSession]:
+        # Every session from the anchor, also those before `installed`: the meter saw them.
+        return self._by_lp.get(lp, [])[:bisect.bisect_right(self._by_lp_created.get(lp, []), now)]
+
+    def charged_wh(self, lp: int, now: float) -> float:
+        count = bisect.bisect_right(self._by_lp_created.get(lp, []), now)
+        if count == 0:
+            return 0.0
+        last = self._by_lp[lp][count - 1]   # sessions of a loadpoint do not overlap
+        return self._lp_done[lp][count - 1] + last.power_w * max(0.0, min(now - last.created, last.charge_s)) / 3600.0
 
     def _active(self, lp: int, now: float) -> EvccSession | None:
         rows = self._by_lp.get(lp, [])
