@@ -134,7 +134,7 @@ def run_demo(tmp_path: Path, *argv: str):
 def live_expectations(result) -> dict[str, int]:
     """Points the live phase must have added, from what the simulators served."""
     sims = result.simulators
-    goe_seconds = {math.floor(t) for t in sims.goe.request_times.get(GOE_SERIAL, [])}
+    goe_seconds = {math.floor(t) for t in sims.goe.status_request_times(GOE_SERIAL)}
     states = sum(1 for path, _ in sims.evcc.requests if path == "/api/state")
     return {"goe_status": len(goe_seconds), "evcc_site": states, "evcc_loadpoint": 2 * states}
 

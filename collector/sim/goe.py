@@ -262,6 +262,7 @@ class GoeSimulator:
     bad_token_status: int = 403                # 401 has been seen too
     requests: Counter = field(default_factory=Counter)          # serial -> requests
     request_times: dict[str, list[float]] = field(default_factory=dict)
+    request_filters: dict[str, list[str | None]] = field(default_factory=dict)  # beside request_times
     overrides: dict[str, SimResponse] = field(default_factory=dict)   # serial -> canned answer
 
     @classmethod
@@ -329,9 +330,15 @@ class GoeSimulator:
             return self._local(prefix[1], request)
         return SimResponse.text("Not found", 404)
 
-    def _record(self, serial: str, now: float) -> None:
+    def _record(self, serial: str, now: float, request: SimRequest | None = None) -> None:
         self.requests[serial] += 1
         self.request_times.setdefault(serial, []).append(now)
+        self.request_filters.setdefault(serial, []).append(request.query.get("filter") if request else None)
+
+    def status_request_times(self, serial: str) -> list[float]:
+        """When `serial` was asked for its status (not for its card list alone)."""
+        return [t for t, wanted in zip(self.request_times.get(serial, []), self.request_filters.get(serial, []))
+                if not wanted or not wanted.startswith("cards,")]
 
     def _filtered(self, charger: SimCharger, status: dict[str, Any],
                   query: Any) -> tuple[dict[str, Any], bool]:
@@ -348,7 +355,7 @@ class GoeSimulator:
         charger = self.chargers.get(serial)
         if charger is None:
             return SimResponse.text("Forbidden", 403)
-        self._record(serial, now)
+        self._record(serial, now, request)
         if serial in self.overrides:
             return self.overrides[serial]
         auth = request.headers.get("authorization", "")
@@ -372,14 +379,14 @@ class GoeSimulator:
         return _json(status, headers={"Last-Modified": email.utils.formatdate(sent, usegmt=True)})
 
     def _local_v1(self, serial: str) -> SimResponse:
-        reached = self._reach_local(serial)
+        reached = self._reach_local(serial, None)
         if isinstance(reached, SimResponse):
             return reached
         charger, second = reached
         return _json(charger.state_v1(int(second - self.epoch), second))  # type: ignore[operator]
 
     def _local(self, serial: str, request: SimRequest) -> SimResponse:
-        reached = self._reach_local(serial)
+        reached = self._reach_local(serial, request)
         if isinstance(reached, SimResponse):
             return reached
         charger, second = reached
@@ -388,14 +395,14 @@ class GoeSimulator:
         full = "filter" not in request.query
         return _json(status, 400 if charger.quirk_400 and (missing or full) else 200)
 
-    def _reach_local(self, serial: str):
+    def _reach_local(self, serial: str, request: SimRequest | None):
         """What both local APIs do first: the charger and the current second, or the answer
         that stands instead (unknown charger, an override); an offline charger times out."""
         now = self._now()
         charger = self.chargers.get(serial)
         if charger is None:
             return SimResponse.text("Not found", 404)
-        self._record(serial, now)
+        self._record(serial, now, request)
         if serial in self.overrides:
             return self.overrides[serial]
         if charger.offline_since is not None:

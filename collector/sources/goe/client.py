@@ -67,14 +67,19 @@ class GoeClient:
         self.cloud_url = cloud_url.rstrip("/")
         self.filter = ",".join(filter_keys)
         self.age = age
-        self._cache: dict[Charger, tuple[httpx.URL, dict[str, str]]] = {}
+        self._cache: dict[tuple[Charger, str], tuple[httpx.URL, dict[str, str]]] = {}
 
-    def request_for(self, charger: Charger) -> tuple[str, dict[str, str], dict[str, str]]:
-        """URL, query parameters and headers of a status request (the token only in headers)."""
+    def request_for(self, charger: Charger, keys: Sequence[str] | None = None
+                    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """URL, query parameters and headers of a status request (the token only in headers).
+
+        `keys`: the status keys to ask for instead of the configured filter.
+        """
         params: dict[str, str] = {}
         headers: dict[str, str] = {}
-        if self.filter and charger.api != "local_v1":   # API v1 has no filter
-            params["filter"] = self.filter
+        wanted = ",".join(keys) if keys is not None else self.filter
+        if wanted and charger.api != "local_v1":   # API v1 has no filter
+            params["filter"] = wanted
         if charger.api == "cloud":
             if "{serial}" in self.cloud_url:
                 url = self.cloud_url.replace("{serial}", charger.serial) + "/api/status"
@@ -93,16 +98,18 @@ class GoeClient:
             headers["Authorization"] = f"Bearer {charger.token.reveal()}"
         return url, params, headers
 
-    def _prepared(self, charger: Charger) -> tuple[httpx.URL, dict[str, str]]:
+    def _prepared(self, charger: Charger, keys: Sequence[str] | None) -> tuple[httpx.URL, dict[str, str]]:
         """The request of a charger, built once: URL parsing is a large part of a poll's CPU."""
-        prepared = self._cache.get(charger)
+        cache_key = (charger, ",".join(keys) if keys is not None else "\0")
+        prepared = self._cache.get(cache_key)
         if prepared is None:
-            url, params, headers = self.request_for(charger)
-            prepared = self._cache[charger] = (httpx.URL(url, params=params), headers)
+            url, params, headers = self.request_for(charger, keys)
+            prepared = self._cache[cache_key] = (httpx.URL(url, params=params), headers)
         return prepared
 
-    async def fetch_status(self, charger: Charger) -> StatusResponse:
-        url, headers = self._prepared(charger)
+    async def fetch_status(self, charger: Charger, keys: Sequence[str] | None = None) -> StatusResponse:
+        """The status object; `keys` asks for those keys instead of the configured filter."""
+        url, headers = self._prepared(charger, keys)
         what = charger.label
         try:
             response = await self.http.get(url, headers=headers)

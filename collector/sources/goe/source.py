@@ -1,4 +1,5 @@
-"""The go-eCharger jobs: one status poll per charger, at most one request per second.
+"""The go-eCharger jobs: a status poll per charger, a rare card-list poll, at most one
+request per second per charger.
 
 A poll: limiter -> client (cloud or local) -> parse -> one durable write. The limiter key
 `goe:<serial>` allows one request per second per charger whatever the schedule says; a poll
@@ -24,8 +25,8 @@ from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.schema import CoercionReport
 from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
 from collector.sources.goe.client import Charger, GoeClient
-from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
-                                        parse_status_v1)
+from collector.sources.goe.parse import (CARD_KEYS, NAME, nrg_all_zero, parse_cards,
+                                        parse_last_modified, parse_status, parse_status_v1)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,41 @@ class StatusPoller:
         self.last_outcome = "written"
 
 
+class CardPoller:
+    """One charger's RFID card list (`goe_card`): names, so a session can say whose card
+    started it. Config data that rarely changes: asked for every `cards_interval` with a
+    filter of the card keys only (the list is large: go-e split it per card in 60.0 to save
+    traffic), sharing the charger's one-request-per-second limit with the status poll."""
+
+    def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext, interval: float) -> None:
+        self.charger = charger
+        self.client = client
+        self.ctx = ctx
+        self.interval = interval
+        self.key = limiter_key(charger.serial)
+
+    def job(self) -> Job:
+        return Job(id=f"{NAME}:{self.charger.serial}:cards", interval=self.interval, run=self.run,
+                   source=NAME, device=self.charger.serial)
+
+    async def run(self) -> None:
+        await self.ctx.limits.intervals.acquire(self.key)
+        poll_ns = round(time.time_ns(), -6)
+        response = await self.client.fetch_status(self.charger, CARD_KEYS)
+        time_ns = parse_last_modified(response.last_modified) if self.charger.api == "cloud" else None
+        report = CoercionReport()
+        points = parse_cards(response.payload, self.charger.serial, time_ns or poll_ns,
+                             v1=self.charger.api == "local_v1", report=report)
+        if report.rejected:
+            self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
+            field, reason = report.rejected[0]
+            log.warning("%s: card list: %d values left out; first: %s: %s", self.charger.label,
+                        len(report.rejected), field, reason[:120])
+        if not points:
+            raise SourceError(Action.NO_DATA, f"{self.charger.label}: no card in use")
+        await self.ctx.writer.write(points, source=NAME)
+
+
 def pool_limits(chargers: int, longest_interval: float) -> httpx.Limits:
     """One keep-alive connection per charger (the cloud has one host per charger, and each
     local charger is a host of its own), kept open across polls."""
@@ -176,9 +212,11 @@ class GoeSource:
                                  host=entry.host),
                          client, ctx, entry.interval or config.interval)
             for entry in owned]
+        self.card_pollers = ([CardPoller(poller.charger, client, ctx, config.cards_interval)
+                              for poller in self.pollers] if config.cards_interval else [])
 
     def jobs(self) -> Sequence[Job]:
-        return [poller.job() for poller in self.pollers]
+        return [poller.job() for poller in [*self.pollers, *self.card_pollers]]
 
     async def start(self) -> None:
         return None
