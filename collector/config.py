@@ -177,7 +177,7 @@ def config_model() -> type[BaseModel]:
             store=(StoreSection, StoreSection()),
             influxdb=(InfluxSection | None, None),
             sources=(sources, sources()),
-            sessions=(SessionsSection | None, None),
+            sessions=(SessionsSection, SessionsSection()),   # on by default; the section tunes
         )
     return _config_model
 

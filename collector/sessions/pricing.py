@@ -1,4 +1,4 @@
-"""What a session's energy cost: fixed price, a time-of-use table, or evcc's grid tariff.
+"""What a session's energy cost: a fixed or flat price, a time-of-use table, or evcc's grid tariff.
 
 Energy is priced where it was drawn: a session's cumulative energy profile is cut into slices
 of at most `SLICE_NS` (linear between samples) and each slice takes the price at its middle.
@@ -25,6 +25,9 @@ class Tariff(Protocol):
 
 @dataclass(frozen=True)
 class FixedTariff:
+    """One price for every kWh: the driver's own contract price (`fixed`), or a published flat
+    price per kWh an employer reimburses (`flat`), which prices the same way."""
+
     price: float
     name: str = "fixed"
 
