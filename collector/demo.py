@@ -26,7 +26,7 @@ from typing import Any, Iterator, TextIO
 
 from collector.config import ConfigError, load_config, parse_duration
 from collector.health import COLLECTOR
-from collector.history import (EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
+from collector.history import (CAR_VEHICLE, EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
                                OVMS_PASSWORD, OVMS_USER, Simulators, build_simulators,
                                generate_history)
 from collector.sim.base import SimServer
@@ -191,6 +191,33 @@ username = {_q(OVMS_USER)}
 password = {_q(OVMS_PASSWORD)}   # DEMO VALUE: the simulator's account password
 interval = "10s"
 history_interval = "1m"
+
+# Charging sessions are derived without this section too (sources joined by their data); it
+# names the charger and the cars, sets the tariff, and gives the holder details a monthly
+# statement prints (`ev-collector statement --month YYYY-MM --config this file`).
+[sessions]
+tariff = "evcc"                 # evcc's dynamic grid tariff; "fixed" or "flat" with price
+price = 0.32                    # for hours evcc has no rate for
+currency = "EUR"
+ignore = [{_q("evcc:" + EVCC_SITE + "/Heat pump")}]   # an evcc loadpoint that is no EV charger
+
+[sessions.chargers.garage]
+goe = {_q(GOE_SERIAL)}
+evcc = {_q(EVCC_SITE + "/Garage")}
+vehicles = ["company-car"]
+
+[sessions.vehicles.company-car]
+ovms = {_q(CAR_VEHICLE)}
+evcc = "Model 3"
+holder = "Alex Example"         # DEMO VALUES: free text printed on the statement
+plate = "B-EV 2026E"
+employer = "Example Logistics GmbH, personnel no. 4711"
+
+[sessions.vehicles.second-car]
+ovms = "DEMO2"
+
+[sessions.cards.Alex]           # the go-e charger's RFID card of that name
+holder = "Alex Example"
 """
 
 

@@ -66,7 +66,6 @@ ENERGY_MATCH = 0.10
 # the difference is within the meter's resolution (go-e `eto` and evcc's kWh count whole Wh).
 METER_TOLERANCE = 0.01
 METER_RESOLUTION_WH = 2.0
-PRICE_SOURCES = {"fixed": "fixed", "tou": "time-of-use", "evcc": "dynamic", "flat": "flat"}
 
 
 def same_charge(a: Interval, b: Interval) -> bool:
@@ -308,7 +307,7 @@ def session_point(session: Session, tariff: Tariff | None, currency: str | None)
             values.update(cost=round(priced.cost, 6), grid_only_cost=round(priced.grid_only_cost, 6),
                           savings=round(priced.grid_only_cost - priced.cost, 6),
                           price_per_kwh=round(priced.grid_only_cost / (energy / 1000), 6),
-                          price_source=PRICE_SOURCES.get(tariff.name, tariff.name), currency=currency)
+                          price_source=priced.source or tariff.name, currency=currency)
     return CHARGING_SESSION.point({"charger": session.charger}, values, iv.start_ns)
 
 

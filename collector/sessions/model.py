@@ -49,7 +49,8 @@ CHARGING_SESSION = Measurement(
         f("price_per_kwh", "currency/kWh", "the tariff's price averaged over the session's energy, "
                                            "each part at its own time (`grid_only_cost` / kWh)"),
         s("price_source", "where the price comes from: fixed, time-of-use, dynamic (evcc's grid "
-                          "tariff) or flat (a published flat price per kWh)"),
+                          "tariff) or flat (a published flat price per kWh); `dynamic+fixed` or "
+                          "`time-of-use+fixed` when `[sessions] price` filled hours the tariff lacks"),
         f("cost", "currency", "cost of the grid part of the energy at the configured tariff"),
         f("grid_only_cost", "currency", "what all of `energy_wh` would have cost from the grid"),
         f("savings", "currency", "`grid_only_cost` - `cost`"),

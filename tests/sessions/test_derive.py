@@ -162,8 +162,12 @@ def test_evcc_tariff_and_missing_rate():
     rates = [(start, 1800.0, 0.20), (start + 1800 * S, 1800.0, 0.40)]
     [s] = derive(pts, tariff=EvccTariff(rates))
     assert s.fields["grid_only_cost"] == pytest.approx(3.0, rel=1e-2)
+    assert s.fields["price_source"] == "dynamic"
     [unpriced] = derive(pts, tariff=EvccTariff(rates[:1]))
     assert "cost" not in unpriced.fields and unpriced.fields["energy_wh"] > 0
+    [filled] = derive(pts, tariff=EvccTariff(rates[:1], fallback=0.30))   # the second half at `price`
+    assert filled.fields["price_source"] == "dynamic+fixed"
+    assert filled.fields["price_per_kwh"] == pytest.approx(0.25, rel=1e-2)
 
 
 def test_rederiving_gives_identical_points():
