@@ -342,8 +342,10 @@ class Demo:
         self.workdir: Path = args.workdir.expanduser().resolve()
         self.influx = influx_section(args)   # validate the options before starting anything
         now = time.time()
-        # The simulated servers hold the history asked for (at least a week of evcc sessions).
-        self.simulators = build_simulators(args.seed, start=now - max(args.history, 7 * 86400.0),
+        # The simulated servers hold the history asked for. evcc's session log begins with
+        # that history, so its sessions have the charger's data beside them (without history:
+        # a week, so a first sync has something to fetch).
+        self.simulators = build_simulators(args.seed, start=now - (args.history or 7 * 86400.0),
                                            history_days=max(args.history / 86400, 7.0))
         self.servers: list[SimServer] = []
 

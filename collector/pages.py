@@ -34,7 +34,7 @@ dl.facts dd { margin: 0; font-weight: 500; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; margin: 8px 0; }
 table { border-collapse: collapse; width: 100%; font-size: 0.9em; font-variant-numeric: tabular-nums; }
 th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
-td:not(.num) { white-space: normal; max-width: 16em; overflow-wrap: break-word; }
+td:not(.num):not(.keep) { white-space: normal; max-width: 16em; overflow-wrap: break-word; }
 th { background: var(--bg); font-weight: 600; }
 td.num, th.num { text-align: right; }
 tfoot td { font-weight: 700; border-top: 2px solid var(--ink); border-bottom: none; }
@@ -56,6 +56,7 @@ footer { margin-top: 32px; border-top: 1px solid var(--line); padding-top: 8px; 
   th, td { white-space: normal; }
   section, figure, .kpis, tr { break-inside: avoid; }
   h2 { break-after: avoid; }
+  .kpi .value { font-size: 1.15rem; }
   .kpi, th, tr.flag td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
@@ -86,16 +87,18 @@ def number(value: Any, digits: int = 1) -> str:
     return "-" if blank(value) else f"{float(value):,.{digits}f}"
 
 
-Column = tuple[str, bool]   # (heading, numeric)
+Column = tuple[str, bool]   # (heading, numeric); a heading starting with "~" never wraps (times)
 
 
 def table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], total: Sequence[Any] | None = None,
           flagged: Sequence[bool] | None = None, caption: str | None = None) -> str:
     """A table in its own horizontal scroll box; `total` becomes the footer row."""
+    kinds = [" class=num" if numeric else (" class=keep" if heading.startswith("~") else "")
+             for heading, numeric in columns]
+
     def cells(values: Sequence[Any], tag: str = "td") -> str:
-        return "".join(f'<{tag}{" class=num" if numeric else ""}>{esc(v)}</{tag}>'
-                       for v, (_, numeric) in zip(values, columns))
-    head = "".join(f'<th{" class=num" if numeric else ""} scope="col">{esc(h)}</th>' for h, numeric in columns)
+        return "".join(f"<{tag}{kind}>{esc(v)}</{tag}>" for v, kind in zip(values, kinds))
+    head = "".join(f'<th{kind} scope="col">{esc(h.lstrip("~"))}</th>' for (h, _), kind in zip(columns, kinds))
     body = "".join(f'<tr{" class=flag" if flagged and flagged[k] else ""}>{cells(r)}</tr>'
                    for k, r in enumerate(rows))
     foot = f"<tfoot><tr>{cells(total)}</tr></tfoot>" if total is not None else ""

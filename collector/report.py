@@ -27,7 +27,9 @@ SOURCES = (("solar", "solar"), ("grid", "grid"), ("battery", "home battery"), ("
 
 
 def period_range(period: str, now: datetime, tz: ZoneInfo) -> tuple[int, int]:
-    """The calendar month or year containing `now`, in local time, up to now."""
+    """The last 30 days, or the calendar month or year containing `now` in local time, up to now."""
+    if period == "30d":
+        return int(now.timestamp()) * NS - 30 * 86400 * NS, int(now.timestamp()) * NS
     local = now.astimezone(tz)
     first = local.replace(month=1 if period == "year" else local.month, day=1, hour=0, minute=0,
                           second=0, microsecond=0)
@@ -246,7 +248,7 @@ def _group_table(frame: pd.DataFrame, key: str, t: dict[str, Any], cur: str) -> 
 
 def _sessions_table(a: Analysis, cur: str) -> str:
     s = a.sessions
-    columns = [("start", False), ("end", False), ("charger", False), ("vehicle", False), ("card", False),
+    columns = [("~start", False), ("~end", False), ("charger", False), ("vehicle", False), ("card", False),
                ("kWh", True), ("solar kWh", True), ("grid kWh", True), ("battery kWh", True),
                ("price/kWh", True), (f"cost {cur}".strip(), True), ("SoC %", True), ("eff. %", True),
                ("meter", False)]
@@ -296,7 +298,7 @@ def html_report(a: Analysis) -> str:
     day_rows = [[r["date"], r["sessions"], kwh(r["wall_wh"]), kwh(r["solar_wh"]), kwh(r["grid_wh"]),
                  kwh(r["battery_wh"]), kwh(r["unsplit_wh"]), money(r["cost_ct"])]
                 for r in a.per_day.to_dict("records")]
-    day_table = table([("day", False), ("sessions", True), ("kWh", True), ("solar", True), ("grid", True),
+    day_table = table([("~day", False), ("sessions", True), ("kWh", True), ("solar", True), ("grid", True),
                        ("battery", True), ("no split", True), (f"cost {cur}".strip(), True)], day_rows,
                       ["total", t["sessions"], kwh(t["wall_wh"]), kwh(t["solar_wh"]), kwh(t["grid_wh"]),
                        kwh(t["battery_wh"]), kwh(t["unsplit_wh"]), money(t["cost_ct"])])
@@ -371,7 +373,9 @@ def _handle(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("report", help="summary of energy, solar share, cost and efficiency")
     add_common(parser)
-    parser.add_argument("--period", choices=["month", "year"], default="month",
-                        help="this calendar month or year (default month); --from/--to override")
+    # A rolling default: a calendar month shows next to nothing in its first days.
+    parser.add_argument("--period", choices=["30d", "month", "year"], default="30d",
+                        help="the last 30 days (default), this calendar month or this calendar "
+                             "year; --from/--to override")
     parser.add_argument("--html", metavar="FILE", help="also write an HTML report with charts")
     parser.set_defaults(handler=_handle)
