@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 CURSOR = "sessions:derived_until"
 WINDOW_NS = 7 * 86400 * 10**9
-CARD_LOOKBACK_NS = 86400 * 10**9
+CARD_LOOKBACK_NS = 7 * 86400 * 10**9
 
 Reader = Callable[[str, int, int], Iterable[StoredPoint]]
 
@@ -102,7 +102,7 @@ def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval],
     for p in read("goe_status", start_ns, end_ns):
         by_serial.setdefault(p.tags.get("serial", ""), []).append(p)
     cards: dict[str, list[StoredPoint]] = {}
-    # the card list is read hourly: a day before the window finds the names in force
+    # the card list is read hourly: a week before the window finds the names in force
     for p in read("goe_card", start_ns - CARD_LOOKBACK_NS, end_ns):
         cards.setdefault(p.tags.get("serial", ""), []).append(p)
     for serial, pts in by_serial.items():
