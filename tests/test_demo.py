@@ -194,6 +194,33 @@ def test_demo_history_then_live_into_the_embedded_store(tmp_path):
 
 
 @pytest.mark.slow
+def test_three_demo_days_give_a_report_that_adds_up_and_sessions_with_meters_and_cards(tmp_path, capsys):
+    """The issue's check: demo --history 3d, then report and export sessions on its config."""
+    import csv
+
+    from collector.cli import main
+
+    result, _ = run_demo(tmp_path, "--history", "3d", "--duration", "6")
+    config = str(result.config_path)
+    assert main(["report", "--config", config]) == 0
+    text = capsys.readouterr().out
+    sessions = int(re.search(r"^  sessions +(\d+) ", text, re.M).group(1))
+    efficiency = int(re.search(r"^  efficiency +(\d+) %", text, re.M).group(1))
+    headline = re.search(r"^  energy from the wall +([\d,.]+) kWh", text, re.M).group(1)
+    rows = text.split("Per charger")[1].split("Per vehicle")[0].strip().splitlines()
+    assert sessions >= 2 and 80 <= efficiency <= 97, text
+    assert rows[-1].split()[0] == "total" and rows[-1].split()[2] == headline
+    summed = sum(float(line.split()[2].replace(",", "")) for line in rows[1:-1])
+    assert f"{summed:,.3f}" == headline
+    assert main(["export", "sessions", "--config", config, "--quiet"]) == 0
+    exported = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    garage = [r for r in exported if r["charger"] == "garage"]
+    assert garage and all(r["meter_start_wh"] and r["meter_end_wh"] and r["card"] == "Alex"
+                          and r["meter_mismatch"] == "False" for r in garage)
+    assert all(80 <= float(r["efficiency_pct"]) <= 97 for r in garage if r["efficiency_pct"])
+
+
+@pytest.mark.slow
 def test_demo_history_then_live_into_influxdb_v1(tmp_path, influxdb, influx_db):
     result, out = run_demo(tmp_path, "--history", "1d", "--duration", "6",
                            "--influx-url", influxdb.url, "--influx-api", "v1",
