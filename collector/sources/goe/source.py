@@ -216,7 +216,7 @@ class GoeSource:
                               for poller in self.pollers] if config.cards_interval else [])
 
     def jobs(self) -> Sequence[Job]:
-        return [poller.job() for poller in [*self.pollers, *self.card_pollers]]
+        return [poller.job() for poller in self.pollers] + [cards.job() for cards in self.card_pollers]
 
     async def start(self) -> None:
         return None
