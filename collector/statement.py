@@ -124,13 +124,14 @@ def meter_line(meters: Sequence[str], unmetered: int, sources: Sequence[str]) ->
 
 
 def _counter_spec(meter: str):
-    """The counter behind a session's `meter` ("goe:012345 eto"): its identity and spec."""
+    """The counter behind a session's `meter` ("goe:012345 eto"): its identity, the export's
+    counter spec of that source, and the measurement's tag names."""
     identity = meter.partition(" ")[0]
+    source = identity.partition(":")[0]
     for spec in COUNTERS:
-        tags = [t.name for t in measurement(spec.measurement).tags]
-        # the spec whose identity function gives identities of this source
-        if spec.identity({name: "" for name in tags}).partition(":")[0] == identity.partition(":")[0]:
-            return identity, spec, tags
+        m = measurement(spec.measurement)
+        if m.source == source:
+            return identity, spec, [t.name for t in m.tags]
     return identity, None, []
 
 
