@@ -25,9 +25,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from collector.analysis import rounded, summarise
-from collector.export import (COUNTERS, LEAD_IN_NS, NS, ExportError, Request, make_reader, sessions_frame)
+from collector.export import COUNTERS, LEAD_IN_NS, NS, ExportError, Request, make_reader, sessions_frame
+from collector.export import _schema as measurement
 from collector.pages import blank, esc, kwh, money, page, table
-from collector.schema import all_measurements
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 METER_NAMES = {"eto": "the go-eCharger's internal meter (eto)",
@@ -72,10 +72,6 @@ class Statement:
     def title(self) -> str:
         when = datetime.strptime(self.month, "%Y-%m").strftime("%B %Y")
         return f"Charging statement {when}: {self.who}"
-
-
-def measurement(name: str):
-    return next(m for m in all_measurements() if m.name == name)
 
 
 def month_range(month: str, tz: ZoneInfo) -> tuple[int, int]:
