@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -523,6 +524,9 @@ def summary(result: DemoResult) -> list[str]:
                      f"{pending:,} points not yet shipped to {result.influx}: they stay in the "
                      "store and ship when a collector runs on this config again")
     lines.append(f"the configuration it ran on: {result.config_path}")
+    config, month = shlex.quote(str(result.config_path)), datetime.now(timezone.utc).strftime("%Y-%m")
+    lines.append(f"its charging sessions: ev-collector report --config {config} --html report.html")
+    lines.append(f"  a monthly statement: ev-collector statement --month {month} --config {config}")
     return lines
 
 
