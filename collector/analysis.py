@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from collector.export import Request, rollup_frame, sessions_frame
+from collector.export import (COUNTERS, LEAD_IN_NS, CounterRollup, CounterSpec, Request, _schema,
+                              sessions_frame)
 
 NO_VEHICLE = "(no vehicle)"
 
@@ -107,16 +108,23 @@ def _local_dates(s: pd.DataFrame, tz: ZoneInfo, fmt: str) -> pd.Series:
 
 def _meters(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo, names: dict[str, str],
             per_charger: pd.DataFrame) -> pd.DataFrame:
-    """Energy each charger's meter counted in the period, beside its sessions' energy."""
-    daily = rollup_frame(reader, Request("daily", start_ns, end_ns, tz, charger_names=names))
-    metered = (daily.groupby("charger")["energy_wh"].sum(min_count=1) if not daily.empty
+    """Energy each charger meter counted in the period (its lifetime counter only: go-e `eto`,
+    evcc `chargeTotalImport`, the ev.energy meter), beside the sessions of that charger."""
+    rollup = CounterRollup(tz, "month", start_ns)
+    for spec in COUNTERS:
+        meter = CounterSpec(spec.measurement, spec.identity, spec.counters[:1])
+        tags = [t.name for t in _schema(spec.measurement).tags]
+        rollup.last.clear()
+        for frame in reader.frames(spec.measurement, [meter.counters[0][0]], start_ns - LEAD_IN_NS, end_ns):
+            rollup.add(frame, meter, tags)
+    counted = rollup.result()
+    metered = (counted.groupby("charger")["energy_wh"].sum(min_count=1) if not counted.empty
                else pd.Series(dtype="float64"))
     sessions = dict(zip(per_charger["charger"], per_charger["wall_wh"])) if not per_charger.empty else {}
-    chargers = sorted(set(metered.dropna().index) | {c for c in sessions if not c.startswith("vehicle:")})
-    return pd.DataFrame([{"charger": c, "metered": float(round(metered.get(c, np.nan), 0))
-                          if pd.notna(metered.get(c, np.nan)) else None,
-                          "sessions": sessions.get(c, 0.0)} for c in chargers],
-                        columns=["charger", "metered", "sessions"])
+    rows = [{"meter": m, "charger": names.get(m, m), "metered": float(round(v, 0)),
+             "sessions": sessions.get(names.get(m, m), 0.0)} for m, v in metered.dropna().items()]
+    return pd.DataFrame(sorted(rows, key=lambda r: (r["charger"], r["meter"])),
+                        columns=["meter", "charger", "metered", "sessions"])
 
 
 def analyse(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo,

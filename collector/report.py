@@ -102,10 +102,11 @@ def summary_text(a: Analysis) -> str:
         lines += ["", "Per charger", *_text_table(a.per_charger, "charger", t)]
         lines += ["", "Per vehicle", *_text_table(a.per_vehicle, "vehicle", t)]
     if not a.meters.empty:
-        lines += ["", "Meters: what each charger's meter counted, beside its sessions",
-                  f"  {'charger':<36} {'metered kWh':>14} {'sessions kWh':>14}"]
+        lines += ["", "Meters: what each charger meter counted, beside the sessions of its charger",
+                  f"  {'meter':<36} {'charger':<16} {'metered kWh':>12} {'sessions kWh':>13}"]
         for r in a.meters.to_dict("records"):
-            lines.append(f"  {str(r['charger'])[:36]:<36} {kwh(r['metered']):>14} {kwh(r['sessions']):>14}")
+            lines.append(f"  {str(r['meter'])[:36]:<36} {str(r['charger'])[:16]:<16} "
+                         f"{kwh(r['metered']):>12} {kwh(r['sessions']):>13}")
     return "\n".join(lines) + "\n"
 
 
@@ -302,7 +303,8 @@ def html_report(a: Analysis) -> str:
                        ("battery", True), ("no split", True), (f"cost {cur}".strip(), True)], day_rows,
                       ["total", t["sessions"], kwh(t["wall_wh"]), kwh(t["solar_wh"]), kwh(t["grid_wh"]),
                        kwh(t["battery_wh"]), kwh(t["unsplit_wh"]), money(t["cost_ct"])])
-    meter_rows = [[r["charger"], kwh(r["metered"]), kwh(r["sessions"])] for r in a.meters.to_dict("records")]
+    meter_rows = [[r["meter"], r["charger"], kwh(r["metered"]), kwh(r["sessions"])]
+                  for r in a.meters.to_dict("records")]
     body = f"""<header><h1>EV charging report</h1>
 <p class="muted">{esc(_when(a, a.start_ns))} to {esc(_when(a, a.end_ns))} ({esc(a.tz.key)}) &middot;
 generated {esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}</p></header>
@@ -322,7 +324,8 @@ the car reports into its battery over the energy from the wall.</figcaption></fi
 <section><h2>Sessions</h2>{_sessions_table(a, cur)}
 <p class="note">Energies in kWh to the Wh, money to the cent, each session rounded once: every
 total is the sum of the rows above it.</p></section>
-<section><h2>Meters</h2>{table([("charger", False), ("metered kWh", True), ("sessions kWh", True)], meter_rows)}
+<section><h2>Meters</h2>{table([("meter", False), ("charger", False), ("metered kWh", True),
+                                   ("sessions kWh", True)], meter_rows)}
 <p class="note">What each charger's own meter (go-e <code>eto</code>, evcc <code>chargeTotalImport</code>,
 ev.energy meter) counted in the period, beside the energy of its sessions: a cross-check. A charger
 that is no EV charger (a heat pump) has metered energy and no sessions.</p></section>
