@@ -91,7 +91,7 @@ Column = tuple[str, bool]   # (heading, numeric); a heading starting with "~" ne
 
 
 def table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], total: Sequence[Any] | None = None,
-          flagged: Sequence[bool] | None = None, caption: str | None = None) -> str:
+          flagged: Sequence[bool] | None = None) -> str:
     """A table in its own horizontal scroll box; `total` becomes the footer row."""
     kinds = [" class=num" if numeric else (" class=keep" if heading.startswith("~") else "")
              for heading, numeric in columns]
@@ -102,9 +102,7 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], total: Seque
     body = "".join(f'<tr{" class=flag" if flagged and flagged[k] else ""}>{cells(r)}</tr>'
                    for k, r in enumerate(rows))
     foot = f"<tfoot><tr>{cells(total)}</tr></tfoot>" if total is not None else ""
-    cap = f"<caption class=note>{esc(caption)}</caption>" if caption else ""
-    return (f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-            f"{foot}</table></div>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table></div>'
 
 
 def page(title: str, body: str) -> str:
