@@ -4,8 +4,8 @@ Every figure comes from the `charging_session` rows of the period (the same fram
 `export sessions`), rounded once per session to whole Wh and whole cents. Every total is then
 an exact sum of its rows: the headline energy equals the sum of the per-charger rows, of the
 per-vehicle rows and of the days, and a sum of displayed values equals the displayed total.
-Shares and efficiency are ratios and say over which energy they are taken. The chargers' own
-meters (`export daily`) are shown beside the sessions as a cross-check, not mixed into them.
+Shares and efficiency are ratios and say over which energy they are taken. The chargers'
+meter readings the sessions carry are shown beside them as a cross-check, not mixed in.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
-from collector.export import (COUNTERS, LEAD_IN_NS, CounterRollup, CounterSpec, Request, _schema,
-                              sessions_frame)
+from collector.export import Request, sessions_frame
 
 NO_VEHICLE = "(no vehicle)"
 
@@ -39,7 +37,7 @@ class Analysis:
     per_charger: pd.DataFrame  # one per charger
     per_day: pd.DataFrame      # per local day the sessions started: energy by source, cost
     per_month: pd.DataFrame    # per local month: energy, cost
-    meters: pd.DataFrame       # per charger: what its meter counted, beside its sessions
+    meters: pd.DataFrame       # per meter: how far it advanced over its sessions, beside them
     currency: str | None
 
 
@@ -106,25 +104,22 @@ def _local_dates(s: pd.DataFrame, tz: ZoneInfo, fmt: str) -> pd.Series:
     return pd.to_datetime(seconds, unit="s", utc=True).dt.tz_convert(tz).dt.strftime(fmt)
 
 
-def _meters(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo, names: dict[str, str],
-            per_charger: pd.DataFrame) -> pd.DataFrame:
-    """Energy each charger meter counted in the period (its lifetime counter only: go-e `eto`,
-    evcc `chargeTotalImport`, the ev.energy meter), beside the sessions of that charger."""
-    rollup = CounterRollup(tz, "month", start_ns)
-    for spec in COUNTERS:
-        meter = CounterSpec(spec.measurement, spec.identity, spec.counters[:1])
-        tags = [t.name for t in _schema(spec.measurement).tags]
-        rollup.last.clear()
-        for frame in reader.frames(spec.measurement, [meter.counters[0][0]], start_ns - LEAD_IN_NS, end_ns):
-            rollup.add(frame, meter, tags)
-    counted = rollup.result()
-    metered = (counted.groupby("charger")["energy_wh"].sum(min_count=1) if not counted.empty
-               else pd.Series(dtype="float64"))
-    sessions = dict(zip(per_charger["charger"], per_charger["wall_wh"])) if not per_charger.empty else {}
-    rows = [{"meter": m, "charger": names.get(m, m), "metered": float(round(v, 0)),
-             "sessions": sessions.get(names.get(m, m), 0.0)} for m, v in metered.dropna().items()]
-    return pd.DataFrame(sorted(rows, key=lambda r: (r["charger"], r["meter"])),
-                        columns=["meter", "charger", "metered", "sessions"])
+def _meters(s: pd.DataFrame) -> pd.DataFrame:
+    """Per meter the sessions name: how far it advanced from the first session's start reading
+    to the last session's end reading, beside the energy of those sessions. A difference is
+    energy between sessions that no session holds (another car, a gap in the data).
+
+    From the session records alone, so a year stays fast; `statement` reads the meters' own
+    counts over its month."""
+    rows = []
+    if not s.empty and s["meter"].notna().any():
+        for meter, g in s[s["meter"].notna()].groupby("meter", sort=True):
+            g = g.sort_values("epoch_s", kind="stable")
+            start, end = g["meter_start_wh"].astype("float64"), g["meter_end_wh"].astype("float64")
+            rows.append({"meter": meter, "charger": ", ".join(sorted(set(g["charger"]))),
+                         "sessions": int(len(g)), "advanced": float(round(end.iloc[-1] - start.iloc[0], 0)),
+                         "sessions_wh": float(g["wall_wh"].sum())})
+    return pd.DataFrame(rows, columns=["meter", "charger", "sessions", "advanced", "sessions_wh"])
 
 
 def analyse(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo,
@@ -143,8 +138,7 @@ def analyse(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo,
         currency = str(s["currency"].dropna().iloc[0])
     return Analysis(
         start_ns, end_ns, tz, s, summarise(s), _group(s, "vehicle", NO_VEHICLE), per_charger,
-        _group(s, "date", ""), _group(s, "month", ""),
-        _meters(reader, start_ns, end_ns, tz, charger_names or {}, per_charger), currency)
+        _group(s, "date", ""), _group(s, "month", ""), _meters(s), currency)
 
 
 def energy_by_day(analysis: Analysis) -> pd.DataFrame:

@@ -102,11 +102,11 @@ def summary_text(a: Analysis) -> str:
         lines += ["", "Per charger", *_text_table(a.per_charger, "charger", t)]
         lines += ["", "Per vehicle", *_text_table(a.per_vehicle, "vehicle", t)]
     if not a.meters.empty:
-        lines += ["", "Meters: what each charger meter counted, beside the sessions of its charger",
-                  f"  {'meter':<36} {'charger':<16} {'metered kWh':>12} {'sessions kWh':>13}"]
+        lines += ["", "Meters: how far each advanced from its first session to its last, beside them",
+                  f"  {'meter':<36} {'sessions':>8} {'advanced kWh':>13} {'sessions kWh':>13}"]
         for r in a.meters.to_dict("records"):
-            lines.append(f"  {str(r['meter'])[:36]:<36} {str(r['charger'])[:16]:<16} "
-                         f"{kwh(r['metered']):>12} {kwh(r['sessions']):>13}")
+            lines.append(f"  {str(r['meter'])[:36]:<36} {r['sessions']:>8} "
+                         f"{kwh(r['advanced']):>13} {kwh(r['sessions_wh']):>13}")
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +303,7 @@ def html_report(a: Analysis) -> str:
                        ("battery", True), ("no split", True), (f"cost {cur}".strip(), True)], day_rows,
                       ["total", t["sessions"], kwh(t["wall_wh"]), kwh(t["solar_wh"]), kwh(t["grid_wh"]),
                        kwh(t["battery_wh"]), kwh(t["unsplit_wh"]), money(t["cost_ct"])])
-    meter_rows = [[r["meter"], r["charger"], kwh(r["metered"]), kwh(r["sessions"])]
+    meter_rows = [[r["meter"], r["charger"], r["sessions"], kwh(r["advanced"]), kwh(r["sessions_wh"])]
                   for r in a.meters.to_dict("records")]
     body = f"""<header><h1>EV charging report</h1>
 <p class="muted">{esc(_when(a, a.start_ns))} to {esc(_when(a, a.end_ns))} ({esc(a.tz.key)}) &middot;
@@ -324,11 +324,13 @@ the car reports into its battery over the energy from the wall.</figcaption></fi
 <section><h2>Sessions</h2>{_sessions_table(a, cur)}
 <p class="note">Energies in kWh to the Wh, money to the cent, each session rounded once: every
 total is the sum of the rows above it.</p></section>
-<section><h2>Meters</h2>{table([("meter", False), ("charger", False), ("metered kWh", True),
-                                   ("sessions kWh", True)], meter_rows)}
-<p class="note">What each charger's own meter (go-e <code>eto</code>, evcc <code>chargeTotalImport</code>,
-ev.energy meter) counted in the period, beside the energy of its sessions: a cross-check. A charger
-that is no EV charger (a heat pump) has metered energy and no sessions.</p></section>
+<section><h2>Meters</h2>{table([("meter", False), ("charger", False), ("sessions", True),
+                                   ("advanced kWh", True), ("sessions kWh", True)], meter_rows)}
+<p class="note">How far each charger meter (go-e <code>eto</code>, evcc <code>chargeTotalImport</code>,
+ev.energy meter reading) advanced from its first session's start reading to its last session's
+end reading, beside the energy of those sessions: a cross-check. More on the meter than in the
+sessions is energy between them that no session holds (a charge the data missed, another
+user). <code>statement</code> shows each meter's own count over its month.</p></section>
 <footer class="muted">ev-collector report &middot; figures from the charging_session records of the period</footer>"""
     return page(f"EV charging report {_when(a, a.start_ns)[:10]} to {_when(a, a.end_ns)[:10]}", body)
 

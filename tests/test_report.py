@@ -55,7 +55,9 @@ def test_summary_and_html(tmp_path):
     assert list(a.per_vehicle["vehicle"]) == ["ioniq"]
     assert list(a.per_month["month"]) == ["2026-01", "2026-02"]
     assert energy_by_day(a)[["solar", "grid"]].sum().sum() == 27000.0
-    assert list(a.meters["metered"]) == [27000.0] and list(a.meters["charger"]) == ["garage"]
+    [meter] = a.meters.to_dict("records")     # three sessions back to back: nothing between them
+    assert (meter["meter"], meter["charger"], meter["sessions"]) == ("goe:012345 eto", "garage", 3)
+    assert meter["sessions_wh"] == 27000.0 and meter["advanced"] == pytest.approx(27000.0, abs=3)
     text = summary_text(a)
     assert "27.000 kWh" in text and "ioniq" in text and "garage" in text and "90 %" in text
     page = html_report(a)
