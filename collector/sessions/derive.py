@@ -66,6 +66,10 @@ ENERGY_MATCH = 0.10
 # the difference is within the meter's resolution (go-e `eto` and evcc's kWh count whole Wh).
 METER_TOLERANCE = 0.01
 METER_RESOLUTION_WH = 2.0
+# How far two sources' clocks and sampling may disagree about one moment (go-e samples every
+# few seconds, OVMS stamps its records to the second): overlaps within a minute count as equal.
+SKEW_NS = 300 * 10**9
+OVERLAP_RESOLUTION_NS = 60 * 10**9
 
 
 def same_charge(a: Interval, b: Interval) -> bool:
@@ -77,19 +81,39 @@ def same_charge(a: Interval, b: Interval) -> bool:
     return abs(a.end_ns - b.end_ns) <= SAME_END_NS
 
 
+def _flow(wall: Interval) -> tuple[int, int]:
+    """When energy started and stopped flowing in a wallbox session (its sampled profile; the
+    plugged-in time without one)."""
+    if not wall.profile or not wall.energy_wh:
+        return wall.start_ns, wall.end_ns
+    final = wall.profile[-1][1]
+    start = next((t for t, wh, _ in wall.profile if wh > 1.0), wall.start_ns)
+    end = next((t for t, wh, _ in wall.profile if wh >= final - 1.0), wall.end_ns)
+    return start, end
+
+
+def mismatch(wall: Interval, vehicle: Interval) -> int:
+    """How far a car's charge is from the wallbox's flow of energy, start and end (ns)."""
+    start, end = _flow(wall)
+    return abs(start - vehicle.start_ns) + abs(end - vehicle.end_ns)
+
+
 def plausible_vehicle(wall: Interval, vehicle: Interval) -> bool:
-    """An unconfigured car's charge can be this wallbox session: it lies mostly inside it, and
-    the battery took no more than the wall gave (nor much less: AC losses are 5-20 %)."""
-    length = vehicle.end_ns - vehicle.start_ns
-    inside = _overlap(wall, vehicle)
-    if length > 0 and inside < 0.5 * length:
+    """An unconfigured car's charge can be this wallbox session: it lies inside the plugged-in
+    time (a car charges only while plugged in), began within SAME_START_NS of the energy
+    flowing, the battery took 70-102 % of the wall energy (AC losses), and the car's own
+    estimate of the wall energy is within 15 % of it. When unsure, no join: a vehicle-only
+    session is honest, a wrong car on a statement is not."""
+    if _overlap(wall, vehicle) < (vehicle.end_ns - vehicle.start_ns) - SKEW_NS:
         return False
-    if length <= 0 and not wall.start_ns <= vehicle.start_ns <= wall.end_ns:
+    if abs(_flow(wall)[0] - vehicle.start_ns) > SAME_START_NS:
         return False
-    if wall.energy_wh and vehicle.vehicle_energy_wh:
-        return 0.5 <= vehicle.vehicle_energy_wh / wall.energy_wh <= 1.05
-    if wall.energy_wh and vehicle.vehicle_grid_wh:
-        return 0.7 <= vehicle.vehicle_grid_wh / wall.energy_wh <= 1.3
+    if wall.energy_wh and vehicle.vehicle_energy_wh is not None:
+        if not 0.7 <= vehicle.vehicle_energy_wh / wall.energy_wh <= 1.02:
+            return False
+    if wall.energy_wh and vehicle.vehicle_grid_wh is not None:
+        if not 0.85 <= vehicle.vehicle_grid_wh / wall.energy_wh <= 1.15:
+            return False
     return True
 
 
@@ -216,10 +240,17 @@ def _vehicle_candidates(named: Mapping[str, Sequence[Interval]], vehicle_side: S
                 if allowed and name not in allowed:
                     continue
                 configured = name is not None and (wall_vehicle is not None or bool(allowed))
-                if not configured and not plausible_vehicle(iv, v):
+                if configured:
+                    # most overlap (to the minute: sources sample at different moments), then
+                    # the closer start
+                    score = (True, overlap // OVERLAP_RESOLUTION_NS, -abs(iv.start_ns - v.start_ns))
+                elif plausible_vehicle(iv, v):
+                    # two cars charging at once both lie inside an overnight session: the one
+                    # whose charge matches the wallbox's flow of energy is its car
+                    score = (False, -mismatch(iv, v), overlap)
+                else:
                     continue
-                # most overlap wins; on a tie, the closer start
-                out.append(((overlap, -abs(iv.start_ns - v.start_ns)), charger, n, k))
+                out.append((score, charger, n, k))
     return sorted(out, key=lambda c: c[0], reverse=True)
 
 

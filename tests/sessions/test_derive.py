@@ -296,3 +296,18 @@ def test_ignored_identities_give_no_sessions_and_flat_prices_every_kwh():
     pts = goe(start - 300 * S, [(300, 1, 0), (3600, 2, 10000), (300, 1, 0)], solar_share=0.5)
     [s] = derive(pts, tariff=FixedTariff(0.25, name="flat"))
     assert s.fields["price_source"] == "flat" and s.fields["grid_only_cost"] == pytest.approx(2.5)
+
+
+def test_two_unconfigured_cars_charging_at_once_join_by_the_flow_of_energy():
+    """A car at home and another elsewhere both charge inside the home charger's overnight
+    session; the one whose charge matches when the wallbox delivered is its car."""
+    start = ts("2026-03-02T18:00:00+00:00")
+    pts = goe(start - 300 * S, [(300, 1, 0), (4500, 2, 7200), (36000, 4, 0), (300, 1, 0)])   # 9 kWh
+    home = ovms_grid("HOME1", [(start - 3600 * S, "stopped", {}), (start + 5 * S, "charging", {}),
+                               (start + 4505 * S, "done", {"charge_energy_wh": 8100.0})])
+    away = ovms_grid("AWAY1", [(start - 3600 * S, "stopped", {}), (start + 900 * S, "charging", {}),
+                               (start + 6000 * S, "done", {"charge_energy_wh": 8500.0})])
+    veh = ovms_intervals(home, "HOME1") + ovms_intervals(away, "AWAY1")
+    sessions = derive_sessions(goe_intervals(pts, "012345"), veh, Identities(), GAP, start + 86400 * S)
+    by_charger = {s.tags["charger"]: s.fields["vehicle"] for s in sessions}
+    assert by_charger == {"goe:012345": "ovms:HOME1", "vehicle:ovms:AWAY1": "ovms:AWAY1"}
