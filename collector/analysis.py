@@ -122,8 +122,7 @@ def _meters(s: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["meter", "charger", "sessions", "advanced", "sessions_wh"])
 
 
-def analyse(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo,
-            charger_names: dict[str, str] | None = None) -> Analysis:
+def analyse(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo) -> Analysis:
     frame = sessions_frame(reader, Request("sessions", start_ns, end_ns, tz))
     s = rounded(frame)
     if not s.empty:

@@ -337,13 +337,6 @@ user). <code>statement</code> shows each meter's own count over its month.</p></
 
 # -- the command ------------------------------------------------------------------------------
 
-def charger_names(config: Any) -> dict[str, str]:
-    sessions = getattr(config, "sessions", None) if config is not None else None
-    if sessions is None:
-        return {}
-    return {i: n for n, c in sessions.chargers.items() for i in c.identities()}
-
-
 def _handle(args: argparse.Namespace) -> int:
     from collector.config import load_config
 
@@ -361,7 +354,7 @@ def _handle(args: argparse.Namespace) -> int:
             end = parse_when(args.to, tz)
         reader = make_reader(config, args.store)
         try:
-            result = analyse(reader, start, end, tz, charger_names(config))
+            result = analyse(reader, start, end, tz)
         finally:
             (getattr(reader, "close", None) or reader.store.close)()
     except ExportError as exc:

@@ -42,8 +42,7 @@ def _fill(store: Store) -> None:
 def test_summary_and_html(tmp_path):
     store = Store(":memory:", keep_lines=False)
     _fill(store)
-    a = analyse(StoreReader(store), parse_when("2026-01-01", UTC), parse_when("2026-03-01", UTC), UTC,
-                {"goe:012345": "garage"})
+    a = analyse(StoreReader(store), parse_when("2026-01-01", UTC), parse_when("2026-03-01", UTC), UTC)
     t = a.totals
     assert t["sessions"] == 3
     assert t["wall_wh"] == 27000.0

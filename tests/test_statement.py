@@ -177,8 +177,7 @@ def test_statement_for_the_current_month_of_the_demo(tmp_path, capsys):
 def test_report_and_statement_pages_load_in_chromium_without_errors(store, tmp_path):
     st, _ = store
     reader = StoreReader(st)
-    a = analyse(reader, parse_when("2026-03-01", BERLIN), parse_when("2026-04-01", BERLIN), BERLIN,
-                {"goe:012345": "garage"})
+    a = analyse(reader, parse_when("2026-03-01", BERLIN), parse_when("2026-04-01", BERLIN), BERLIN)
     report = tmp_path / "report.html"
     report.write_text(html_report(a), encoding="utf-8")
     [car] = [s for s in build(reader, "2026-03", BERLIN, SessionsSection(**SECTION))[0] if s.who == "company-car"]
