@@ -8,7 +8,6 @@ drawn here, with axes and legends: the page opens offline, loads nothing, needs 
 from __future__ import annotations
 
 import argparse
-import html
 import math
 import sys
 from datetime import datetime, timezone
@@ -158,7 +157,7 @@ def _legend(items: Sequence[tuple[str, str]]) -> list[str]:
 
 def _svg(body: list[str], title: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
-            f'aria-label="{html.escape(title)}"><title>{html.escape(title)}</title>' + "".join(body) + "</svg>")
+            f'aria-label="{esc(title)}"><title>{esc(title)}</title>' + "".join(body) + "</svg>")
 
 
 def _empty(title: str) -> str:
