@@ -41,7 +41,7 @@ class Collector:
                 self.sources.append(module.build(section, self.context))
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
         self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
-                         if config.sessions is not None and config.sessions.enabled else None)
+                         if config.sessions.enabled else None)
         self.rollups = (RollupJob(config.rollups, self.store, self.writer, names_from(config.sessions))
                         if config.rollups.enabled else None)
         self.forwarder = (Forwarder(self.store, self.target, self.health,

@@ -223,7 +223,7 @@ def config_model() -> type[BaseModel]:
             store=(StoreSection, StoreSection()),
             influxdb=(InfluxSection | None, None),
             sources=(sources, sources()),
-            sessions=(SessionsSection | None, None),
+            sessions=(SessionsSection, SessionsSection()),   # on by default; the section tunes
             rollups=(RollupsSection, RollupsSection()),
         )
     return _config_model

@@ -352,7 +352,10 @@ def test_jobs_one_per_owned_charger_with_its_interval(tmp_path) -> None:
         {"serial": "000002", "api": "local", "host": "10.0.0.2"}])
     jobs = build(config, ctx).jobs()
     assert [(j.id, j.interval, j.device, j.source) for j in jobs] == [
-        ("goe:000001:status", 1.0, "000001", "goe"), ("goe:000002:status", 2.0, "000002", "goe")]
+        ("goe:000001:status", 1.0, "000001", "goe"), ("goe:000002:status", 2.0, "000002", "goe"),
+        ("goe:000001:cards", 3600.0, "000001", "goe"), ("goe:000002:cards", 3600.0, "000002", "goe")]
+    off = goe_config(cards_interval="0", chargers=[{"serial": "000001", "token": TOKEN}])
+    assert [j.id for j in build(off, ctx).jobs()] == ["goe:000001:status"]
     many = goe_config(chargers=[{"serial": f"{n:06d}", "token": TOKEN} for n in range(1, 41)])
     shards = []
     for shard in range(3):
