@@ -735,11 +735,16 @@ def statement() -> Dashboard:
               "The same per charger (a charger named `vehicle:<name>` holds charges only the vehicle saw).",
               columns=columns, decimals=2, w=12),
         table("Sessions", "none", [Query(
-            'SELECT "vehicle" AS "Vehicle", "charger" AS "Charger", "end_unix_s" * 1000 AS "End", '
-            '"energy_wh" AS "Energy", "cost" AS "Cost", "currency" AS "Currency", "tariff" AS "Priced by" '
+            'SELECT "vehicle" AS "Vehicle", "card" AS "Card", "charger" AS "Charger", '
+            '"end_unix_s" * 1000 AS "End", "meter_start_wh" AS "Meter start", '
+            '"meter_end_wh" AS "Meter end", "energy_wh" AS "Energy", '
+            '"price_per_kwh" AS "Price per kWh", "cost" AS "Cost", "currency" AS "Currency", '
+            '"price_source" AS "Priced by", "meter_mismatch" AS "Meter disagrees" '
             f'FROM "charging_session" WHERE {where(tag_in("charger", "rollup_charger"))} ORDER BY time DESC')],
-              "Every session of the month (time = start), for the statement's detail.",
-              columns={"End": "dateTimeAsIso", "Energy": "watth", "Cost": MONEY}, decimals=2,
+              "Every session of the month (time = start), for the statement's detail: the meter "
+              "readings at start and end, the card that started it, the price applied.",
+              columns={"End": "dateTimeAsIso", "Meter start": "watth", "Meter end": "watth",
+                       "Energy": "watth", "Cost": MONEY}, decimals=2,
               time_from="now/M", h=10),
     ]
     return Dashboard("ev-statement", "EV charging: statement overview",

@@ -193,7 +193,8 @@ def test_403_is_one_clear_error_line_then_asked_less_and_less_often(tmp_path, ca
     assert "offline" in errors[0] and "Cloud API" in errors[0] and "asking again in 10 s" in errors[0]
     assert "repeated 5 times" in errors[1]
     recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
-    assert recovered == ["goe:000001:status: recovered from HTTP 403 (after 6 failures)"]
+    # a configuration error is about the charger (all its jobs), so the line names the charger
+    assert recovered == ["goe:000001: recovered from HTTP 403 (after 6 failures)"]
     assert TOKEN not in caplog.text
     assert not any(r.exc_info for r in caplog.records)
     assert ctx.health.get("goe", "errors_config") == 6
