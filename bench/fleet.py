@@ -4,7 +4,8 @@ The collector runs as it does in production (`python -m collector.cli run --conf
 APScheduler jobs, limiter, httpx, parse, group commit into SQLite with synchronous=FULL, the
 forwarder into a real influxd 1.x). Each simulator runs in a process of its own (this script
 re-executed with `serve <kind>`) and records the time of every request it answers:
-- N go-e chargers polled at 1 Hz (Cloud API, jitter 0),
+- N go-e chargers polled at 1 Hz (Cloud API, the default configuration: each charger on its
+  own fixed phase of the second),
 - 50 ev.energy EVSEs (status every 5 min, commands every 15 min),
 - 20 OVMS vehicles (four streams every 60 s).
 
@@ -20,6 +21,8 @@ Per fleet size, over the measured window after a warm-up:
   (the limiter's promise: never more than 1; 50 ms allowed for delivery jitter), the shortest
   gap between two requests and the share of gaps under 0.95 s. Times are taken when the
   simulator's handler runs, so they include the simulator's own scheduling delays;
+- samples stored: the share of the chargers' per-second statuses (the cloud's `last-modified`
+  advances once a second) that are in the store, over chargers x seconds of the window;
 - CPU seconds of the collector process per 1,000 polls (all sources), peak RSS (VmHWM);
 - points per second committed, and the backlog (points not yet in InfluxDB) at the end;
 - the go-e simulator's own CPU and the load average: on a 2-core machine the simulator needs
@@ -128,7 +131,6 @@ def write_config(path: Path, store: Path, influx_url: str, goe: str, evenergy: s
 [collector]
 log_level = "warning"
 health_interval = "5s"
-jitter = 0
 [store]
 path = "{store}"
 [influxdb]
@@ -183,6 +185,22 @@ def store_figures(path: Path) -> tuple[int, int, dict]:
         return stats.pending + stats.shipped, stats.pending, health
     finally:
         store.close()
+
+
+def samples_stored(path: Path, chargers: int, start: float, end: float) -> float:
+    """Share of the chargers' per-second statuses in [start, end) that the store holds."""
+    from collector.store import Store
+
+    first, last = int(start) + 1, int(end) - 1      # whole seconds inside the window
+    store = Store(path)
+    try:
+        seconds = {(p.tags["serial"], p.time_ns // 1_000_000_000)
+                   for chunk in store.query("goe_status", first * 10**9, last * 10**9)
+                   for p in chunk}
+    finally:
+        store.close()
+    inside = sum(1 for _, second in seconds if first <= second < last)
+    return inside / max(1, chargers * (last - first))
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -252,6 +270,7 @@ def run_size(chargers: int, influx_url: str, workdir: Path, warmup: float, secon
         load = os.getloadavg()[0]
         points1, backlog, health1 = store_figures(store)
         rss = proc_peak_rss_mb(collector.pid)
+        samples = samples_stored(store, chargers, start, end)
         if collector.poll() is not None:
             raise RuntimeError(f"the collector exited with {collector.returncode}")
     finally:
@@ -271,6 +290,7 @@ def run_size(chargers: int, influx_url: str, workdir: Path, warmup: float, secon
     return {
         "chargers": chargers,
         "on_time": (goe["received"] - failed) / max(1, goe["expected"]),
+        "samples": samples,
         "missed": goe["missed"], "failed": failed, "late": late, "skipped": skipped,
         "max_per_second": goe["max_per_second"], "min_gap": goe["min_gap"],
         "short_gaps": goe["short_gaps"],
@@ -296,7 +316,7 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at the start; {EVSES} ev.energy EVSEs and {VEHICLES} OVMS "
           f"vehicles besides the chargers; {args.seconds:g} s measured after {args.warmup:g} s")
-    print(f"{'chargers':>8} {'on time':>8} {'missed':>6} {'late':>5} {'skipped':>7} {'failed':>6} {'req/s max':>9} "
+    print(f"{'chargers':>8} {'on time':>8} {'samples':>8} {'missed':>6} {'late':>5} {'skipped':>7} {'failed':>6} {'req/s max':>9} "
           f"{'min gap':>7} {'gaps<0.95s':>10} {'CPU s/1k polls':>14} {'CPU':>5} {'polls/s':>7} {'peak RSS':>8} "
           f"{'points/s':>8} {'backlog':>7} {'go-e sim CPU':>12} {'load':>5}")
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
@@ -305,7 +325,8 @@ def main() -> int:
         with influx_server(workdir / "influx") as influx:
             for size in (int(s) for s in args.sizes.split(",")):
                 r = run_size(size, influx.url, workdir, args.warmup, args.seconds)
-                print(f"{r['chargers']:>8} {100 * r['on_time']:>7.2f}% {r['missed']:>6} "
+                print(f"{r['chargers']:>8} {100 * r['on_time']:>7.2f}% {100 * r['samples']:>7.2f}% "
+                      f"{r['missed']:>6} "
                       f"{r['late']:>5} {r['skipped']:>7} "
                       f"{r['failed']:>6} {r['max_per_second']:>9} {r['min_gap']:>6.3f}s "
                       f"{100 * r['short_gaps']:>9.3f}% "

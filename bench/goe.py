@@ -187,7 +187,7 @@ async def fleet_round(url: str, chargers: int, seconds: float, warmup: float = 3
                     outcomes["missed"] = outcomes.get("missed", 0) + 1
                 slot += 1.0
 
-    # Spread the chargers over the second, as a scheduler with jitter would.
+    # Spread the chargers over the second, as the scheduler's fixed per-device phases do.
     tasks = [charger_loop(p, (n / len(source.pollers))) for n, p in enumerate(source.pollers)]
     cpu0 = time.process_time()
     await asyncio.gather(*tasks)

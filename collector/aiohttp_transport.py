@@ -8,7 +8,8 @@ in `http_outcomes` and the test transports stay as they are) and gives the socke
 aiohttp, whose connector keeps keep-alive connections per host without scanning them.
 
 What this module adds to it: aiohttp errors named for what happened (httpx-aiohttp reports a
-refused or reset connection as `ConnectTimeout`), and the session built inside the event loop.
+refused or reset connection as `ConnectTimeout`) and worded by the OS's reason like httpx's own,
+and the session built inside the event loop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import urllib.request
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+
+from collector.http_outcomes import os_reason
 
 
 def proxy_configured() -> bool:
@@ -51,6 +54,8 @@ class FleetTransport(AiohttpTransport):
             return await super().handle_async_request(request)
         except httpx.TimeoutException as exc:
             cause = exc.__cause__
+            if isinstance(cause, aiohttp.ConnectionTimeoutError):
+                raise httpx.ConnectTimeout(str(cause)) from cause
             if cause is None or isinstance(cause, asyncio.TimeoutError):
                 raise
             raise _named(cause) from cause
@@ -59,9 +64,13 @@ class FleetTransport(AiohttpTransport):
 
 
 def _named(exc: BaseException) -> httpx.TransportError:
-    text = str(exc) or type(exc).__name__
+    # The OS's reason, not aiohttp's text ("Cannot connect to host h:p ssl:default [...]"
+    # even for plain http): `http_outcomes.describe_exception` adds where.
+    text = os_reason(exc) or str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return httpx.RemoteProtocolError("Server disconnected without sending a response.")
-    if isinstance(exc, aiohttp.ClientConnectionError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return httpx.ConnectError(text)
+    if isinstance(exc, aiohttp.ClientConnectionError):   # reset, closed while reading
+        return httpx.ReadError(text)
     return httpx.TransportError(text)

@@ -11,9 +11,11 @@ from collector.health import COLLECTOR, Health
 from collector.forwarder_process import ForwarderProcess
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
+from collector.rollups import MEASUREMENTS as ROLLUPS
+from collector.rollups.job import RollupJob, names_from
 from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
-from collector.sources import load_all_sources
+from collector.sources import instances, load_all_sources
 from collector.sources.base import CheckResult, Job, Source, SourceContext
 from collector.store import Store
 from collector.writer import PointWriter
@@ -21,7 +23,6 @@ from collector.writer import PointWriter
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 600.0
-SHUTDOWN_GRACE = 10.0
 
 
 class Collector:
@@ -36,13 +37,13 @@ class Collector:
                                      shards=config.collector.shards)
         self.sources: list[Source] = []
         for name, module in load_all_sources().items():
-            section = getattr(config.sources, name, None)
-            if section is not None:
+            for section in instances(config.sources, name):
                 self.sources.append(module.build(section, self.context))
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
         self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
-                         if config.sessions is not None and config.sessions.enabled else None)
-        # In this process: the demo ships its history with it before going live.
+                         if config.sessions.enabled else None)
+        self.rollups = (RollupJob(config.rollups, self.store, self.writer, names_from(config.sessions))
+                        if config.rollups.enabled else None)
         self.forwarder = (Forwarder(self.store, self.target, self.health,
                                     batch_size=config.influxdb.batch_size)
                           if self.target else None)
@@ -55,6 +56,9 @@ class Collector:
         if self.sessions is not None:
             jobs.append(Job(id="collector:sessions", interval=self.config.sessions.interval,
                             run=self.sessions.run, source=COLLECTOR))
+        if self.rollups is not None:
+            jobs.append(Job(id="collector:rollups", interval=self.config.rollups.interval,
+                            run=self.rollups.run, source=COLLECTOR))
         jobs.append(Job(id="collector:housekeeping", interval=HOUSEKEEPING_INTERVAL,
                         run=self.housekeeping, source=COLLECTOR))
         return jobs
@@ -79,7 +83,8 @@ class Collector:
     async def housekeeping(self) -> None:
         if self.target is not None and self.config.store.retention > 0:
             cutoff = time.time_ns() - int(self.config.store.retention * 1e9)
-            pruned = await asyncio.to_thread(self.store.prune_shipped, cutoff)
+            # the daily rollups stay: each month is summed from them
+            pruned = await asyncio.to_thread(self.store.prune_shipped, cutoff, ROLLUPS)
             if pruned:
                 log.info("pruned %d shipped points older than the store retention", pruned)
         if self.config.store.max_size_mb:
@@ -93,13 +98,14 @@ class Collector:
         runner = JobRunner(self.health)
         scheduler = build_scheduler(self.jobs(), runner, self.config.collector.jitter)
         scheduler.start()
+        grace = self.config.collector.stop_grace
         # The forwarder ships from a process of its own (collector/forwarder_process.py); a
         # store in memory cannot be shared, so there it runs as a task of this process.
         shipper = forwarder_task = None
         if self.forwarder is not None and str(self.store.path) != ":memory:":
             shipper = self.shipper = ForwarderProcess(
                 self.store.path, self.config.store.synchronous, self.config.influxdb,
-                self.config.influxdb.batch_size, self.health, grace=SHUTDOWN_GRACE)
+                self.config.influxdb.batch_size, self.health, grace=grace)
             shipper.start()
         elif self.forwarder is not None:
             forwarder_task = asyncio.create_task(self.forwarder.run(stop), name="forwarder")
@@ -108,10 +114,13 @@ class Collector:
         try:
             await stop.wait()
         finally:
-            log.info("stopping: finishing running polls")
+            log.info("stopping: letting running polls finish and commit (up to %g s)", grace)
+            # Pause, not shut down: APScheduler's shutdown cancels the runs in progress.
+            scheduler.pause()
+            runner.stopping = True
+            self.limits.stop()            # polls waiting for their turn have sent nothing: done
+            await self._finish(runner, grace)
             scheduler.shutdown(wait=False)
-            if runner.running:
-                await asyncio.wait(set(runner.running), timeout=SHUTDOWN_GRACE)
             for source in self.sources:
                 try:
                     await source.close()
@@ -121,10 +130,22 @@ class Collector:
                 await shipper.stop()          # it ships what it can first, and says so
             elif forwarder_task is not None and self.forwarder is not None:
                 await forwarder_task
-                if not await self.forwarder.flush(time.monotonic() + SHUTDOWN_GRACE):
+                if not await self.forwarder.flush(time.monotonic() + grace):
                     log.warning("%d points not yet shipped; they stay in the local store and "
                                 "ship on the next start", self.store.pending_count())
             self.close()
+
+    async def _finish(self, runner: JobRunner, grace: float) -> None:
+        """Wait up to `grace` for the polls in flight; cancel what is still running then."""
+        if not runner.running:
+            return
+        _, late = await asyncio.wait(set(runner.running), timeout=grace)
+        if late:
+            log.warning("stopping: %d polls still running after %g s are cancelled (what they "
+                        "had not committed is asked for again next time)", len(late), grace)
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late, timeout=5.0)
 
     async def check(self) -> list[CheckResult]:
         results: list[CheckResult] = []

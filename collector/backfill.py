@@ -28,7 +28,7 @@ from collector.health import Health
 from collector.http_outcomes import SourceError
 from collector.influx import Forwarder, WriteError, make_target
 from collector.limits import Limits
-from collector.sources import load_all_sources
+from collector.sources import instances, load_all_sources
 from collector.sources.base import SourceContext
 from collector.store import Store
 from collector.writer import PointWriter
@@ -84,8 +84,8 @@ async def run_backfill(config: Any, source_name: str, since: datetime | None = N
     modules = load_all_sources()
     if source_name not in modules:
         raise ConfigError(f"unknown source {source_name!r}; known: {', '.join(sorted(modules)) or 'none'}")
-    section = getattr(config.sources, source_name, None)
-    if section is None:
+    sections = instances(config.sources, source_name)
+    if not sections:
         raise ConfigError(f"source {source_name!r} is not configured: add a [sources.{source_name}] section")
     store = Store(config.store.path, config.store.synchronous)
     health = Health()
@@ -93,28 +93,30 @@ async def run_backfill(config: Any, source_name: str, since: datetime | None = N
                             shard=config.collector.shard, shards=config.collector.shards,
                             http_transport=http_transport)
     try:
-        source = modules[source_name].build(section, context)
-        if reread and "reread" not in inspect.signature(getattr(source, "backfill", lambda: None)).parameters:
-            print(f"ev-collector: source {source_name!r} does not support --reread", file=sys.stderr)
-            await source.close()
-            return 2
-        if not hasattr(source, "backfill"):
-            print(f"ev-collector: source {source_name!r} has no history to backfill", file=sys.stderr)
-            await source.close()
-            return 2
-        try:
-            # `reread` only reaches sources that offer it (the option is refused otherwise).
-            result = await (source.backfill(since, progress, reread=True) if reread
-                            else source.backfill(since, progress))
-        except SourceError as exc:
-            print(f"ev-collector: backfill of {source_name} stopped: {exc}\n"
-                  "What was committed stays; run the same command again to resume.", file=sys.stderr)
-            return 1
-        finally:
-            await source.close()
-        print(f"backfill {source_name}: {getattr(result, 'records', '?')} records read, "
-              f"{getattr(result, 'points', '?')} points "
-              f"committed to {config.store.path}", file=sys.stderr)
+        for section in sections:      # every instance ([[sources.<name>]]) in turn
+            source = modules[source_name].build(section, context)
+            label = source_name if len(sections) == 1 else f"{source_name} {section.name}"
+            if reread and "reread" not in inspect.signature(getattr(source, "backfill", lambda: None)).parameters:
+                print(f"ev-collector: source {source_name!r} does not support --reread", file=sys.stderr)
+                await source.close()
+                return 2
+            if not hasattr(source, "backfill"):
+                print(f"ev-collector: source {source_name!r} has no history to backfill", file=sys.stderr)
+                await source.close()
+                return 2
+            try:
+                # `reread` only reaches sources that offer it (the option is refused otherwise).
+                result = await (source.backfill(since, progress, reread=True) if reread
+                                else source.backfill(since, progress))
+            except SourceError as exc:
+                print(f"ev-collector: backfill of {label} stopped: {exc}\n"
+                      "What was committed stays; run the same command again to resume.", file=sys.stderr)
+                return 1
+            finally:
+                await source.close()
+            print(f"backfill {label}: {getattr(result, 'records', '?')} records read, "
+                  f"{getattr(result, 'points', '?')} points "
+                  f"committed to {config.store.path}", file=sys.stderr)
         if config.influxdb is not None:
             await _ship(store, config, health)
         return 0

@@ -13,8 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      create_model, field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
+                      ValidationError, create_model, field_validator, model_validator)
+from pydantic import Tag as PydanticTag
 
 
 class ConfigError(ValueError):
@@ -107,8 +108,13 @@ SecretValue = Annotated[Secret, BeforeValidator(_resolve_secret)]
 class CollectorSection(Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     health_interval: Duration = Field(default=60.0, ge=1.0)
-    # Share of each interval added as random delay, so a fleet does not poll in lock-step.
-    jitter: float = Field(default=0.1, ge=0.0, le=0.5)
+    # Share of each interval over which a fleet's polls are spread, so that it does not poll in
+    # lock-step: each device runs at a fixed offset into its interval, derived from its id
+    # (0: every device at the start of each interval). Not random: a grid cannot drift.
+    jitter: float = Field(default=1.0, ge=0.0, le=1.0)
+    # On SIGTERM/SIGINT: how long polls in flight may take to finish and commit, and then how
+    # long the forwarder may take to ship what is committed.
+    stop_grace: Duration = Field(default=10.0, ge=0.0, le=600.0)
     # For fleets too large for one process: this process owns devices whose shard index is
     # `shard` out of `shards` (a stable hash of the device id). Both default to one shard.
     shard: int = Field(default=0, ge=0)
@@ -157,12 +163,51 @@ class InfluxV2(Model):
 InfluxSection = Annotated[Union[InfluxV1, InfluxV2], Field(discriminator="api")]
 
 
+def instance_name(value: str) -> str:
+    """A source instance's `name`: it tags points, names jobs and log lines."""
+    value = value.strip()
+    if not value or ":" in value:
+        raise ValueError("must be a non-empty name without ':'")
+    return value
+
+
+def _table_or_tables(value: Any) -> str:
+    return "tables" if isinstance(value, (list, tuple)) else "table"
+
+
+class _SourcesBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _unique_instance_names(self) -> "_SourcesBase":
+        for kind in type(self).model_fields:
+            section = getattr(self, kind)
+            if not isinstance(section, list):
+                continue
+            first_of: dict[str, int] = {}
+            for n, instance in enumerate(section, start=1):
+                if instance.name in first_of:
+                    raise ValueError(
+                        f"[[sources.{kind}]] number {first_of[instance.name]} and number {n} are "
+                        f"both named {instance.name!r}: give each its own `name`")
+                first_of[instance.name] = n
+        return self
+
+
 def _build_sources_model() -> type[BaseModel]:
     from collector.sources import load_all_sources
 
-    fields = {name: (module.Config | None, None) for name, module in load_all_sources().items()}
-    return create_model("SourcesSection", __config__=ConfigDict(extra="forbid", frozen=True),
-                        **fields)  # type: ignore[call-overload]
+    fields: dict[str, Any] = {}
+    for name, module in load_all_sources().items():
+        if "name" in module.Config.model_fields:
+            # Several instances ([[sources.evcc]]), each with its own `name`, or one table.
+            one = Annotated[module.Config, PydanticTag("table")]  # type: ignore[name-defined]
+            many = Annotated[list[module.Config], Field(min_length=1), PydanticTag("tables")]  # type: ignore[name-defined]
+            section = Annotated[Union[one, many], Discriminator(_table_or_tables)]
+            fields[name] = (section | None, None)
+        else:
+            fields[name] = (module.Config | None, None)
+    return create_model("SourcesSection", __base__=_SourcesBase, **fields)  # type: ignore[call-overload]
 
 
 _config_model: type[BaseModel] | None = None
@@ -172,6 +217,7 @@ def config_model() -> type[BaseModel]:
     """The top-level model, built once from the source registry."""
     global _config_model
     if _config_model is None:
+        from collector.rollups.config import RollupsSection
         from collector.sessions.config import SessionsSection
 
         sources = _build_sources_model()
@@ -182,7 +228,8 @@ def config_model() -> type[BaseModel]:
             store=(StoreSection, StoreSection()),
             influxdb=(InfluxSection | None, None),
             sources=(sources, sources()),
-            sessions=(SessionsSection | None, None),
+            sessions=(SessionsSection, SessionsSection()),   # on by default; the section tunes
+            rollups=(RollupsSection, RollupsSection()),
         )
     return _config_model
 
@@ -192,7 +239,7 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("v1", "v2") or (isinstance(part, str) and part.startswith("function-")):
+        elif part in ("v1", "v2", "table", "tables") or (isinstance(part, str) and part.startswith("function-")):
             continue  # pydantic's discriminator and validator names are noise for a user
         else:
             out += f".{part}" if out else str(part)
@@ -247,5 +294,6 @@ def load_config(path: str | Path) -> Any:
 
 __all__ = [
     "ConfigError", "DEFAULT_HEARTBEAT", "Duration", "Model", "Secret", "SecretValue", "config_model", "field_validator",
+    "instance_name",
     "load_config", "parse_config", "parse_duration",
 ]

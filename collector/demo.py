@@ -15,6 +15,8 @@ import contextlib
 import json
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -26,7 +28,8 @@ from typing import Any, Iterator, TextIO
 
 from collector.config import ConfigError, load_config, parse_duration
 from collector.health import COLLECTOR
-from collector.history import (EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
+from collector.influx import WriteError
+from collector.history import (CAR_VEHICLE, EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
                                OVMS_PASSWORD, OVMS_USER, Simulators, build_simulators,
                                generate_history)
 from collector.sim.base import SimServer
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 SOURCES = ("goe", "evcc", "evenergy", "ovms")
 CONFIG_NAME = "config.toml"
 STORE_NAME = "ev-collector.db"
+HISTORY_CURSOR = "demo:history"    # the history generated into this store: window and seed
 _ERROR_COUNTERS = ("errors_transient", "errors_config", "errors_payload", "errors_rate_limited")
 
 
@@ -191,6 +195,33 @@ username = {_q(OVMS_USER)}
 password = {_q(OVMS_PASSWORD)}   # DEMO VALUE: the simulator's account password
 interval = "10s"
 history_interval = "1m"
+
+# Charging sessions are derived without this section too (sources joined by their data); it
+# names the charger and the cars, sets the tariff, and gives the holder details a monthly
+# statement prints (`ev-collector statement --month YYYY-MM --config this file`).
+[sessions]
+tariff = "evcc"                 # evcc's dynamic grid tariff; "fixed" or "flat" with price
+price = 0.32                    # for hours evcc has no rate for
+currency = "EUR"
+ignore = [{_q("evcc:" + EVCC_SITE + "/Heat pump")}]   # an evcc loadpoint that is no EV charger
+
+[sessions.chargers.garage]
+goe = {_q(GOE_SERIAL)}
+evcc = {_q(EVCC_SITE + "/Garage")}
+vehicles = ["company-car"]
+
+[sessions.vehicles.company-car]
+ovms = {_q(CAR_VEHICLE)}
+evcc = "Model 3"
+holder = "Alex Example"         # DEMO VALUES: free text printed on the statement
+plate = "B-EV 2026E"
+employer = "Example Logistics GmbH, personnel no. 4711"
+
+[sessions.vehicles.second-car]
+ovms = "DEMO2"
+
+[sessions.cards.Alex]           # the go-e charger's RFID card of that name
+holder = "Alex Example"
 """
 
 
@@ -315,8 +346,10 @@ class Demo:
         self.workdir: Path = args.workdir.expanduser().resolve()
         self.influx = influx_section(args)   # validate the options before starting anything
         now = time.time()
-        # The simulated servers hold the history asked for (at least a week of evcc sessions).
-        self.simulators = build_simulators(args.seed, start=now - max(args.history, 7 * 86400.0),
+        # The simulated servers hold the history asked for. evcc's session log begins with
+        # that history, so its sessions have the charger's data beside them (without history:
+        # a week, so a first sync has something to fetch).
+        self.simulators = build_simulators(args.seed, start=now - (args.history or 7 * 86400.0),
                                            history_days=max(args.history / 86400, 7.0))
         self.servers: list[SimServer] = []
 
@@ -366,7 +399,9 @@ class Demo:
         stop = asyncio.Event()
         running = False
         try:
-            if self.args.history > 0:
+            if collector.target is not None:
+                await self._prepare_influx(collector.target)
+            if self.args.history > 0 and not self._history_kept(collector.store):
                 end = datetime.now(timezone.utc).replace(microsecond=0)
                 window = (end - timedelta(seconds=self.args.history), end)
                 history = self._history(collector, *window)
@@ -376,6 +411,8 @@ class Demo:
             tty = self.out.isatty()
             refresh = self.args.refresh or (1.0 if tty else 5.0)
             view = LiveView(collector, self.out, refresh, tty, target, sum(history.values()))
+            until = f"for {self.args.duration:g} s" if self.args.duration > 0 else "until Ctrl-C"
+            print(f"live: the collector polls the simulators {until}", file=self.out, flush=True)
             began = time.monotonic()
             tasks = [asyncio.create_task(view.run(stop), name="demo-view")]
             if self.args.duration > 0:
@@ -396,8 +433,37 @@ class Demo:
         return DemoResult(config_path, config.store.path, history, window, live, self.simulators,
                           target if collector.target else None)
 
+    async def _prepare_influx(self, target: Any) -> None:
+        """Create the database or bucket the options name, or stop at once saying why."""
+        try:
+            said = await asyncio.to_thread(target.prepare)
+        except WriteError as exc:
+            raise ConfigError(f"demo: {exc}") from None
+        print(f"influx: {said}", file=self.out, flush=True)
+
+    def _history_kept(self, store: Any) -> bool:
+        """Whether this store already holds generated history (a restart): then it is kept.
+
+        A restarted demo (the compose stack's container, the same command run again) collects
+        live on top of what it has; generating again would re-ship the whole window. History of
+        another seed's world would not fit the live simulators, so that stops the demo.
+        """
+        recorded = store.cursor(HISTORY_CURSOR)
+        if recorded is None:
+            return False
+        earlier = json.loads(recorded)
+        if earlier["seed"] != self.args.seed:
+            raise ConfigError(f"demo: {self.workdir} holds the simulated world of --seed "
+                              f"{earlier['seed']}; run with --seed {earlier['seed']}, or use "
+                              "another --workdir for another world")
+        print(f"history: kept from an earlier run ({earlier['from']} to {earlier['to']}, seed "
+              f"{earlier['seed']}); not generated again. Another --workdir starts afresh.",
+              file=self.out, flush=True)
+        return True
+
     def _history(self, collector: Any, start: datetime, end: datetime) -> dict[str, int]:
-        print(f"history: generating {self.args.history / 86400:.4g} days "
+        days = self.args.history / 86400
+        print(f"history: generating {days:.4g} day{'' if days == 1 else 's'} "
               f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, seed {self.args.seed})",
               file=self.out, flush=True)
         began = time.monotonic()
@@ -406,6 +472,17 @@ class Demo:
                                       progress=sys.stderr.isatty())
         print(f"history: {sum(counts.values()):,} points in {time.monotonic() - began:.1f} s",
               file=self.out, flush=True)
+        window = {"from": f"{start:%Y-%m-%d %H:%M}", "to": f"{end:%Y-%m-%d %H:%M} UTC",
+                  "seed": self.args.seed}
+        collector.store.append([], {HISTORY_CURSOR: json.dumps(window)})
+        if collector.rollups is not None:
+            # the days of the history get their rollups now, as a running collector's would
+            began = time.monotonic()
+            with _stop_raises():
+                rolled = collector.rollups.run_now(int(end.timestamp() * 1e9))
+            print(f"history: {rolled:,} daily and monthly rollup points "
+                  f"({collector.rollups.zone_name} days) in {time.monotonic() - began:.1f} s",
+                  file=self.out, flush=True)
         return counts
 
     async def _ship_backlog(self, collector: Any, stop: asyncio.Event) -> None:
@@ -497,6 +574,49 @@ def summary(result: DemoResult) -> list[str]:
     return lines
 
 
+def next_steps(result: DemoResult) -> list[str]:
+    """What to run next on what the demo collected: the commands, with the paths it wrote."""
+    program = _program()
+    workdir = result.config_path.parent
+    config, csv = _shown(result.config_path), _shown(workdir / "sessions.csv")
+    month = datetime.now().strftime("%Y-%m")
+    lines = ["", "Next, on what it collected (it stays in the store; the simulators have stopped):",
+             f"  {program} report --config {config} --html {_shown(workdir / 'report.html')}",
+             f"  {program} export sessions --config {config} --out {csv}",
+             f"  {program} statement --month {month} --config {config}"]
+    if result.influx:
+        lines += [f"Grafana: the data is in {result.influx}.",
+                  "Give Grafana an InfluxDB data source for it (InfluxQL, uid \"influxdb\") and the",
+                  "dashboards in dashboards/json/ (see dashboards/README.md)."]
+    else:
+        lines += ["Grafana reads InfluxDB, not the embedded store. For the dashboards, run the compose",
+                  "stack (README, \"With Docker Compose\": `docker compose up -d` starts InfluxDB,",
+                  "Grafana with the dashboards, and this demo), or run the demo into your own",
+                  "InfluxDB with --influx-url (see --help)."]
+    return lines
+
+
+def _program() -> str:
+    """How to call ev-collector again from here: by name when the shell finds this one."""
+    argv0 = sys.argv[0]
+    if os.path.basename(argv0) != "ev-collector":   # python -m collector.cli, tests
+        return "ev-collector"
+    found = shutil.which("ev-collector")
+    if found and os.path.realpath(found) == os.path.realpath(argv0):
+        return "ev-collector"
+    return _shown(Path(argv0))
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it here: relative below the working directory, quoted for
+    the shell when it needs it."""
+    path = path.resolve()
+    try:
+        return shlex.quote(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(path))
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.log_level is None:
@@ -508,10 +628,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("demo: interrupted before going live; the history generated so far is in the store",
               file=sys.stderr)
         return 130
-    for line in summary(result):
+    for line in summary(result) + next_steps(result):
         print(line, file=out)
     return 0
 
 
-__all__ = ["Demo", "DemoResult", "demo_config", "influx_section", "register", "render_line",
-           "run", "snapshot"]
+__all__ = ["Demo", "DemoResult", "demo_config", "influx_section", "next_steps", "register",
+           "render_line", "run", "snapshot"]

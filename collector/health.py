@@ -22,7 +22,8 @@ HEALTH = Measurement(
                 "started.",
     time="when the health sample was taken (wall clock)",
     tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
-                        "charging sessions, or `collector` for the pipeline"),),
+                        "charging sessions, `rollups` for the daily and monthly rollups, or "
+                        "`collector` for the pipeline"),),
     fields=(
         i("polls", "count", "jobs run (counter)"),
         i("polls_failed", "count", "jobs that ended with an error (counter)"),
@@ -30,6 +31,8 @@ HEALTH = Measurement(
         i("polls_late", "count", "scheduled runs that did not happen on time: the previous run "
           "was still going, or the process was too busy (counter)"),
         i("no_data", "count", "polls that found nothing fresh, e.g. go-e 404 or unchanged time (counter)"),
+        i("data_outdated", "count", "go-e cloud answers 404 \"Data is outdated\": the charger has "
+          "not reported within `age` (counter)"),
         i("points", "count", "points committed to the local store (counter)"),
         i("points_unchanged", "count", "points not stored because their fields equal their "
           "series' last stored point, within the source's `heartbeat` (counter)"),

@@ -22,13 +22,14 @@ import gzip
 import logging
 import random
 import time
-from typing import Awaitable, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import httpx
 
 from collector.config import InfluxV1, InfluxV2
 from collector.health import COLLECTOR, Health
-from collector.http_outcomes import describe_exception, parse_retry_after, redact_text
+from collector.http_outcomes import (connect_failure, describe_exception, os_reason,
+                                     parse_retry_after, redact_text, timed_out, url_address)
 from collector.store import BatchItem, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class InfluxTarget(Protocol):
     def write(self, lines: Sequence[str]) -> None: ...
     def ping(self) -> str: ...
     def probe(self) -> bool: ...
+    def prepare(self) -> str: ...
     def close(self) -> None: ...
 
 
@@ -88,7 +90,7 @@ class V1Target:
                                          headers={"Content-Encoding": "gzip",
                                                   "Content-Type": "text/plain; charset=utf-8"})
         except httpx.HTTPError as exc:
-            raise WriteError(f"cannot reach {self.description}: {describe_exception(exc)}",
+            raise WriteError(f"{self.description}: {describe_exception(exc)}",
                              unreachable=_unreachable(exc)) from None
         if response.status_code not in (200, 204):
             raise _error_for_status(response.status_code, response.text, response.headers)
@@ -97,17 +99,11 @@ class V1Target:
         try:
             response = self._client.get("/ping")
         except httpx.HTTPError as exc:
-            raise WriteError(f"cannot reach {self.description}: {describe_exception(exc)}") from None
+            raise WriteError(f"{self.description}: {describe_exception(exc)}") from None
         if response.status_code != 204:
             raise _error_for_status(response.status_code, response.text, response.headers)
         version = response.headers.get("x-influxdb-version", "unknown version")
-        try:
-            response = self._client.get("/query", params={"q": "SHOW DATABASES"})
-        except httpx.HTTPError as exc:
-            raise WriteError(f"cannot query {self.description}: {describe_exception(exc)}") from None
-        if response.status_code != 200:
-            raise _error_for_status(response.status_code, response.text, response.headers)
-        if f'"{self.cfg.database}"' not in response.text:
+        if self.cfg.database not in self._databases():
             return f"InfluxDB {version}; database {self.cfg.database} does not exist yet"
         return f"InfluxDB {version}; database {self.cfg.database} present"
 
@@ -117,6 +113,46 @@ class V1Target:
             return self._client.get("/ping").status_code == 204
         except httpx.HTTPError:
             return False
+
+    def prepare(self) -> str:
+        """Create the database unless it exists (for the demo: `run` never creates one).
+
+        Raises WriteError naming the fix when it is missing and this user may not create it.
+        """
+        database = self.cfg.database
+        if database in self._databases():
+            return f"database {database} present"
+        statement = f"CREATE DATABASE {_influxql_name(database)}"
+        answer = self._query(statement, post=True)
+        error = answer.get("error") or next(
+            (r["error"] for r in answer.get("results", []) if isinstance(r, dict) and "error" in r), None)
+        if error:
+            raise WriteError(f"{self.description} does not exist and cannot be created here "
+                             f"({redact_text(str(error))}): create it as an InfluxDB admin with "
+                             f"influx -execute '{statement}'", config=True)
+        return f"database {database} created"
+
+    def _databases(self) -> set[str]:
+        answer = self._query("SHOW DATABASES")
+        return {row[0] for result in answer.get("results", []) for series in result.get("series", [])
+                for row in series.get("values") or [] if row}
+
+    def _query(self, statement: str, post: bool = False) -> dict:
+        """An InfluxQL statement's JSON answer; a 403 comes back as the answer, to be worded."""
+        try:
+            response = self._client.request("POST" if post else "GET", "/query",
+                                            params={"q": statement})
+        except httpx.HTTPError as exc:
+            raise WriteError(f"{self.description}: {statement}: {describe_exception(exc)}") from None
+        if response.status_code != 200 and not (post and response.status_code == 403):
+            raise _error_for_status(response.status_code, response.text, response.headers)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {"error": response.text.strip()} if response.status_code == 403 else None
+        if not isinstance(answer, dict):
+            raise WriteError(f"{self.description}: {statement}: the answer is not a JSON object")
+        return answer
 
     def close(self) -> None:
         self._client.close()
@@ -145,22 +181,72 @@ class V2Target:
             self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record="\n".join(lines),
                               write_precision=WritePrecision.NS)
         except ApiException as exc:
-            headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-            body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-            raise _error_for_status(exc.status or 0, body or exc.reason or "", headers) from None
+            raise _api_error(exc) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
-            raise WriteError(f"cannot reach {self.description}: "
-                             f"{redact_text(type(exc).__name__ + ': ' + str(exc))[:300]}",
+            raise WriteError(f"{self.description}: {self._describe(exc)}",
                              unreachable=_unreachable(exc)) from None
 
     def ping(self) -> str:
+        from influxdb_client.rest import ApiException
+
         try:
-            ok = self._client.ping()
-        except Exception as exc:
-            raise WriteError(f"cannot reach {self.description}: {redact_text(str(exc))[:300]}") from None
-        if not ok:
-            raise WriteError(f"{self.description} did not answer its ping")
-        return f"InfluxDB {self._client.version()} reachable"
+            # version() pings and raises what went wrong; ping() would only say False.
+            version = self._client.version()
+        except ApiException as exc:
+            raise _api_error(exc) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+        return f"InfluxDB {version} reachable"
+
+    def prepare(self) -> str:
+        """Create the bucket unless it exists (for the demo: `run` never creates one).
+
+        Raises WriteError naming the fix when it is missing and the token may not create it.
+        Without a buckets API (InfluxDB 3 answers 404; it creates a database on the first
+        write) or a token that may not list buckets, it says so and leaves it to the writes.
+        """
+        from influxdb_client.client.exceptions import InfluxDBError
+        from influxdb_client.rest import ApiException
+
+        bucket, org = self.cfg.bucket, self.cfg.org
+        fix = f"create it with: influx bucket create --name {bucket} --org {org}"
+        buckets = self._client.buckets_api()
+        try:
+            found = buckets.find_buckets(name=bucket).buckets
+        except ApiException as exc:
+            if exc.status in (401, 403, 404):
+                return f"bucket {bucket} not checked (listing buckets: HTTP {exc.status} {exc.reason})"
+            raise _api_error(exc) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+        if found:
+            return f"bucket {bucket} present"
+        try:
+            buckets.create_bucket(bucket_name=bucket, org=org)
+        except (ApiException, InfluxDBError) as exc:
+            # InfluxDBError: the server's refusal, or an organisation this token cannot find
+            status = getattr(exc, "status", None) or getattr(getattr(exc, "response", None), "status", None)
+            reason = getattr(exc, "message", None) or str(exc)
+            said = f"HTTP {status}: {reason}" if status else reason
+            raise WriteError(f"{self.description} does not exist and cannot be created here "
+                             f"({redact_text(said)[:300]}): check --influx-org and the token, "
+                             f"or {fix}", config=True) from None
+        except Exception as exc:  # urllib3 connection errors and timeouts
+            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+        return f"bucket {bucket} created in organisation {org}"
+
+    def _describe(self, exc: Exception) -> str:
+        """urllib3's failures (under influxdb-client) in the words of `http_outcomes`."""
+        from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
+
+        where = url_address(self.cfg.url)
+        if isinstance(exc, NewConnectionError):   # also a ConnectTimeoutError: test it first
+            return connect_failure(where, os_reason(exc) or str(exc))
+        if isinstance(exc, ConnectTimeoutError):
+            return timed_out(where, "connect", self.cfg.timeout)
+        if isinstance(exc, ReadTimeoutError):
+            return timed_out(where, "read", self.cfg.timeout)
+        return f"{where}: {os_reason(exc) or redact_text(f'{type(exc).__name__}: {exc}')[:300]}"
 
     def probe(self) -> bool:
         return bool(self._client.ping())   # GET /ping; False on any failure
@@ -180,6 +266,18 @@ def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, u3.MaxRetryError):
         exc = exc.reason or exc
     return isinstance(exc, (u3.NewConnectionError, u3.ProtocolError, ConnectionError))
+
+
+def _api_error(exc: Any) -> WriteError:
+    """The WriteError for an influxdb-client ApiException (an HTTP answer that is not 2xx)."""
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    return _error_for_status(exc.status or 0, body or exc.reason or "", headers)
+
+
+def _influxql_name(name: str) -> str:
+    """An InfluxQL identifier, double-quoted with its quotes and backslashes escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def make_target(cfg: InfluxV1 | InfluxV2) -> InfluxTarget:

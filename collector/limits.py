@@ -2,9 +2,12 @@
 
 Two kinds: a minimum interval per key (go-e: one request per second per charger, since the
 charger cannot deliver data faster) and an hourly quota budget shared by every job of one
-client (ev.energy). Both answer `try_acquire()` without blocking: a job that is refused skips
-its request (the data could not be fresher) or waits the returned time. Clocks are injectable
-and default to `time.time`, so tests drive them with freezegun.
+client (ev.energy), handed out in turn by a `FairQuota`. Both answer `try_acquire()` without
+blocking: a job that is refused skips its request (the data could not be fresher) or waits
+its turn. Clocks are injectable and default to `time.time`, so tests drive them with freezegun.
+
+Every wait goes through `Limits.sleep`, so a stop ends the waits at once (`Stopping`): a poll
+that has not sent its request yet has nothing to finish.
 """
 
 from __future__ import annotations
@@ -19,13 +22,23 @@ from typing import Callable
 Clock = Callable[[], float]
 
 
+class Stopping(Exception):
+    """The collector is stopping: a poll still waiting for its turn sends nothing."""
+
+
 def wall_clock() -> float:
     """time.time, looked up at each call so freezegun's patch reaches it."""
     return time.time()
 
 
 class IntervalLimiter:
-    """At most one grant per `interval` seconds for each key."""
+    """At most one grant per `interval` seconds for each key.
+
+    A grant is stamped when it is given, and again by `release()` when the answer is in: the
+    next grant counts from then. The server handled the request before it answered, so two
+    requests are at least `interval` apart as the server sees them, whatever the delays on
+    the way (go-e asks for one request per second per charger).
+    """
 
     def __init__(self, clock: Clock = wall_clock) -> None:
         self._clock = clock
@@ -35,6 +48,11 @@ class IntervalLimiter:
     def set_interval(self, key: str, seconds: float) -> None:
         # Several jobs may share a key (a charger polled by two streams); the strictest wins.
         self._interval[key] = max(seconds, self._interval.get(key, 0.0))
+
+    def release(self, key: str) -> None:
+        """The request of the last grant is answered (or failed): count the interval from now."""
+        if key in self._last:
+            self._last[key] = max(self._last[key], self._clock())
 
     def try_acquire(self, key: str) -> float:
         """0.0 when granted (and recorded); otherwise the seconds until the key is free."""
@@ -169,6 +187,70 @@ class QuotaBudget:
             await asyncio.sleep(wait)
 
 
+class FairQuota:
+    """One quota budget handed out in turn to every stream that draws on it.
+
+    A stream asks for a request with `turn()` and waits until it is granted: a refused request
+    keeps its place instead of being dropped. Whenever the budget can grant one, the waiting
+    stream that is most overdue goes: the time since its last grant in units of its own
+    interval. So when the streams ask for more than the budget gives, every stream's interval
+    stretches by the same factor and none starves; a stream resuming a page run it could not
+    finish (`first=True`) goes before all of them.
+    """
+
+    def __init__(self, budget: QuotaBudget, limits: "Limits") -> None:
+        self.budget = budget
+        self._limits = limits
+        self._interval: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        self._waiting: dict[asyncio.Future, tuple[str, bool, int]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._arrivals = 0
+
+    def register(self, stream: str, interval: float) -> None:
+        """The stream's nominal interval: what "overdue" is measured in."""
+        self._interval[stream] = interval
+
+    async def turn(self, stream: str, first: bool = False) -> None:
+        """Wait for this stream's turn; returns with one request taken from the budget."""
+        if self._limits.stopping:
+            raise Stopping()
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._arrivals += 1
+        self._waiting[future] = (stream, first, self._arrivals)
+        self._limits._waiters.add(future)
+        try:
+            self._dispatch()
+            await future
+        finally:
+            self._waiting.pop(future, None)
+            self._limits._waiters.discard(future)
+
+    def _rank(self, entry: tuple[str, bool, int], now: float) -> tuple[bool, float, int]:
+        stream, first, arrival = entry
+        last = self._last.get(stream)
+        overdue = math.inf if last is None else (now - last) / self._interval.get(stream, 60.0)
+        return (not first, -overdue, arrival)
+
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while True:
+            live = {f: e for f, e in self._waiting.items() if not f.done()}
+            if not live:
+                return
+            now = self.budget.clock()
+            future = min(live, key=lambda f: self._rank(live[f], now))
+            wait = self.budget.try_acquire()
+            if wait > 0:
+                self._timer = asyncio.get_running_loop().call_later(wait, self._dispatch)
+                return
+            stream = self._waiting.pop(future)[0]
+            self._last[stream] = now
+            future.set_result(None)
+
+
 class Limits:
     """The process-wide registry of limits, shared by every job."""
 
@@ -176,6 +258,9 @@ class Limits:
         self.clock = clock
         self.intervals = IntervalLimiter(clock)
         self._quotas: dict[str, QuotaBudget] = {}
+        self._fair: dict[str, FairQuota] = {}
+        self._waiters: set[asyncio.Future] = set()
+        self.stopping = False
 
     def quota(self, key: str, limit: int, reserve: float = 0.1) -> QuotaBudget:
         """The budget for `key`, created on first use and shared after."""
@@ -185,5 +270,38 @@ class Limits:
             self._quotas[key] = budget
         return budget
 
+    def fair_quota(self, key: str, limit: int, reserve: float = 0.1) -> FairQuota:
+        """The fair queue in front of the budget for `key` (one per OAuth client)."""
+        fair = self._fair.get(key)
+        if fair is None:
+            fair = self._fair[key] = FairQuota(self.quota(key, limit, reserve), self)
+        return fair
+
     def quotas(self) -> dict[str, QuotaBudget]:
         return dict(self._quotas)
+
+    async def sleep(self, seconds: float) -> None:
+        """`asyncio.sleep`, ended early by `stop()` with `Stopping`."""
+        if self.stopping:
+            raise Stopping()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        handle = loop.call_later(max(0.0, seconds), _resolve, future)
+        self._waiters.add(future)
+        try:
+            await future
+        finally:
+            handle.cancel()
+            self._waiters.discard(future)
+
+    def stop(self) -> None:
+        """End every wait for a turn: those polls have sent nothing and stop at once."""
+        self.stopping = True
+        for future in list(self._waiters):
+            if not future.done():
+                future.set_exception(Stopping())
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 WAL_LIMIT = 4 * 1024 * 1024   # bytes the WAL file is trimmed to after a checkpoint
+PRUNED_BEFORE = "store:pruned_before"   # cursor: the newest cutoff that pruning removed rows at
 
 _LAYOUTS = """
 CREATE TABLE IF NOT EXISTS layouts (
@@ -437,6 +438,12 @@ class Store:
             layout = self._layouts[lid] = Layout(lid, json.loads(names), kinds)
         return layout
 
+    def _load_new_layouts(self) -> None:
+        """Layouts another process (the collector, beside a report) added since we looked."""
+        for lid, names, kinds in self._read.execute(
+                "SELECT id, names, kinds FROM layouts WHERE id > ?", (max(self._layouts, default=0),)):
+            self._layouts.setdefault(lid, Layout(lid, json.loads(names), kinds))
+
     def _series_id(self, measurement: str, tags: Mapping[str, str]) -> int:
         fast_key = (measurement, tuple(tags.items()))
         hit = self._series_fast.get(fast_key)
@@ -525,12 +532,33 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def prune_shipped(self, older_than_ns: int) -> int:
-        """Drop shipped points whose time is older than the retention; InfluxDB has them."""
-        with self._lock:
-            cur = self._db.execute("DELETE FROM points WHERE time_ns < ? AND seq <= ?",
-                                   (older_than_ns, self._shipped_through()))
-            return cur.rowcount
+    def prune_shipped(self, older_than_ns: int, keep: Iterable[str] = ()) -> int:
+        """Drop shipped points whose time is older than the retention; InfluxDB has them.
+
+        Measurements in `keep` stay whatever their age: derived data that later runs read
+        back (the daily rollups a month is summed from).
+        """
+        kept = sorted(set(keep))
+        marks = ",".join("?" * len(kept))
+        spare = (f" AND series_id NOT IN (SELECT id FROM series WHERE measurement IN ({marks}))"
+                 if kept else "")
+        with self._transaction("cannot prune shipped points"):
+            pruned = self._db.execute(
+                f"DELETE FROM points WHERE time_ns < ? AND seq <= ?{spare}",
+                (older_than_ns, self._shipped_through(), *kept)).rowcount
+            if pruned:
+                self._db.execute(
+                    "INSERT INTO cursors (key, value, updated_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
+                    "CAST(excluded.value AS INTEGER)), updated_ns = excluded.updated_ns",
+                    (PRUNED_BEFORE, str(older_than_ns), time.time_ns()))
+        return pruned
+
+    def pruned_before(self) -> int | None:
+        """Before this time the store may have lost shipped samples to pruning (None: never
+        pruned). Jobs that recompute from the store leave older periods alone."""
+        value = self.cursor(PRUNED_BEFORE)
+        return int(value) if value is not None else None
 
     def used_bytes(self) -> int:
         with self._read_lock:
@@ -662,6 +690,26 @@ class Store:
             yield [StoredPoint(measurement, wanted[sid], t, self._layout(lid).fields(vals, strs))
                    for sid, t, lid, vals, strs in rows]
 
+    def changed_since(self, mark: int, measurements: Iterable[str]) -> tuple[int | None, int]:
+        """(earliest point time among the rows of `measurements` stored after seq `mark`, the
+        newest seq).
+
+        A row new or changed takes the next seq, so a derived-data job finds what arrived since
+        its last run, late data and rewritten points included, by a range scan over the new
+        rows only. Returns (None, newest seq) when none of them is of `measurements`.
+        """
+        names = sorted(set(measurements))
+        marks = ",".join("?" * len(names))
+        with self._read_lock:
+            newest = self._read.execute("SELECT max(seq) FROM points").fetchone()[0]
+            if newest is None or newest <= mark or not names:
+                return None, max(mark, newest or 0)
+            first = self._read.execute(
+                f"SELECT min(time_ns) FROM points WHERE seq > ? AND seq <= ? AND dead = 0 AND "
+                f"series_id IN (SELECT id FROM series WHERE measurement IN ({marks}))",
+                (mark, newest, *names)).fetchone()[0]
+        return first, newest
+
     def first_time(self, measurement: str) -> int | None:
         """The earliest point time of a measurement, or None."""
         series = self._series_of(measurement)
@@ -692,6 +740,32 @@ class Store:
                     pick = pickers[lid] = self._layout(lid).picker(fields)
                 out.append((sid, time_ns, *pick(vals, strs)))
             yield tags, out
+
+    def nearest_rows(self, measurement: str, fields: Sequence[str], time_ns: int, before: bool
+                     ) -> tuple[dict[int, dict[str, str]], list[tuple]]:
+        """Per series, the row nearest `time_ns` on one side that has any of `fields`: the last
+        before it (`before`), else the first at or after it; however far away it is. Rows as
+        in `query_rows`. Interpolating at a boundary needs the samples either side of it.
+        """
+        tags = self._series_of(measurement)
+        wanted = set(fields)
+        with self._read_lock:
+            self._load_new_layouts()
+        layouts = [lid for lid, layout in self._layouts.items() if wanted & set(layout.names)]
+        if not tags or not layouts:
+            return {}, []
+        marks = ",".join("?" * len(layouts))
+        sql = (f"SELECT time_ns, layout, vals, strs FROM points WHERE series_id = ? AND time_ns "
+               f"{'<' if before else '>='} ? AND dead = 0 AND layout IN ({marks}) "
+               f"ORDER BY time_ns {'DESC' if before else 'ASC'} LIMIT 1")
+        rows = []
+        with self._read_lock:
+            for sid in tags:
+                row = self._read.execute(sql, (sid, time_ns, *layouts)).fetchone()
+                if row is not None:
+                    t, lid, vals, strs = row
+                    rows.append((sid, t, *self._layout(lid).picker(fields)(vals, strs)))
+        return tags, rows
 
     def close(self) -> None:
         with self._read_lock:

@@ -7,7 +7,10 @@ next, so a fleet of 1,000 chargers at 1 Hz costs a few fsyncs per second, not a 
 When the store cannot commit (disk full, an I/O error) the waiting jobs hear about it, their
 cursors stay where they were, and their points are held in memory (up to `max_held`) and
 committed first in the next transaction that succeeds: a live reading (a go-e status) cannot
-be asked for again, and history streams simply re-read from the unchanged cursor.
+be asked for again, and history streams simply re-read from the unchanged cursor. The writer is
+the one that knows when the store refuses and when it accepts again, so it says so: one ERROR
+when commits start failing, a reminder with a count every few minutes, and one line when a
+commit succeeds again (not when some poll that had nothing to commit succeeds).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import logging
 from typing import Mapping, Sequence
 
 from collector.health import COLLECTOR, Health
+from collector.http_outcomes import redact_text
+from collector.log_throttle import LogThrottle
 from collector.points import Point
 from collector.store import Store, StoreError, Written
 
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 # Points; a held go-e status takes about 1.8 KB, so at most ~180 MB: 100 s of 1,000 chargers
 # at 1 Hz, 8 minutes of 200. A bridge over a short outage of the disk, not a second store.
 MAX_HELD = 100_000
+STORE_REMINDER_EVERY = 300.0
 
 
 class PointWriter:
@@ -37,6 +43,8 @@ class PointWriter:
         self._committer: asyncio.Task | None = None
         self._held: list[tuple[Sequence[Point], float | None]] = []
         self._held_points = 0
+        self._refusals = LogThrottle(log, STORE_REMINDER_EVERY)
+        self._refused = 0             # commits refused since the last that succeeded
 
     @property
     def held(self) -> int:
@@ -68,13 +76,24 @@ class PointWriter:
             except Exception as exc:  # every waiter hears about it; nothing was committed
                 if isinstance(exc, StoreError):
                     self._hold(group)
+                    self._refused += 1
+                    message = redact_text(str(exc))
+                    self.health.error(COLLECTOR, message)
+                    self._refusals.log("store", logging.ERROR,
+                                       "%s; new points are held in memory (collector_health."
+                                       "held_points, up to %d) and committed as soon as it "
+                                       "can write again", message, self.max_held)
                 for *_, future in group:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            if self._refused:
+                log.info("local store %s accepts writes again after %d refused commits: "
+                         "committed %d points held in memory meanwhile", self.store.path,
+                         self._refused, self._held_points)
+                self._refusals.forget(lambda key: True)
+                self._refused = 0
             if held:
-                log.info("local store %s accepts writes again: committed %d points held in "
-                            "memory meanwhile", self.store.path, self._held_points)
                 self._held, self._held_points = [], 0
                 self.health.gauge(COLLECTOR, "held_points", 0)
             for (points, _, source, _, future), result in zip(group, written):

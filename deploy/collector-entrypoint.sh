@@ -1,6 +1,8 @@
 #!/bin/sh
 # With a user config mounted at /config/config.toml, collect from the user's devices;
-# without one, run the demo against the built-in simulators into the stack's InfluxDB.
+# without one, run the demo against the built-in simulators into the stack's InfluxDB. The
+# demo's store is on the /data volume: its history is generated on the first start only, and
+# a restart collects live on top of it.
 set -eu
 if [ -f /config/config.toml ]; then
   exec ev-collector run --config /config/config.toml

@@ -110,7 +110,7 @@ def test_check_reports_what_works_and_what_does_not(tmp_path, influxdb, influx_d
     out = subprocess.run([sys.executable, "-m", "collector.cli", "check", "--config", str(bad)],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
-    assert "FAIL" in out.stdout and "cannot reach" in out.stdout
+    assert "FAIL" in out.stdout and "cannot connect to 127.0.0.1:" in out.stdout and "Connection refused" in out.stdout
 
 
 def test_bad_config_exits_2_with_one_clear_message(tmp_path):

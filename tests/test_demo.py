@@ -11,13 +11,15 @@ import io
 import math
 import re
 import shlex
+import uuid
 from pathlib import Path
 
 import pytest
 
 from collector.cli import build_parser
 from collector.config import ConfigError, load_config
-from collector.demo import Demo, Endpoints, demo_config, influx_section, render_line, summary
+from collector.demo import (Demo, Endpoints, demo_config, influx_section, next_steps, render_line,
+                            summary)
 from collector.history import GOE_SERIAL
 from collector.store import Store
 
@@ -134,7 +136,7 @@ def run_demo(tmp_path: Path, *argv: str):
 def live_expectations(result) -> dict[str, int]:
     """Points the live phase must have added, from what the simulators served."""
     sims = result.simulators
-    goe_seconds = {math.floor(t) for t in sims.goe.request_times.get(GOE_SERIAL, [])}
+    goe_seconds = {math.floor(t) for t in sims.goe.status_request_times(GOE_SERIAL)}
     states = sum(1 for path, _ in sims.evcc.requests if path == "/api/state")
     return {"goe_status": len(goe_seconds), "evcc_site": states, "evcc_loadpoint": 2 * states}
 
@@ -186,11 +188,91 @@ def test_demo_duration_collects_every_source_into_the_embedded_store(tmp_path):
     assert load_config(result.config_path).store.path == result.store_path
 
 
+def run_as_printed(line: str) -> int:
+    """Run a command line the demo printed, with this process's ev-collector."""
+    from collector.cli import main
+
+    argv = shlex.split(line)
+    assert argv[0] == "ev-collector"
+    return main(argv[1:])
+
+
+@pytest.mark.slow
+def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from datetime import datetime
+
+    monkeypatch.chdir(tmp_path)
+    result, _ = run_demo(tmp_path, "--history", "6h", "--duration", "1")
+    lines = next_steps(result)
+    text = "\n".join(lines)
+    month = datetime.now().strftime("%Y-%m")
+    commands = [line.strip() for line in lines if line.startswith("  ev-collector ")]
+    assert commands == ["ev-collector report --config demo/config.toml --html demo/report.html",
+                        "ev-collector export sessions --config demo/config.toml --out demo/sessions.csv",
+                        f"ev-collector statement --month {month} --config demo/config.toml"]
+    assert "Grafana reads InfluxDB, not the embedded store" in text and "docker compose up" in text
+    capsys.readouterr()
+    assert run_as_printed(commands[0]) == 0
+    assert "energy from the wall" in capsys.readouterr().out
+    assert run_as_printed(commands[1]) == 0
+    assert (tmp_path / "demo" / "sessions.csv").read_text().startswith("epoch_s,")
+    if importlib.util.find_spec("collector.statement") is not None:   # merged separately
+        assert run_as_printed(commands[2]) == 0
+
+
+@pytest.mark.slow
+def test_a_restarted_demo_keeps_its_history_and_collects_live(tmp_path):
+    first, out = run_demo(tmp_path, "--history", "6h", "--duration", "1")
+    assert first.history["goe_status"] == 6 * 360 and "history: generating" in out
+    store = Store(first.store_path)
+    before = store.counts()["goe_status"]
+    store.close()
+    again, out = run_demo(tmp_path, "--history", "6h", "--duration", "1")
+    assert again.history == {} and "history: generating" not in out
+    assert "history: kept from an earlier run" in out and "seed 1" in out
+    store = Store(again.store_path)
+    try:
+        after = store.counts()["goe_status"]
+    finally:
+        store.close()
+    assert before <= after <= before + 5        # live polls only, no second window
+    with pytest.raises(ConfigError, match="--seed 1, or use another --workdir"):
+        run_demo(tmp_path, "--history", "6h", "--duration", "1", "--seed", "2")
+
+
 @pytest.mark.slow
 def test_demo_history_then_live_into_the_embedded_store(tmp_path):
     result, out = run_demo(tmp_path, "--history", "1d", "--duration", "6")
     assert result.history["goe_status"] == 8640 and "history: " in out
     check_history_and_live(result)
+
+
+@pytest.mark.slow
+def test_three_demo_days_give_a_report_that_adds_up_and_sessions_with_meters_and_cards(tmp_path, capsys):
+    """The issue's check: demo --history 3d, then report and export sessions on its config."""
+    import csv
+
+    from collector.cli import main
+
+    result, _ = run_demo(tmp_path, "--history", "3d", "--duration", "6")
+    config = str(result.config_path)
+    assert main(["report", "--config", config]) == 0
+    text = capsys.readouterr().out
+    sessions = int(re.search(r"^  sessions +(\d+) ", text, re.M).group(1))
+    efficiency = int(re.search(r"^  efficiency +(\d+) %", text, re.M).group(1))
+    headline = re.search(r"^  energy from the wall +([\d,.]+) kWh", text, re.M).group(1)
+    rows = text.split("Per charger")[1].split("Per vehicle")[0].strip().splitlines()
+    assert sessions >= 2 and 80 <= efficiency <= 97, text
+    assert rows[-1].split()[0] == "total" and rows[-1].split()[2] == headline
+    summed = sum(float(line.split()[2].replace(",", "")) for line in rows[1:-1])
+    assert f"{summed:,.3f}" == headline
+    assert main(["export", "sessions", "--config", config, "--quiet"]) == 0
+    exported = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    garage = [r for r in exported if r["charger"] == "garage"]
+    assert garage and all(r["meter_start_wh"] and r["meter_end_wh"] and r["card"] == "Alex"
+                          and r["meter_mismatch"] == "False" for r in garage)
+    assert all(80 <= float(r["efficiency_pct"]) <= 97 for r in garage if r["efficiency_pct"])
 
 
 @pytest.mark.slow
@@ -208,6 +290,67 @@ def test_demo_history_then_live_into_influxdb_v1(tmp_path, influxdb, influx_db):
     for measurement, count in counts.items():
         rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
         assert len(rows) == count, measurement
+
+
+@pytest.mark.slow
+def test_demo_creates_a_v1_database_that_does_not_exist(tmp_path, influxdb):
+    database = f"demo_{uuid.uuid4().hex[:8]}"
+    result, out = run_demo(tmp_path, "--duration", "2", "--influx-url", influxdb.url,
+                           "--influx-api", "v1", "--influx-database", database)
+    assert f"influx: database {database} created" in out
+    store = Store(result.store_path)
+    try:
+        counts = store.counts()
+    finally:
+        store.close()
+    assert counts["evcc_tariff"] >= 24                     # the first poll's forecasts
+    assert influxdb.count(database, "evcc_tariff") == counts["evcc_tariff"]   # shipped there
+
+
+class InfluxV1NotAdmin:
+    """InfluxDB 1.x with auth on, for a user who may write but not create databases."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def handle(self, request):
+        from collector.sim.base import SimResponse
+
+        statement = request.query.get("q", "")
+        self.statements.append(statement)
+        if statement == "SHOW DATABASES":
+            return SimResponse.json({"results": [{"statement_id": 0, "series": [
+                {"name": "databases", "columns": ["name"], "values": [["ev"]]}]}]})
+        return SimResponse.json({"error": f"error authorizing query: demo not authorized to "
+                                          f"execute statement '{statement}', requires admin "
+                                          "privilege"}, 403)
+
+
+@pytest.mark.parametrize("argv", [("--influx-api", "v1", "--influx-database", "evdemo"),
+                                  ("--influx-org", "home", "--influx-bucket", "evdemo")])
+def test_demo_stops_at_once_naming_the_fix_when_it_may_not_create_the_database(
+        tmp_path, monkeypatch, argv):
+    from collector.sim.base import SimServer
+
+    monkeypatch.setenv("INFLUX_TOKEN", "demo-token")
+    server_sim = InfluxV1NotAdmin() if "v1" in argv else InfluxV2Shim(None, "demo-token",
+                                                                      may_create=False)
+    with SimServer(server_sim) as server:
+        with pytest.raises(ConfigError) as caught:
+            run_demo(tmp_path, "--history", "30d", "--influx-url", server.url, *argv)
+    message = str(caught.value)
+    if "v1" in argv:
+        assert server_sim.statements == ["SHOW DATABASES", 'CREATE DATABASE "evdemo"']
+        assert "requires admin privilege" in message
+        assert """create it as an InfluxDB admin with influx -execute 'CREATE DATABASE "evdemo"'""" in message
+    else:
+        assert server_sim.created == [] and "HTTP 403" in message
+        assert "influx bucket create --name evdemo --org home" in message
+    store = Store(tmp_path / "demo" / "ev-collector.db")
+    try:
+        assert store.counts() == {}           # stopped before generating the 30 days
+    finally:
+        store.close()
 
 
 @pytest.mark.slow
@@ -240,6 +383,7 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
             proc.wait()
     assert proc.returncode == 0, rest
     assert "demo stopped after" in rest and "Traceback" not in rest
+    assert f"ev-collector report --config {tmp_path / 'demo' / 'config.toml'}" in rest
     store = Store(tmp_path / "demo" / "ev-collector.db")
     try:
         assert store.counts()
@@ -248,49 +392,100 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
 
 
 class InfluxV2Shim:
-    """InfluxDB 2.x's write API in front of the test's influxd 1.x: bucket -> database.
+    """InfluxDB 2.x's write, bucket and organisation APIs in front of the test's influxd 1.x.
 
-    Checks the token as InfluxDB 2 does; the body (gzip or not) passes through unchanged.
+    A bucket is a database of influxd (listing and creating them too); the organisation is
+    "home". Checks the token as InfluxDB 2 does; the body (gzip or not) passes through unchanged.
     """
 
-    def __init__(self, influx_url: str, token: str) -> None:
+    ORG_ID = "0123456789abcdef"
+
+    def __init__(self, influx_url: str | None, token: str, may_create: bool = True) -> None:
         self.influx_url = influx_url
         self.token = token
+        self.may_create = may_create
         self.writes = 0
+        self.lines = 0
+        self.created: list[dict] = []
 
     def handle(self, request):
         import gzip
+        import json
 
         import httpx
 
         from collector.sim.base import SimResponse
 
-        if request.path != "/api/v2/write":
-            return SimResponse.json({"code": "not found"}, 404)
         if request.headers.get("Authorization") != f"Token {self.token}":
             return SimResponse.json({"code": "unauthorized", "message": "unauthorized access"}, 401)
+        if request.path == "/api/v2/orgs":
+            orgs = [{"id": self.ORG_ID, "name": "home"}]
+            return SimResponse.json({"orgs": [o for o in orgs
+                                              if request.query.get("org") in (None, o["name"])]})
+        if request.path == "/api/v2/buckets" and request.method == "GET":
+            names = self._databases()
+            wanted = request.query.get("name")
+            return SimResponse.json({"buckets": [{"id": f"b{i:015d}", "name": name, "orgID": self.ORG_ID,
+                                                  "retentionRules": []}
+                                                 for i, name in enumerate(names)
+                                                 if wanted in (None, name)]})
+        if request.path == "/api/v2/buckets" and request.method == "POST":
+            if not self.may_create:
+                return SimResponse.json({"code": "forbidden",
+                                         "message": "write:orgs/0123456789abcdef/buckets is unauthorized"}, 403)
+            bucket = json.loads(request.body)
+            self.created.append(bucket)
+            httpx.post(f"{self.influx_url}/query", data={"q": f'CREATE DATABASE "{bucket["name"]}"'},
+                       timeout=30).raise_for_status()
+            return SimResponse.json({"id": "b000000000000001", **bucket}, 201)
+        if request.path != "/api/v2/write":
+            return SimResponse.json({"code": "not found"}, 404)
         body = gzip.decompress(request.body) if request.body[:2] == b"\x1f\x8b" else request.body
         answer = httpx.post(f"{self.influx_url}/write", content=body, timeout=30,
                             params={"db": request.query["bucket"],
                                     "precision": request.query.get("precision", "ns")})
         self.writes += 1
+        self.lines += body.count(b"\n") + 1
         return SimResponse(answer.status_code, answer.content,
                            {"Content-Type": answer.headers.get("content-type", "text/plain")})
 
+    def _databases(self) -> list[str]:
+        import httpx
+
+        if self.influx_url is None:
+            return []
+        answer = httpx.get(f"{self.influx_url}/query", params={"q": "SHOW DATABASES"}, timeout=30).json()
+        return [row[0] for series in answer["results"][0].get("series", [])
+                for row in series.get("values", [])]
+
 
 @pytest.mark.slow
-def test_the_entrypoints_v2_demo_ships_history_and_live_data(tmp_path, monkeypatch, influxdb, influx_db):
+def test_the_entrypoints_v2_demo_creates_its_bucket_ships_and_keeps_history_on_restart(
+        tmp_path, monkeypatch, influxdb):
+    """The compose stack's collector: history once into a new bucket, then live; a restart
+    (the container's) goes live again without generating or shipping the history again."""
     from collector.sim.base import SimServer
 
+    bucket = f"compose_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("INFLUX_TOKEN", "compose-token")
     shim = InfluxV2Shim(influxdb.url, "compose-token")
     with SimServer(shim) as server:
         argv = entrypoint_demo_argv({"INFLUX_URL": server.url, "INFLUX_ORG": "home",
-                                     "INFLUX_BUCKET": influx_db, "DEMO_HISTORY": "6h"})
-        args = build_parser().parse_args(
-            [*argv, "--workdir", str(tmp_path / "demo"), "--duration", "4", "--refresh", "1"])
-        result = Demo(args, io.StringIO()).run()
-    assert shim.writes >= 1
+                                     "INFLUX_BUCKET": bucket, "DEMO_HISTORY": "6h"})
+
+        def start_container():
+            args = build_parser().parse_args(
+                [*argv, "--workdir", str(tmp_path / "demo"), "--duration", "3", "--refresh", "1"])
+            out = io.StringIO()
+            return Demo(args, out).run(), out.getvalue()
+
+        result, out = start_container()
+        assert f"influx: bucket {bucket} created in organisation home" in out
+        assert [(b["name"], b["orgID"]) for b in shim.created] == [(bucket, InfluxV2Shim.ORG_ID)]
+        first_lines = shim.lines
+        again, out = start_container()
+    assert f"influx: bucket {bucket} present" in out and "history: kept" in out
+    assert again.history == {} and shim.lines - first_lines < result.history["goe_status"]
     store = Store(result.store_path)
     try:
         counts, pending = store.counts(), store.pending_count()
@@ -298,7 +493,7 @@ def test_the_entrypoints_v2_demo_ships_history_and_live_data(tmp_path, monkeypat
         store.close()
     assert pending == 0
     for measurement in ("goe_status", "evcc_site", "ovms_charge"):
-        rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=influx_db)
+        rows = influxdb.query(f'SELECT * FROM "{measurement}"', db=bucket)
         assert len(rows) == counts[measurement] >= result.history[measurement], measurement
 
 

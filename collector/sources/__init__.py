@@ -26,3 +26,12 @@ def load_all_sources() -> dict[str, ModuleType]:
         if name not in _loaded:
             _loaded[name] = importlib.import_module(package)
     return dict(_loaded)
+
+
+def instances(sources: object, name: str) -> list:
+    """The configured instances of source `name`: none, the single table, or each of
+    `[[sources.<name>]]`."""
+    section = getattr(sources, name, None)
+    if section is None:
+        return []
+    return list(section) if isinstance(section, list) else [section]

@@ -1,13 +1,15 @@
 """What a source is, seen from the scheduler: a set of jobs, a check, and a close.
 
-A job polls one (device, stream) and either commits points (through `PointWriter`, durable
-before the call returns) or raises `SourceError` saying what happened. Sources keep their HTTP
-I/O in `client.py`, the mapping to points in pure functions in `parse.py`.
+A job polls one (device, stream) through the poll step (`collector/poll.py`: acquire, fetch,
+parse, report, commit) and returns its `Outcome`, or raises `SourceError` saying what went
+wrong. Sources keep their HTTP I/O in `client.py`, the mapping to points in pure functions in
+`parse.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import httpx
 from dataclasses import dataclass, field
@@ -15,33 +17,30 @@ from typing import Awaitable, Callable, Protocol, Sequence
 
 from collector.health import Health
 from collector.limits import Limits
+from collector.poll import Gate, Outcome, PayloadProblems, PollStep
 from collector.store import Store
 from collector.writer import PointWriter
 
 _VERSION = "0.1.0"
 
 
-class Skipped:
-    """What a job returns when it sent nothing (a limiter or quota said no).
-
-    A skipped run says nothing about the device: it must not end a failure episode, or the
-    next failure of the same kind is logged again as if new.
-    """
-
-    def __repr__(self) -> str:
-        return "SKIPPED"
-
-
-SKIPPED = Skipped()
-
-
 @dataclass(frozen=True)
 class Job:
     id: str                                   # unique: "<source>:<device>:<stream>"
     interval: float                           # seconds between runs
-    run: Callable[[], Awaitable[Skipped | None]]
+    run: Callable[[], Awaitable[Outcome | None]]   # None: done (a housekeeping job)
     source: str
-    device: str = ""
+    device: str = ""                          # its fixed phase in the interval comes from this
+    # What a configuration error (401/403, a wrong serial) is about: jobs that share it share
+    # one back-off and one log line, since a wrong token fails every stream it opens alike.
+    # Default: the device ("<source>:<device>"), else the job itself.
+    credentials: str = ""
+
+    @property
+    def config_scope(self) -> str:
+        if self.credentials:
+            return self.credentials
+        return f"{self.source}:{self.device}" if self.device else self.id
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,15 @@ class SourceContext:
                                  limits=limits or httpx.Limits(max_connections=200,
                                                                max_keepalive_connections=100),
                                  **kwargs)  # type: ignore[arg-type]
+
+    def poll_step(self, source: str, what: str, problems: PayloadProblems,
+                  gate: Gate | None = None) -> PollStep:
+        """The poll step of one stream, writing through this context."""
+        return PollStep(self.writer, self.health, source, what, problems, gate)
+
+    def payload_problems(self, source: str, logger: logging.Logger) -> PayloadProblems:
+        """Counts and logs (once per kind) what a source's parsers leave out."""
+        return PayloadProblems(self.health, source, logger)
 
     def owns(self, device_id: str) -> bool:
         """Whether this process owns the device when a fleet is split across processes."""

@@ -54,12 +54,14 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
 
         stored = read_store(store)
         shipped = {}
-        for measurement in ("goe_status", "collector_health"):
+        tags = {"goe_status": ("serial",), "collector_health": ("source",),
+                "rollup_daily": ("kind", "name"), "rollup_monthly": ("kind", "name")}
+        assert set(tags) >= {key[0] for key in stored}
+        for measurement, names in tags.items():
             for row in influx.query(f'SELECT * FROM "{measurement}"', db=DB):
-                tag = "serial" if measurement == "goe_status" else "source"
-                key = (measurement, ((tag, row[tag]),), row["time"])
+                key = (measurement, tuple((tag, row[tag]) for tag in names), row["time"])
                 shipped[key] = {k: v for k, v in row.items()
-                                if v is not None and k not in ("time", tag, "_measurement")}
+                                if v is not None and k not in ("time", "_measurement", *names)}
 
     assert len(stored) > 20
     assert stored.keys() == shipped.keys()      # nothing lost, nothing extra

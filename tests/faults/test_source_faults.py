@@ -3,17 +3,24 @@ kind, counts each in collector_health, and writes nothing wrong."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 
 import pytest
 
+from freezegun import freeze_time
+
+from collector.schedule import JobRunner
 from collector.schema import FieldType, all_measurements
-from collector.sim.base import SimServer
+from collector.sim.base import SimServer, mock_transport
+from collector.sources import ovms
 from collector.sim.faults import FaultySim
 from collector.sim.goe import GoeSimulator
 from tests.faults.harness import (CollectorProcess, assert_no_secrets, goe_config, last_health,
                                   problem_lines, read_store, wait_until)
+from tests.sources.ovms.helpers import make_config, make_context, make_sim
 
 TOKEN = "tok-goe-faults-SECRET-9b1d"
 
@@ -64,13 +71,14 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
                        what="first polls", proc=collector.proc, log=collector.log)
             for kind in GOE_FAULTS:
                 # twice in a row (the second must not log again); a 429 blocks the charger for
-                # its Retry-After, so the next poll after it is a new episode: once
-                faulty.arm(kind, times=1 if kind.startswith("status_429") else 2, match="/000001/")
+                # its Retry-After, and a 401 is asked again only after 10 s: once
+                once = kind.startswith("status_429") or kind == "expired_auth"
+                faulty.arm(kind, times=1 if once else 2, match="/000001/")
                 wait_until(lambda: faulty.pending == 0, what=f"{kind} served", proc=collector.proc,
                            log=collector.log)
                 # a good answer in between, so every kind starts a new failure episode
                 served = sim.count("000001")
-                wait_until(lambda: sim.count("000001") >= served + 1, timeout=10,
+                wait_until(lambda: sim.count("000001") >= served + 1, timeout=20,
                            what=f"a good poll after {kind}", proc=collector.proc, log=collector.log)
             # 429 without Retry-After on the second charger: it waits, the first goes on
             faulty.arm("status_429", times=1, match="/000002/")
@@ -108,7 +116,7 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
         if counter:
             # a reset on a kept-alive connection is retried once by the transport, as
             # browsers do: two armed resets may make one failed poll
-            counts[counter] += 1 if kind.startswith("status_429") or kind == "reset" else 2
+            counts[counter] += 1 if kind.startswith("status_429") or kind in ("reset", "expired_auth") else 2
     counts["errors_rate_limited"] += 1
     for counter, minimum in counts.items():
         # a payload fault may be counted per field as well as per response
@@ -131,3 +139,31 @@ def test_goe_faults_are_logged_counted_and_never_stored(tmp_path):
             assert fields["car_state"] == truth["car"]
         # a number where a string was expected is kept as its text (the schema's string rule)
         assert fields.get("firmware_version", charger.firmware) in (charger.firmware, "12345")
+
+
+def test_an_ovms_poll_the_limiter_refuses_in_an_outage_is_not_a_recovery(tmp_path, caplog):
+    # The OVMS server fails every status request. A run the limiter refuses (a second run
+    # within its 10 s floor) sends nothing: it must not log "recovered", or the next
+    # failure is logged again as a new one, over and over.
+    faulty = FaultySim(make_sim())
+    faulty.arm("status_503", times=1000, match="/api/status/")
+    ctx = make_context(tmp_path / "s.db", mock_transport(faulty))
+    source = ovms.build(make_config(vehicles=["DEMO1"], streams=["status"], history=False), ctx)
+    job = source.jobs()[0]
+
+    async def outage() -> None:
+        runner = JobRunner(ctx.health)
+        with freeze_time("2026-11-20 12:00:00") as frozen:
+            for _ in range(6):
+                await runner.run(job)          # fails (503)
+                frozen.tick(2)
+                await runner.run(job)          # refused by the limiter: skipped
+                frozen.tick(10)
+        await source.close()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(outage())
+    assert ctx.health.get("ovms", "errors_transient") == 6
+    assert ctx.health.get("ovms", "polls_skipped") == 6
+    assert "recovered" not in caplog.text
+    assert len([r for r in caplog.records if "HTTP 503" in r.getMessage()]) == 1

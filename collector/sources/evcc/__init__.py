@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import DEFAULT_HEARTBEAT, Duration, Model, SecretValue
+from collector.config import DEFAULT_HEARTBEAT, Duration, Model, SecretValue, instance_name
 from collector.sources.base import SourceContext
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
@@ -49,7 +49,8 @@ class MqttConfig(Model):
 
 
 class Config(Model):
-    name: str = "evcc"                   # the `site` tag of every point
+    # The `site` tag of every point; each [[sources.evcc]] needs its own.
+    name: str = "evcc"
     url: str | None = None               # e.g. "http://evcc.local:7070"; needed for sessions/tariffs
     username: str | None = None          # HTTP basic auth, when a reverse proxy asks for it
     password: SecretValue | None = None
@@ -72,10 +73,7 @@ class Config(Model):
     @field_validator("name")
     @classmethod
     def _name_plain(cls, value: str) -> str:
-        value = value.strip()
-        if not value or ":" in value:
-            raise ValueError("must be a non-empty name without ':'")
-        return value
+        return instance_name(value)
 
     @field_validator("url")
     @classmethod

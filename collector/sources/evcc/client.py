@@ -47,7 +47,8 @@ class EvccClient:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError) as exc:
             excerpt = response.text[:80].replace("\n", " ")
-            raise SourceError(Action.DROP, f"{what}: not JSON ({exc.__class__.__name__}): {excerpt!r}") from None
+            raise SourceError(Action.DROP, f"{what}: not JSON ({exc.__class__.__name__}): {excerpt!r}",
+                              cause="bad body") from None
 
     async def state(self) -> Any:
         return await self.get_json("/api/state")

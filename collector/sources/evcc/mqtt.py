@@ -11,9 +11,14 @@ topics have been quiet for `settle` seconds (at most `MAX_CYCLE` after that `upd
 retained burst after a (re)connect, whose order the broker does not promise, is handled the
 same way). Then the `/api/state` object is rebuilt from the topic tree and the REST parser runs
 on it, with the last `updated` time as the points' timestamp: one snapshot per evcc cycle, like
-one REST poll (evcc may publish only changed values; the snapshot carries the unchanged ones).
-Only the last snapshot is written when writes fall behind; an identical snapshot re-sent after
-a reconnect is skipped, and would be a no-op in the store anyway.
+one REST poll (values evcc publishes only when they are set, like titles, stay in the snapshot
+from their retained topics). Only the last snapshot is written when writes fall behind; an
+identical snapshot re-sent after a reconnect is skipped, and would be a no-op in the store.
+
+A zero-length retained message deletes its topic. evcc sends them for null values and, at
+start and at shutdown, for every topic under its root (`updated` too): they never begin a cycle
+and are no error. Up to 0.300.6 evcc writes MQTT floats with 5 significant digits; lifetime
+meters (`LIFETIME_METERS`) then come from `/api/state` when a `url` is configured.
 """
 
 from __future__ import annotations
@@ -21,15 +26,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 import threading
 import uuid
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import paho.mqtt.client as mqtt
 
+from collector.http_outcomes import (Action, SourceError, address, connect_failure, os_reason,
+                                     timed_out)
+from collector.log_throttle import LogThrottle
+from collector.points import Point
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, SourceContext
-from collector.sources.evcc.parse import parse_state, state_from_topics
+from collector.sources.evcc.parse import (mqtt_rounds_floats, parse_state, state_from_topics,
+                                          with_meters_from)
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +48,20 @@ NAME = "evcc"
 MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is written in any case
 MAX_TOPICS = 20_000
 CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root must not eat memory
+METER_LOG_EVERY = 600.0
+# A failed REST read of the meters counts as a failed poll of that kind would.
+_FAILURE_COUNTER = {Action.CONFIG: "errors_config", Action.DROP: "errors_payload",
+                    Action.WAIT: "errors_rate_limited"}
 
 
 class EvccMqtt:
+    """`rest_state`, when a `url` is configured, reads `/api/state`: the lifetime meters of
+    an evcc that rounds them over MQTT are taken from there, at most every `meter_interval`."""
+
     def __init__(self, config: Any, ctx: SourceContext, site: str,
                  report: Callable[[CoercionReport, str], None],
-                 heartbeat: float | None = None) -> None:
+                 rest_state: Callable[[], Awaitable[Any]] | None = None,
+                 meter_interval: float = 30.0, heartbeat: float | None = None) -> None:
         self.config = config
         self.ctx = ctx
         self.site = site
@@ -52,17 +71,24 @@ class EvccMqtt:
         self.topics: dict[str, str] = {}
         self.online: bool | None = None
         self.connected = asyncio.Event()
+        self._rest_state = rest_state
+        self.meter_interval = meter_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._emit_handle: asyncio.TimerHandle | None = None
-        self._updated: str | None = None
+        self._updated: str | None = None           # the last non-empty `updated`
+        self._updated_seen = False                 # this evcc publishes `updated`
         self._emitted_updated: str | None = None
         self._cycle_started: float | None = None   # loop time of the cycle's first `updated`
         self._writing: asyncio.Task | None = None
-        self._pending: list | None = None
+        self._pending: tuple[list[Point], int, bool] | None = None   # points, time, coarse
+        self._meters_at: float | None = None       # loop time of the last REST meter read
+        self._rest_version: str | None = None      # evcc's version as REST last said it
         self._dirty = False
         self._overflow_logged = False
         self._no_updated_logged = False
+        self._coarse_logged = False
+        self._meter_warnings = LogThrottle(log, METER_LOG_EVERY)
         self._failures = 0
         self.snapshots_written = 0
 
@@ -78,6 +104,10 @@ class EvccMqtt:
         client.reconnect_delay_set(min_delay=max(1, int(cfg.reconnect_min)),
                                    max_delay=max(1, int(cfg.reconnect_max)))
         return client
+
+    @property
+    def _address(self) -> str:
+        return address(self.config.host, self.config.port)
 
     # -- lifecycle (asyncio thread) -------------------------------------------------------
 
@@ -115,7 +145,7 @@ class EvccMqtt:
         try:
             detail = await asyncio.to_thread(self._probe, CHECK_TIMEOUT)
         except (OSError, ValueError) as exc:
-            return CheckResult(target, False, f"cannot connect: {exc}")
+            return CheckResult(target, False, connect_failure(self._address, os_reason(exc) or str(exc)))
         ok = not detail.startswith(("refused", "no answer"))
         return CheckResult(target, ok, detail)
 
@@ -128,11 +158,15 @@ class EvccMqtt:
             result["rc"] = reason_code
             answered.set()
             if not reason_code.is_failure:
-                c.subscribe(f"{self.root}/updated")
+                c.subscribe([(f"{self.root}/status", 0), (f"{self.root}/updated", 0)])
 
         def on_message(c: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-            result["updated"] = message.payload.decode("utf-8", "replace")
-            updated.set()
+            text = message.payload.decode("utf-8", "replace")
+            if message.topic.endswith("/status"):
+                result["status"] = text.strip()
+            else:
+                result["updated"] = text
+                updated.set()
 
         client.on_connect = on_connect
         client.on_message = on_message
@@ -140,10 +174,14 @@ class EvccMqtt:
         client.loop_start()
         try:
             if not answered.wait(timeout):
-                return f"no answer from the broker within {timeout:g} s"
+                return timed_out(self._address, "read", timeout)
             if result["rc"].is_failure:
                 return f"refused: {result['rc']}"
             if not updated.wait(timeout):
+                if result.get("status") == "offline":
+                    # evcc empties its topics when it stops; its will then says offline
+                    return (f"broker reachable; evcc is offline ({self.root}/status), no "
+                            f"values retained: they come when it runs again")
                 return (f"broker reachable, but no retained {self.root}/updated: "
                         f"does evcc publish under this root (evcc's mqtt.topic)?")
             return f"broker reachable; evcc last published at Unix time {result['updated']}"
@@ -172,7 +210,10 @@ class EvccMqtt:
         self._call(self._connected, True)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._call(self._connect_failed)
+        # paho calls this inside its `except OSError:` around connecting (paho-mqtt 2.x):
+        # that error is the reason, which paho passes on no other way.
+        error = sys.exception()
+        self._call(self._connect_failed, (os_reason(error) or str(error)) if error else "")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:
@@ -198,15 +239,16 @@ class EvccMqtt:
             log.warning("evcc %s: MQTT connection lost (%s); reconnecting with backoff", self.site, reason)
             self.connected.clear()
 
-    def _connect_failed(self) -> None:
+    def _connect_failed(self, reason: str) -> None:
         self._failures += 1
         self.ctx.health.count(NAME, "errors_transient")
         # The first failure in a row is a warning; the retries after it (paho backs off up to
         # reconnect_max) are reminders every 30 failures, so a broker down all night is visible
         # without flooding the log.
         if self._failures == 1 or self._failures % 30 == 0:
-            message = (f"cannot reach MQTT broker {self.config.host}:{self.config.port} "
-                       f"({self._failures} attempts); retrying with backoff")
+            failure = connect_failure(f"MQTT broker {self._address}", reason or "no reason given")
+            attempts = f"{self._failures} attempt{'s' if self._failures > 1 else ''}"
+            message = f"{failure} ({attempts}); retrying with backoff"
             self.ctx.health.error(NAME, message)
             log.warning("evcc %s: %s", self.site, message)
 
@@ -216,16 +258,23 @@ class EvccMqtt:
 
     def _receive(self, topic: str, payload: str) -> None:
         if topic == f"{self.root}/status":
+            if not payload.strip():
+                self.online = None   # the status topic deleted: no statement either way
+                return
             online = payload.strip().lower() == "online"
             if online != self.online:
                 (log.info if online else log.warning)("evcc %s: evcc reports itself %s over MQTT",
-                                                      self.site, payload.strip() or "(empty)")
+                                                      self.site, payload.strip())
             self.online = online
             return
         if topic.endswith("/set"):
             return  # commands to evcc, not state
+        if not payload:
+            self._delete(topic)
+            return
         if topic == f"{self.root}/updated":
             self._updated = payload
+            self._updated_seen = True
             if self._cycle_started is None and self._loop is not None:
                 self._cycle_started = self._loop.time()
             self._settle()
@@ -241,13 +290,23 @@ class EvccMqtt:
             self._dirty = True
         self._settle()
 
+    def _delete(self, topic: str) -> None:
+        """A zero-length retained message: evcc's null, or its cleanup at start and stop."""
+        if topic == f"{self.root}/updated":
+            log.debug("evcc %s: %s emptied (evcc starting or stopping)", self.site, topic)
+            return
+        if self.topics.pop(topic, None) is not None:
+            self._dirty = True
+        if self._cycle_started is not None:
+            self._settle()   # a null within a cycle belongs to it; a cleanup begins none
+
     def _settle(self) -> None:
         """(Re)arm the snapshot timer: `settle` seconds of quiet, capped by MAX_CYCLE."""
         if self._loop is None:
             return
         if self._cycle_started is None:
-            if self._updated is not None:
-                return  # values between cycles (a stray retained delete): wait for `updated`
+            if self._updated_seen:
+                return  # values between cycles (evcc's start-up header): wait for `updated`
             # No `updated` seen at all (a bridge that drops it, an evcc without it): the
             # values themselves begin a cycle, timestamped when it is written.
             self._cycle_started = self._loop.time()
@@ -259,18 +318,15 @@ class EvccMqtt:
     def _time_ns(self) -> int:
         """evcc's `updated` (Unix seconds); the wall clock if there is none or it is unreadable."""
         if self._updated is None:
-            if not self._no_updated_logged:
-                log.info("evcc %s: no %s/updated seen; MQTT points carry the time they are written",
-                         self.site, self.root)
-                self._no_updated_logged = True
             return int(self.ctx.limits.clock() * 1e9)
         try:
-            seconds = float(self._updated or "")
-            if seconds > 0:
-                return int(round(seconds * 1e9))
+            seconds = float(self._updated)
         except ValueError:
-            log.warning("evcc %s: unreadable %s/updated %r; using the wall clock",
-                        self.site, self.root, self._updated)
+            seconds = 0.0   # not a number: warned about below
+        if seconds > 0:
+            return int(round(seconds * 1e9))
+        log.warning("evcc %s: unreadable %s/updated %r; using the wall clock",
+                    self.site, self.root, self._updated)
         return int(self.ctx.limits.clock() * 1e9)
 
     def _emit(self) -> None:
@@ -286,7 +342,8 @@ class EvccMqtt:
         report = CoercionReport()
         try:
             state = state_from_topics(self.topics, self.root)
-            points = parse_state(state, self.site, self._time_ns(), report)
+            time_ns = self._time_ns()
+            points = parse_state(state, self.site, time_ns, report)
         except Exception as exc:  # a parser bug must not kill the subscription
             self.ctx.health.count(NAME, "errors_payload")
             log.error("evcc %s: MQTT snapshot could not be parsed: %s: %s", self.site,
@@ -295,16 +352,66 @@ class EvccMqtt:
         self.report(report, "mqtt state")
         if not points:
             return
-        self._pending = points
+        if self._updated is None and not self._no_updated_logged:
+            log.info("evcc %s: no %s/updated seen; MQTT points carry the time they are written",
+                     self.site, self.root)
+            self._no_updated_logged = True
+        version = state.get("version") if isinstance(state.get("version"), str) else None
+        coarse = mqtt_rounds_floats(version or self._rest_version)
+        if coarse:
+            self._say_coarse(version)
+        self._pending = (points, time_ns, coarse)
         if self._writing is None or self._writing.done():
             self._writing = asyncio.ensure_future(self._write_pending())
 
+    def _say_coarse(self, version: str | None) -> None:
+        if self._coarse_logged:
+            return
+        self._coarse_logged = True
+        which = f"evcc {version}" if version else "evcc (version not published)"
+        if self._rest_state is not None:
+            log.info("evcc %s: %s writes MQTT floats with 5 significant digits; lifetime meters "
+                     "are read over REST instead, at most every %g s", self.site, which,
+                     self.meter_interval)
+        else:
+            log.info("evcc %s: %s writes MQTT floats with 5 significant digits, so lifetime "
+                     "meters (grid, PV, battery, charger energy, odometer) are stored that "
+                     "coarsely; set `url` to read them over REST", self.site, which)
+
+    async def _meters_from_rest(self, points: list[Point], time_ns: int) -> list[Point]:
+        """The snapshot with its lifetime meters from `/api/state` (read now, so they are the
+        same cycle's), or without them when it is not time for a read or the read failed."""
+        assert self._rest_state is not None and self._loop is not None
+        now = self._loop.time()
+        # 0.9: evcc's cycle and ours drift by a little; a read due "now" must not wait a cycle.
+        if self._meters_at is not None and now - self._meters_at < 0.9 * self.meter_interval:
+            return with_meters_from(points, [])
+        self._meters_at = now
+        report = CoercionReport()
+        try:
+            payload = await self._rest_state()
+            rest = parse_state(payload, self.site, time_ns, report)
+        except SourceError as exc:
+            self.ctx.health.count(NAME, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
+            self._meter_warnings.log("rest", logging.WARNING,
+                                     "evcc %s: lifetime meters not read over REST (%s); this "
+                                     "snapshot is written without them", self.site, exc)
+            return with_meters_from(points, [])
+        self.report(report, "state (meters)")
+        rest_version = next((p.fields.get("version") for p in rest
+                             if p.measurement == "evcc_site"), None)
+        self._rest_version = rest_version if isinstance(rest_version, str) else None
+        return with_meters_from(points, rest)
+
     async def _write_pending(self) -> None:
         while self._pending is not None:
-            points, self._pending = self._pending, None
+            (points, time_ns, coarse), self._pending = self._pending, None
             try:
-                await self.ctx.writer.write(points, source=NAME, heartbeat=self.heartbeat)
-                self.snapshots_written += 1
+                if coarse and self._rest_state is not None:
+                    points = await self._meters_from_rest(points, time_ns)
+                if points:
+                    await self.ctx.writer.write(points, source=NAME, heartbeat=self.heartbeat)
+                    self.snapshots_written += 1
             except Exception as exc:  # the store failed; the next snapshot tries again
                 self.ctx.health.count(NAME, "polls_failed")
                 self.ctx.health.error(NAME, f"MQTT snapshot not stored: {exc}")

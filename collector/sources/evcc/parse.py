@@ -21,8 +21,8 @@ from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.schema import CoercionReport, Measurement
 from collector.timestamps import format_rfc3339_ns, parse_rfc3339_ns
-from collector.sources.evcc.schema import (BATTERY, LOADPOINT, PV, SESSION, SITE, STATISTICS,
-                                           TARIFF)
+from collector.sources.evcc.schema import (BATTERY, LIFETIME_METERS, LOADPOINT, PV, SESSION, SITE,
+                                           STATISTICS, TARIFF)
 
 TARIFF_TYPES = ("grid", "feedin", "co2", "planner", "solar")
 # Which field a tariff type's rate value goes into: the unit differs by type.
@@ -77,6 +77,16 @@ def _scaled(value: Any, factor: float, name: str, report: CoercionReport) -> flo
     return round(number * factor, 6) + 0.0
 
 
+def _duration_s(value: Any, name: str, report: CoercionReport) -> float | None:
+    """Seconds of a loadpoint duration. evcc before 0.127 sent durations over REST as Go's
+    JSON does, in nanoseconds; durations are whole seconds, so 10^9 or more is nanoseconds
+    (10^9 seconds would be 31 years)."""
+    seconds = _num(value, name, report)
+    if seconds is not None and abs(seconds) >= 1e9:
+        return round(seconds / 1e9, 3)
+    return seconds
+
+
 def _text(value: Any) -> str | None:
     """A non-empty string for a tag or a string field; numbers (MQTT titles) become text."""
     if value is None or isinstance(value, (dict, list)):
@@ -85,7 +95,9 @@ def _text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
+    # RFID identifiers arrive padded with NUL characters ("#FreeCharging\x00\x00..."),
+    # which are no text and which a string field must not carry.
+    text = str(value).replace("\x00", "").strip()
     return text or None
 
 
@@ -98,6 +110,16 @@ def _phases(value: Any) -> list[Any]:
 
 def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _first(obj: dict, *keys: str) -> Any:
+    """The first of `keys` that is present and not null: one value under the names evcc has
+    given it over the versions, newest first."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def _build(measurement: Measurement, tags: Mapping[str, Any], values: Mapping[str, Any],
@@ -259,15 +281,18 @@ def _loadpoint_point(lp: dict, index: int, site: str, vehicles: Mapping[str, str
         "phases_active": lp.get("phasesActive"),
         "charged_energy_wh": _num(lp.get("chargedEnergy"), "chargedEnergy", report),
         "session_energy_wh": _num(lp.get("sessionEnergy"), "sessionEnergy", report),
-        "charge_duration_s": _num(lp.get("chargeDuration"), "chargeDuration", report),
-        "connected_duration_s": _num(lp.get("connectedDuration"), "connectedDuration", report),
+        "charge_duration_s": _duration_s(lp.get("chargeDuration"), "chargeDuration", report),
+        "connected_duration_s": _duration_s(lp.get("connectedDuration"), "connectedDuration",
+                                            report),
         "charge_total_import_wh": _scaled(lp.get("chargeTotalImport"), 1000, "chargeTotalImport", report),
         "vehicle_name": vehicle_name,
         "vehicle_title": vehicle_title,
         "vehicle_soc_pct": _num(lp.get("vehicleSoc"), "vehicleSoc", report),
         "vehicle_range_km": _num(lp.get("vehicleRange"), "vehicleRange", report),
         "vehicle_odometer_km": _num(lp.get("vehicleOdometer"), "vehicleOdometer", report),
-        "limit_soc_pct": _num(lp.get("effectiveLimitSoc", lp.get("limitSoc")), "limitSoc", report),
+        # `targetSoc` is the same limit before evcc 0.123 renamed it `limitSoc`.
+        "limit_soc_pct": _num(_first(lp, "effectiveLimitSoc", "limitSoc", "targetSoc"), "limitSoc",
+                              report),
         "session_solar_pct": _num(lp.get("sessionSolarPercentage"), "sessionSolarPercentage", report),
         "session_price": _num(lp.get("sessionPrice"), "sessionPrice", report),
         "session_price_per_kwh": _num(lp.get("sessionPricePerKWh"), "sessionPricePerKWh", report),
@@ -348,6 +373,10 @@ def parse_sessions(payload: Any, site: str, since_ns: int | None = None,
             "price": _num(row.get("price"), "price", report),
             "price_per_kwh": _num(row.get("pricePerKWh"), "pricePerKWh", report),
             "co2_g_per_kwh": _num(row.get("co2PerKWh"), "co2PerKWh", report),
+            "reference_price_per_kwh": _num(row.get("referencePricePerKWh"), "referencePricePerKWh",
+                                            report),
+            "reference_co2_g_per_kwh": _num(row.get("referenceCo2PerKWh"), "referenceCo2PerKWh",
+                                            report),
             "identifier": _text(row.get("identifier")),
         }
         _build(SESSION, {"site": site, "loadpoint_title": row.get("loadpoint"),
@@ -408,13 +437,46 @@ def _unflatten(node: dict) -> Any:
         return [_unflatten(children[f"l{n}"]) if f"l{n}" in children else None for n in (1, 2, 3)]
     if numbered and all(k.isdigit() or re.fullmatch(r"l[1-3]", k) for k in children):
         # An array: its count at the topic itself, items at /1..n (3-phase also at /l1..l3).
+        # Without a count evcc has emptied it (a nil slice): the items left are stale.
         try:
-            count = int(float(value)) if value not in (None, "") else max(int(k) for k in numbered)
+            count = int(float(value)) if value not in (None, "") else 0
         except ValueError:
             count = max(int(k) for k in numbered)
+        if count <= 0:
+            return None
         return [_unflatten(children[str(n)]) if str(n) in children else None
                 for n in range(1, count + 1)]
     return {key: _unflatten(child) for key, child in children.items()}
+
+
+def mqtt_rounds_floats(version: str | None) -> bool:
+    """Whether evcc of this version writes MQTT floats with 5 significant digits ("%.5g", up to
+    0.300.6; 0.300.7 changed it to three decimals). An unknown version is taken to."""
+    match = re.match(r"\s*(\d+)\.(\d+)\.(\d+)", version or "")
+    if match is None:
+        return True
+    return tuple(int(n) for n in match.groups()) <= (0, 300, 6)
+
+
+def with_meters_from(points: Iterable[Point], rest_points: Iterable[Point]) -> list[Point]:
+    """MQTT snapshot points with their lifetime meters (`LIFETIME_METERS`) replaced by those of
+    `/api/state` read for the same cycle; without them where REST has none."""
+    rest = {(p.measurement, tuple(sorted(p.tags.items()))): p for p in rest_points}
+    out = []
+    for point in points:
+        meters = LIFETIME_METERS.get(point.measurement, frozenset())
+        fields = {k: v for k, v in point.fields.items() if k not in meters}
+        match = rest.pop((point.measurement, tuple(sorted(point.tags.items()))), None)
+        if match is not None:
+            fields.update((k, v) for k, v in match.fields.items() if k in meters)
+        if fields:
+            out.append(Point(point.measurement, point.tags, fields, point.time_ns))
+    for point in rest.values():   # a device MQTT has no values for (yet): its meters alone
+        only = {k: v for k, v in point.fields.items()
+                if k in LIFETIME_METERS.get(point.measurement, frozenset())}
+        if only:
+            out.append(Point(point.measurement, point.tags, only, point.time_ns))
+    return out
 
 
 def state_from_topics(topics: Mapping[str, str], root: str = "evcc") -> dict:

@@ -6,7 +6,8 @@ from collector.schema import Measurement, Tag, b, f, i, register, s
 
 SOURCE = "evcc"
 
-SITE_TAG = Tag("site", "the evcc instance, as named in the configuration (`name`)")
+SITE_TAG = Tag("site", "the evcc instance, as named in the configuration (`name` of its "
+                        "`[sources.evcc]` or `[[sources.evcc]]` table)")
 LOADPOINT_TITLE_TAG = Tag("loadpoint_title", "the loadpoint's title as set in evcc")
 
 _POLL_TIME = ("poll time of `/api/state` (evcc's state carries no timestamp); over MQTT the "
@@ -107,15 +108,16 @@ LOADPOINT = Measurement(
         i("phases_active", "phases", "phases in use"),
         f("charged_energy_wh", "Wh", "energy charged in this session (`chargedEnergy`)"),
         f("session_energy_wh", "Wh", "energy of the session (`sessionEnergy`)"),
-        f("charge_duration_s", "s", "charging time in this session"),
-        f("connected_duration_s", "s", "time connected in this session"),
+        f("charge_duration_s", "s", "charging time in this session (ns in evcc before 0.127)"),
+        f("connected_duration_s", "s", "time connected in this session (ns in evcc before 0.127)"),
         f("charge_total_import_wh", "Wh", "charger's meter (`chargeTotalImport`, kWh in evcc)"),
         s("vehicle_name", "configured name of the connected vehicle"),
         s("vehicle_title", "title of the connected vehicle"),
         f("vehicle_soc_pct", "%", "vehicle state of charge"),
         f("vehicle_range_km", "km", "vehicle range"),
         f("vehicle_odometer_km", "km", "vehicle odometer"),
-        f("limit_soc_pct", "%", "effective SoC limit"),
+        f("limit_soc_pct", "%", "effective SoC limit (`effectiveLimitSoc`, `limitSoc`; "
+                                "`targetSoc` before evcc 0.123)"),
         f("session_solar_pct", "%", "solar share of this session"),
         f("session_price", "currency", "cost of this session so far"),
         f("session_price_per_kwh", "currency/kWh", "average price of this session"),
@@ -163,6 +165,12 @@ SESSION = Measurement(
         f("price", "currency", "cost of the session"),
         f("price_per_kwh", "currency/kWh", "average price"),
         f("co2_g_per_kwh", "g/kWh", "average CO2 intensity"),
+        f("reference_price_per_kwh", "currency/kWh",
+          "grid price forecast for the 24 h from the session's start, averaged "
+          "(`referencePricePerKWh`, evcc 0.304+): a baseline to measure savings against"),
+        f("reference_co2_g_per_kwh", "g/kWh",
+          "grid CO2 forecast for the 24 h from the session's start, averaged "
+          "(`referenceCo2PerKWh`, evcc 0.304+)"),
         s("identifier", "charging identifier (RFID etc.), when evcc has one"),
     ),
 )
@@ -183,4 +191,15 @@ TARIFF = Measurement(
 )
 
 MEASUREMENTS = (SITE, PV, BATTERY, LOADPOINT, STATISTICS, SESSION, TARIFF)
+
+# Counters that only grow, by measurement. Over MQTT, evcc up to 0.300.6 writes floats with 5
+# significant digits: a grid meter at 12,038.94 kWh arrives as "12039" and steps by whole kWh
+# (10 kWh from 100,000 kWh on), so these are read over REST when a `url` is configured.
+LIFETIME_METERS: dict[str, frozenset[str]] = {
+    SITE.name: frozenset({"pv_energy_wh", "grid_energy_wh", "battery_energy_wh"}),
+    PV.name: frozenset({"energy_wh"}),
+    BATTERY.name: frozenset({"energy_wh"}),
+    LOADPOINT.name: frozenset({"charge_total_import_wh", "vehicle_odometer_km"}),
+    STATISTICS.name: frozenset({"charged_energy_wh"}),
+}
 register(*MEASUREMENTS)

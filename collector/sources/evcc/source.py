@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from collector.http_outcomes import Action, SourceError
-from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.points import Point
+from collector.poll import IntervalGate, Outcome, Parsed, PollStep
 from collector.schema import CoercionReport
-from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
+from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
                                      MIN_TARIFF_INTERVAL, NAME, Config)
 from collector.sources.evcc.client import EvccClient
@@ -35,23 +35,6 @@ def session_months(since_ns: int, now_ns: int) -> list[tuple[int, int]]:
         months.append((year, month))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
-
-
-class PayloadReporter:
-    """Counts values a parser had to leave out, and says so once per kind in the log."""
-
-    def __init__(self, ctx: SourceContext, site: str) -> None:
-        self.ctx = ctx
-        self.site = site
-        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
-
-    def __call__(self, report: CoercionReport, what: str) -> None:
-        if not report.rejected:
-            return
-        self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
-        for name, reason in report.rejected:
-            self._warnings.log(f"{what}:{name}", logging.WARNING,
-                               "evcc %s %s: value of %s left out: %s", self.site, what, name, reason)
 
 
 @dataclass
@@ -89,38 +72,37 @@ class EvccSource:
         self.ctx = ctx
         self.site = config.name
         self.clock = ctx.limits.clock
-        self.report = PayloadReporter(ctx, self.site)
+        self.problems = ctx.payload_problems(NAME, log)
         self.client = (EvccClient(ctx, config.url, config.username, config.password, config.timeout)
                        if config.url else None)
         self.mqtt = None
         if config.mqtt is not None:
             from collector.sources.evcc.mqtt import EvccMqtt
 
-            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report, config.heartbeat)
+            # With a url, lifetime meters an old evcc rounds over MQTT are read over REST.
+            self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report,
+                                 rest_state=self.client.state if self.client else None,
+                                 meter_interval=config.state_interval, heartbeat=config.heartbeat)
         self.sessions_cursor = f"{NAME}:{self.site}:sessions"
         self.sessions_written = WrittenPoints()
+        self._sessions_since: int | None = None
         self.rates_written: dict[str, WrittenPoints] = {}
         self.tariff_types = tuple(dict.fromkeys(config.tariffs))
-        intervals = ctx.limits.intervals
         # The config's floors, enforced whatever the schedule does (coalesced runs, a manual
-        # trigger): at most one request per stream per half floor, so that scheduler jitter at
-        # the smallest allowed interval is not refused.
-        intervals.set_interval(self._limit_key("state"), MIN_STATE_INTERVAL / 2)
-        intervals.set_interval(self._limit_key("sessions"), MIN_SESSIONS_INTERVAL / 2)
-        for tariff in self.tariff_types:
-            intervals.set_interval(self._limit_key(f"tariff-{tariff}"), MIN_TARIFF_INTERVAL / 2)
+        # trigger): at most one request per stream per half floor.
+        floors = {"state": MIN_STATE_INTERVAL, "sessions": MIN_SESSIONS_INTERVAL}
+        floors.update({f"tariff-{tariff}": MIN_TARIFF_INTERVAL for tariff in self.tariff_types})
+        self.steps: dict[str, PollStep] = {
+            stream: ctx.poll_step(NAME, f"evcc {self.site} {stream.replace('-', ' ')}", self.problems,
+                                  IntervalGate(ctx.limits, f"{NAME}:{self.site}:{stream}", floor / 2))
+            for stream, floor in floors.items()}
 
-    def _limit_key(self, stream: str) -> str:
-        return f"{NAME}:{self.site}:{stream}"
+    def report(self, report: CoercionReport, what: str) -> None:
+        """Values a parser left out, counted and logged like a poll's (the MQTT path, backfill)."""
+        self.problems.report(f"evcc {self.site} {what}", Parsed(rejected=report.rejected))
 
     def _now_ns(self) -> int:
         return int(self.clock() * 1e9)
-
-    def _granted(self, stream: str) -> bool:
-        if self.ctx.limits.intervals.try_acquire(self._limit_key(stream)) > 0:
-            self.ctx.health.count(NAME, "polls_skipped")
-            return False
-        return True
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -140,20 +122,18 @@ class EvccSource:
                             lambda t=tariff: self.poll_tariff(t), NAME, self.site))
         return jobs
 
-    async def poll_state(self) -> Skipped | None:
-        if not self._granted("state"):
-            return SKIPPED
+    async def poll_state(self) -> Outcome:
         assert self.client is not None
-        payload = await self.client.state()
+        return await self.steps["state"].run(self.client.state, self._parse_state)
+
+    def _parse_state(self, payload: Any) -> Parsed:
         # /api/state carries no timestamp: the poll time is the best we have.
         report = CoercionReport()
         points = parse_state(payload, self.site, self._now_ns(), report)
-        self.report(report, "state")
-        if not points:
-            raise SourceError(Action.NO_DATA, "evcc state had no usable value")
-        await self.ctx.writer.write(points, source=NAME, heartbeat=self.config.heartbeat)
+        return Parsed(points, rejected=report.rejected, nothing="evcc state had no usable value",
+                      heartbeat=self.config.heartbeat)
 
-    async def sync_sessions(self) -> Skipped | None:
+    async def sync_sessions(self) -> Outcome:
         """Write finished sessions; after the first sync only the recent window is asked for.
 
         The cursor is the `created` of the newest finished session, or of the oldest running
@@ -161,49 +141,54 @@ class EvccSource:
         for the months from cursor - `session_lookback` to now and rewrites what falls in that
         window: unchanged sessions are no-ops in the store, corrected ones overwrite their point.
         """
-        if not self._granted("sessions"):
-            return SKIPPED
+        return await self.steps["sessions"].run(self._fetch_sessions, self._parse_sessions,
+                                                self._sessions_committed)
+
+    async def _fetch_sessions(self) -> tuple[list, int | None, int | None]:
+        """(rows, since, watermark): every row of the months the window touches."""
         assert self.client is not None
         stored = self.ctx.store.cursor(self.sessions_cursor)
         watermark = parse_time_ns(stored) if stored else None
         if stored and watermark is None:
             log.warning("evcc %s: unreadable sessions cursor %r; syncing every session again",
                         self.site, stored)
-        report = CoercionReport()
         if watermark is None:
-            since = None
-            rows = unwrap(await self.client.sessions(), "/api/sessions")
-        else:
-            since = watermark - int(self.config.session_lookback * 1e9)
-            rows = []
-            seen: set[Any] = set()
-            for year, month in session_months(since, self._now_ns()):
-                page = unwrap(await self.client.sessions(year, month), "/api/sessions")
-                if page is None:
-                    continue  # evcc answers null for a month without sessions
-                if not isinstance(page, list):
-                    raise SourceError(Action.DROP, f"/api/sessions?year={year}&month={month}: "
-                                                   f"expected a JSON array, got {type(page).__name__}")
-                for row in page:
-                    # An evcc that ignores the month filter sends everything every time.
-                    key = (row.get("id"), row.get("created")) if isinstance(row, dict) else id(row)
-                    if key not in seen:
-                        seen.add(key)
-                        rows.append(row)
+            return unwrap(await self.client.sessions(), "/api/sessions"), None, None
+        since = watermark - int(self.config.session_lookback * 1e9)
+        rows: list = []
+        seen: set[Any] = set()
+        for year, month in session_months(since, self._now_ns()):
+            page = unwrap(await self.client.sessions(year, month), "/api/sessions")
+            if page is None:
+                continue  # evcc answers null for a month without sessions
+            if not isinstance(page, list):
+                raise SourceError(Action.DROP, f"/api/sessions?year={year}&month={month}: "
+                                               f"expected a JSON array, got {type(page).__name__}",
+                                  cause="bad body")
+            for row in page:
+                # An evcc that ignores the month filter sends everything every time.
+                key = (row.get("id"), row.get("created")) if isinstance(row, dict) else id(row)
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(row)
+        return rows, since, watermark
+
+    def _parse_sessions(self, fetched: tuple[Any, int | None, int | None]) -> Parsed:
+        rows, since, watermark = fetched
+        report = CoercionReport()
         result = parse_sessions(rows, self.site, since, report)
-        self.report(report, "sessions")
         new_mark = result.watermark_ns()
         cursors = {}
         if new_mark is not None and new_mark != watermark:
             cursors[self.sessions_cursor] = format_time_ns(new_mark)
-        points = self.sessions_written.changed(result.points)
-        if not points and not cursors:
-            raise SourceError(Action.NO_DATA, f"no new or changed finished sessions "
-                                              f"({result.running} running)")
-        await self.ctx.writer.write(points, cursors=cursors, source=NAME)
-        self.sessions_written.remember(points, since)
-        log.debug("evcc %s: %d sessions new or changed, %d running, cursor %s", self.site,
-                  len(points), result.running, cursors.get(self.sessions_cursor, stored))
+        self._sessions_since = since
+        return Parsed(self.sessions_written.changed(result.points), cursors, report.rejected,
+                      nothing=f"no new or changed finished sessions ({result.running} running)")
+
+    def _sessions_committed(self, parsed: Parsed) -> None:
+        self.sessions_written.remember(parsed.points, self._sessions_since)
+        log.debug("evcc %s: %d sessions new or changed, cursor %s", self.site, len(parsed.points),
+                  parsed.cursors.get(self.sessions_cursor, "unchanged"))
 
     async def backfill(self, since: datetime | None = None, progress: Any = None,
                        reread: bool = False) -> "BackfillResult":
@@ -231,23 +216,23 @@ class EvccSource:
             progress.advance(count, f"{len(result.points)} finished sessions")
         return BackfillResult(records=count, points=len(result.points))
 
-    async def poll_tariff(self, tariff_type: str) -> Skipped | None:
-        if not self._granted(f"tariff-{tariff_type}"):
-            return SKIPPED
+    async def poll_tariff(self, tariff_type: str) -> Outcome:
         assert self.client is not None
-        payload = await self.client.tariff(tariff_type)
-        report = CoercionReport()
-        points = parse_tariff(payload, self.site, tariff_type, report)
-        self.report(report, f"tariff {tariff_type}")
-        if not points:
-            raise SourceError(Action.NO_DATA, f"tariff {tariff_type}: no rates")
+        client = self.client
         written = self.rates_written.setdefault(tariff_type, WrittenPoints())
-        changed = written.changed(points)
-        if not changed:
-            raise SourceError(Action.NO_DATA, f"tariff {tariff_type}: forecast unchanged")
-        await self.ctx.writer.write(changed, source=NAME)
-        # Rates that have begun are not revised any more; keep the memory to the forecast.
-        written.remember(changed, self._now_ns() - 86400 * 1_000_000_000)
+
+        def parse(payload: Any) -> Parsed:
+            report = CoercionReport()
+            points = parse_tariff(payload, self.site, tariff_type, report)
+            return Parsed(written.changed(points), rejected=report.rejected,
+                          nothing=f"tariff {tariff_type}: " + ("forecast unchanged" if points else "no rates"))
+
+        def committed(parsed: Parsed) -> None:
+            # Rates that have begun are not revised any more; keep the memory to the forecast.
+            written.remember(parsed.points, self._now_ns() - 86400 * 1_000_000_000)
+
+        return await self.steps[f"tariff-{tariff_type}"].run(lambda: client.tariff(tariff_type),
+                                                             parse, committed)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

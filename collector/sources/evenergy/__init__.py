@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from collector.config import Duration, Model, SecretValue
+from collector.config import Duration, Model, SecretValue, instance_name
 from collector.schema import register
 from collector.sources.base import SourceContext
 from collector.sources.evenergy.parse import COMMAND, MEASUREMENTS, NAME, STATUS
@@ -25,6 +25,9 @@ _EVSE_ID = re.compile(r"^evse[0-9A-Za-z]{26}$")
 class Config(Model):
     """`[sources.evenergy]`: one OAuth application (client) acting for one ev.energy user."""
 
+    # Names this client in logs and jobs; each [[sources.evenergy]] needs its own. Points are
+    # tagged by `evse`, an id ev.energy gives each EVSE, unique across clients.
+    name: str = "evenergy"
     client_id: str = Field(min_length=1)
     client_secret: SecretValue
     # The ev.energy user this client acts for: sent as `EvEnergy-User` with every request.
@@ -58,6 +61,11 @@ class Config(Model):
                              f"minutes apart and the whole client shares a quota of about 1000 "
                              f"requests per hour")
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_plain(cls, value: str) -> str:
+        return instance_name(value)
 
     @field_validator("evses")
     @classmethod

@@ -1,9 +1,10 @@
 """ev.energy API v2 over HTTP: OAuth2 client credentials, the quota budget, Link paging.
 
 I/O only: it returns payloads and the next page's URL, and maps every failure to a
-`SourceError`. Every API request first takes a grant from the client's `QuotaBudget` (shared
-by every EVSE and stream of this client) and every response's `x-ratelimit-*` headers are fed
-back to it. Secrets travel only in headers (Basic auth to the token endpoint, Bearer to the
+`SourceError`. Every API request (a retry with a fresh token too) first waits for its stream's
+turn at the client's `FairQuota` (one budget shared by every EVSE and stream of this client),
+and every response's `x-ratelimit-*` headers are fed back to the budget. Secrets travel only
+in headers (Basic auth to the token endpoint, Bearer to the
 API); messages never contain them.
 """
 
@@ -20,21 +21,14 @@ import httpx
 
 from collector.config import Secret
 from collector.http_outcomes import (Action, SourceError, classify_status, error_for_exception,
-                                     parse_retry_after, redact_text, safe_url)
-from collector.limits import Clock, QuotaBudget, wall_clock
+                                     parse_retry_after, redact_text, renewing_once_on_401,
+                                     safe_url)
+from collector.limits import Clock, FairQuota, wall_clock
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "2"
 DEFAULT_RETRY_AFTER = 60.0
-
-
-class BudgetRefused(SourceError):
-    """The quota budget said wait: no request was sent. The caller stops and resumes later."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(Action.WAIT, f"ev.energy quota budget: next request in {wait:.0f} s",
-                         retry_after=wait)
 
 
 @dataclass(frozen=True)
@@ -72,7 +66,7 @@ def _problem_text(response: httpx.Response) -> str:
 
 class EvEnergyClient:
     def __init__(self, http: httpx.AsyncClient, *, base_url: str, token_url: str, client_id: str,
-                 client_secret: Secret, user: str, budget: QuotaBudget,
+                 client_secret: Secret, user: str, quota: FairQuota,
                  clock: Clock = wall_clock) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -80,7 +74,8 @@ class EvEnergyClient:
         self.client_id = client_id
         self._secret = client_secret
         self.user = user
-        self.budget = budget
+        self.quota = quota
+        self.budget = quota.budget
         self.clock = clock
         self._origin = self._origin_of(self.base_url)
         self._token: str | None = None
@@ -122,11 +117,13 @@ class EvEnergyClient:
         if response.status_code in (400, 401, 403):
             raise SourceError(Action.CONFIG, f"{what} refused the client credentials "
                                              f"(HTTP {response.status_code}: {_problem_text(response)}): "
-                                             f"check client_id and client_secret")
+                                             f"check client_id and client_secret",
+                              cause=f"token HTTP {response.status_code}")
         if response.status_code >= 400:
             action = classify_status(response.status_code)
             raise SourceError(action, f"{what}: HTTP {response.status_code}: {_problem_text(response)}",
-                              parse_retry_after(response.headers.get("retry-after")))
+                              parse_retry_after(response.headers.get("retry-after")),
+                              cause=f"token HTTP {response.status_code}")
         try:
             body = response.json()
             token = body["access_token"]
@@ -148,14 +145,17 @@ class EvEnergyClient:
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    async def get(self, url: str, params: Mapping[str, str | int] | None = None) -> Page:
-        """One page; a 401 gets one fresh token and one retry, then it is a configuration error."""
+    async def get(self, url: str, params: Mapping[str, str | int] | None = None, *,
+                  stream: str = "other", first: bool = False) -> Page:
+        """One page, at `stream`'s turn of the quota (`first`: it resumes an unfinished run);
+        a 401 gets one fresh token and one retry, then it is a configuration error."""
         what = f"ev.energy GET {urlsplit(url).path}"
-        for attempt in (1, 2):
+        token = ""
+
+        async def send() -> httpx.Response:
+            nonlocal token
             token = await self.token()
-            wait = self.budget.try_acquire()
-            if wait > 0:
-                raise BudgetRefused(wait)
+            await self.quota.turn(stream, first)
             try:
                 response = await self.http.get(url, params=params, headers={
                     "Authorization": f"Bearer {token}",
@@ -167,35 +167,41 @@ class EvEnergyClient:
                 raise error_for_exception(exc, what) from None
             self.budget.observe(_int_header(response.headers, "x-ratelimit-limit"),
                                 _int_header(response.headers, "x-ratelimit-remaining"))
-            status = response.status_code
-            if status == 401 and attempt == 1:
-                log.info("%s: access token refused (%s); fetching a new one", what, _problem_text(response))
-                self.invalidate(token)
-                self._refresh_at = 0.0
-                continue
-            if status == 401:
-                raise SourceError(Action.CONFIG, f"{what}: HTTP 401 with a fresh token "
-                                                 f"({_problem_text(response)}): check the client "
-                                                 f"credentials and that user {self.user} authorised "
-                                                 f"this application")
-            if status == 429:
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                wait_s = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER
-                self.budget.block_for(wait_s)
-                raise SourceError(Action.WAIT, f"{what}: HTTP 429 ({_problem_text(response)}); "
-                                               f"waiting {wait_s:.0f} s", wait_s)
-            if status >= 400:
-                raise SourceError(classify_status(status),
-                                  f"{what}: HTTP {status}: {_problem_text(response)}",
-                                  parse_retry_after(response.headers.get("retry-after")))
-            if status != 200:
-                raise SourceError(Action.RETRY, f"{what}: unexpected HTTP {status}")
-            try:
-                payload = response.json()
-            except (ValueError, json.JSONDecodeError):
-                raise SourceError(Action.DROP, f"{what}: the answer is not JSON") from None
-            return Page(payload, self._next_url(response, what), response.headers)
-        raise AssertionError("unreachable")
+            return response
+
+        async def renew(response: httpx.Response) -> None:
+            log.info("%s: access token refused (%s); fetching a new one", what, _problem_text(response))
+            self.invalidate(token)
+            self._refresh_at = 0.0
+
+        def refused(response: httpx.Response) -> SourceError:
+            return SourceError(Action.CONFIG, f"{what}: HTTP 401 with a fresh token "
+                                              f"({_problem_text(response)}): check the client "
+                                              f"credentials and that user {self.user} authorised "
+                                              f"this application", cause="HTTP 401")
+
+        response = await renewing_once_on_401(send, renew, refused)
+        status = response.status_code
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            wait_s = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER
+            self.budget.block_for(wait_s)
+            raise SourceError(Action.WAIT, f"{what}: HTTP 429 ({_problem_text(response)})",
+                              wait_s, cause="HTTP 429")
+        if status >= 400:
+            raise SourceError(classify_status(status),
+                              f"{what}: HTTP {status}: {_problem_text(response)}",
+                              parse_retry_after(response.headers.get("retry-after")),
+                              cause=f"HTTP {status}")
+        if status != 200:
+            raise SourceError(Action.RETRY, f"{what}: unexpected HTTP {status}",
+                              cause=f"HTTP {status}")
+        try:
+            payload = response.json()
+        except (ValueError, json.JSONDecodeError):
+            raise SourceError(Action.DROP, f"{what}: the answer is not JSON",
+                              cause="bad body") from None
+        return Page(payload, self._next_url(response, what), response.headers)
 
     def _next_url(self, response: httpx.Response, what: str) -> str | None:
         if "link" not in response.headers:

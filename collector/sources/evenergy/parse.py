@@ -24,7 +24,9 @@ from collector.schema import CoercionReport, Measurement, Tag, b, f, s
 
 NAME = "evenergy"
 
-EVSE_TAG = Tag("evse", "ev.energy EVSE id (`evse` and 26 characters)")
+EVSE_TAG = Tag("evse", "ev.energy EVSE id (`evse` and 26 characters); ev.energy gives each EVSE "
+                         "one id whichever client reads it, so it also keeps the points of several "
+                         "`[[sources.evenergy]]` instances apart (no instance tag)")
 
 STATUS = Measurement(
     name="evenergy_status",

@@ -14,6 +14,10 @@ in the store, both written in the same transaction as the points they cover:
 
 So the watermark never passes data that is not durable, and a backfill larger than one run's
 share of the quota still progresses page by page instead of starting over every run.
+
+Every page is one poll step (`collector/poll.py`) whose request waits for its stream's turn at
+the client's fair quota (`FairQuota`): when the streams want more than the quota gives, each
+stream's interval stretches alike, and a run that resumes a stored pending range goes first.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from typing import Any, Callable, Sequence
 
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
-from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
+from collector.poll import Outcome, Parsed
 from collector.schema import CoercionReport
-from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
-from collector.sources.evenergy.client import BudgetRefused, EvEnergyClient
+from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.evenergy.client import EvEnergyClient, Page
 from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,
                                               parse_evses, parse_status_logs, parse_time_ns)
 
@@ -52,38 +56,66 @@ STREAMS = (STATUS_LOGS, COMMAND_LOGS)
 
 
 @dataclass
+class _Range:
+    """What is left of a stream's range to page through (ns): newest first, down to `gte`."""
+
+    gte: int
+    lte: int | None = None          # below the oldest log committed so far
+    hi: int | None = None           # the newest log of the range: the watermark once done
+    resumed: bool = False           # a pending range is stored (cleared when done)
+
+    def params(self, time_key: str, page_size: int) -> dict[str, str | int]:
+        params: dict[str, str | int] = {"page_size": page_size,
+                                        f"{time_key}__gte": format_time(self.gte)}
+        if self.lte is not None:
+            params[f"{time_key}__lte"] = format_time(self.lte, round_up=True)
+        return params
+
+
+@dataclass
 class SyncResult:
     pages: int = 0
     points: int = 0
     complete: bool = False          # the range down to the old watermark was fetched
-    stopped_by: str = ""            # "quota" or "page limit" when it was not
+    stopped_by: str = ""            # "page limit" when it was not
+
+
+# The share of the usable quota the advice plans with: the rest is for requests a poll needs
+# beyond one (a second page, a retry with a fresh token) and for streams due at the same
+# moment, which the budget's small burst cannot all serve at once and so queue.
+PLAN_SHARE = 0.8
 
 
 def quota_plan(evses: int, status_interval: float, command_interval: float, limit: int,
                reserve: float, discovery_interval: float | None = None) -> str | None:
-    """A warning when the polls cannot fit the usable quota, with intervals that would.
+    """A warning when the polls cannot fit the quota, with intervals that would.
 
     Counts one request per poll (a page of up to 100 logs covers a poll interval unless logs
-    come faster than every few seconds) and one per discovery.
+    come faster than every few seconds) and one per discovery, against the usable quota (the
+    limit less the reserve) times `PLAN_SHARE`. Beyond it the fair queue still serves every
+    stream, each interval stretched alike; the advice says what keeps them on time.
     """
     if evses <= 0:
         return None
     usable = max(1, math.floor(limit * (1.0 - reserve)))
+    plan = usable * PLAN_SHARE
     discovery = 3600.0 / discovery_interval if discovery_interval else 0.0
     needed = evses * (3600.0 / status_interval + 3600.0 / command_interval) + discovery
-    if needed <= usable:
+    if needed <= plan:
         return None
-    room = (usable - discovery) / evses - 3600.0 / command_interval
+    room = (plan - discovery) / evses - 3600.0 / command_interval
     if room > 0:
         fit = f"status_interval >= {math.ceil(3600.0 / room)} s with command_interval unchanged"
     else:
-        factor = needed / usable
-        fit = (f"status_interval >= {math.ceil(status_interval * factor)} s and command_interval "
-               f">= {math.ceil(command_interval * factor)} s")
+        factor = (needed - discovery) / max(1e-9, plan - discovery)
+        fit = (f"status_interval >= {math.ceil(status_interval * factor - 1e-6)} s and command_interval "
+               f">= {math.ceil(command_interval * factor - 1e-6)} s")
     return (f"ev.energy: {evses} EVSEs polled every {status_interval:.0f} s (status) and "
             f"{command_interval:.0f} s (commands) need about {needed:.0f} requests per hour, more "
-            f"than the {usable} usable of the quota of {limit} ({reserve:.0%} kept in reserve); "
-            f"polls will be skipped and data will arrive late. {fit} would fit.")
+            f"than the {plan:.0f} planned for: {usable} usable of the quota of {limit} "
+            f"({reserve:.0%} kept in reserve), less a fifth for extra pages and bursts. Every "
+            f"stream is still served in turn, each interval stretched alike, so data arrives "
+            f"late. {fit} would fit.")
 
 
 class EvEnergySource:
@@ -93,17 +125,25 @@ class EvEnergySource:
         self.config = config
         self.ctx = ctx
         self.clock = clock
-        self.budget = ctx.limits.quota(f"{NAME}:{config.client_id}", config.quota_limit, config.reserve)
+        self.label = f"ev.energy {config.name}"
+        self.fair = ctx.limits.fair_quota(f"{NAME}:{config.client_id}", config.quota_limit,
+                                          config.reserve)
+        self.budget = self.fair.budget
         http = ctx.http_client(timeout=config.timeout)
         self.client = EvEnergyClient(
             http, base_url=config.base_url, token_url=config.resolved_token_url(),
             client_id=config.client_id, client_secret=config.client_secret, user=config.user,
-            budget=self.budget, clock=clock)
+            quota=self.fair, clock=clock)
+        self.problems = ctx.payload_problems(NAME, log)
+        self.fair.register(self._discovery_stream, config.discovery_interval)
         self._discovered: list[str] | None = None
         self._last_discovery = -math.inf
         self._jobbed: set[str] = set()
         self._orphan_runs: dict[tuple[str, str], float] = {}
-        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
+
+    @property
+    def _discovery_stream(self) -> str:
+        return f"{self.config.client_id}:evses"
 
     # -- EVSEs ---------------------------------------------------------------------------
 
@@ -129,7 +169,7 @@ class EvEnergySource:
         ids: list[str] = []
         url, params = self.client.url("evses"), {"page_size": 100}
         while url:
-            page = await self.client.get(url, params)
+            page = await self.client.get(url, params, stream=self._discovery_stream)
             found, skipped = parse_evses(page.payload)
             for reason in skipped:
                 log.warning("ev.energy /evses: %s; skipped", reason)
@@ -165,24 +205,27 @@ class EvEnergySource:
 
     def jobs(self) -> Sequence[Job]:
         jobs = []
+        client = f"{NAME}:{self.config.name}"   # a wrong secret fails all its streams alike
         for evse in self.evse_ids():
             if not self.ctx.owns(evse):
                 continue
             self._jobbed.add(evse)
+            self.fair.register(f"{evse}:{STATUS_LOGS.name}", self.config.status_interval)
+            self.fair.register(f"{evse}:{COMMAND_LOGS.name}", self.config.command_interval)
             jobs.append(Job(f"{NAME}:{evse}:status_logs", self.config.status_interval,
-                            partial(self.run, evse, STATUS_LOGS), NAME, evse))
+                            partial(self.run, evse, STATUS_LOGS), NAME, evse, client))
             jobs.append(Job(f"{NAME}:{evse}:command_logs", self.config.command_interval,
-                            partial(self.run, evse, COMMAND_LOGS), NAME, evse))
+                            partial(self.run, evse, COMMAND_LOGS), NAME, evse, client))
         if not self.config.evses:
             jobs.append(Job(f"{NAME}:{self.config.client_id}:evses", self.config.status_interval,
-                            self.discovery_job, NAME, self.config.client_id))
+                            self.discovery_job, NAME, self.config.client_id, client))
         return jobs
 
-    async def run(self, evse: str, stream: Stream) -> Skipped | None:
+    async def run(self, evse: str, stream: Stream) -> Outcome:
         result = await self.sync(evse, stream)
-        return SKIPPED if result.stopped_by == "quota" and result.pages == 0 else None
+        return Outcome.WRITTEN if result.points else Outcome.NO_DATA
 
-    async def discovery_job(self) -> Skipped | None:
+    async def discovery_job(self) -> Outcome:
         """Rediscover every `discovery_interval`; collect EVSEs that appeared since the start.
 
         Jobs are fixed when the scheduler starts, so an EVSE found later (or every EVSE, when
@@ -191,12 +234,8 @@ class EvEnergySource:
         """
         now = self.clock()
         if now - self._last_discovery >= self.config.discovery_interval:
-            try:
-                await self.discover()
-            except BudgetRefused as exc:
-                self.ctx.health.count(NAME, "polls_skipped")
-                log.debug("ev.energy discovery: %s; next run", exc)
-                return SKIPPED
+            await self.discover()
+        wrote = False
         for evse in self.evse_ids():
             if evse in self._jobbed or not self.ctx.owns(evse):
                 continue
@@ -206,9 +245,9 @@ class EvEnergySource:
                 last = self._orphan_runs.get((evse, stream.name), -math.inf)
                 if now - last >= interval * 0.9:
                     self._orphan_runs[(evse, stream.name)] = now
-                    result = await self.sync(evse, stream)
-                    if result.stopped_by == "quota":
-                        return None
+                    self.fair.register(f"{evse}:{stream.name}", interval)
+                    wrote = bool((await self.sync(evse, stream)).points) or wrote
+        return Outcome.WRITTEN if wrote else Outcome.NO_DATA
 
     async def check(self) -> Sequence[CheckResult]:
         target = f"ev.energy client {self.config.client_id} ({self.config.base_url})"
@@ -221,7 +260,7 @@ class EvEnergySource:
             if self.config.evses:
                 for evse in self.config.evses:
                     try:
-                        await self.client.get(self.client.url(f"evses/{evse}"))
+                        await self.client.get(self.client.url(f"evses/{evse}"), stream="check")
                         results.append(CheckResult(f"ev.energy EVSE {evse}", True, "reachable"))
                     except SourceError as exc:
                         results.append(CheckResult(f"ev.energy EVSE {evse}", False, str(exc)))
@@ -249,57 +288,62 @@ class EvEnergySource:
         store = self.ctx.store
         watermark = parse_time_ns(store.cursor(key))
         pending = self._load_pending(store.cursor(pending_key), pending_key)
-        had_pending = pending is not None
         if pending is not None:
-            gte, lte, hi = pending["gte"], pending["lte"], pending.get("hi")
+            todo = _Range(pending["gte"], pending["lte"], pending.get("hi"), resumed=True)
         else:
             now_ns = int(self.clock() * NS)
-            gte = (watermark - int(cfg.lookback * NS)) if watermark is not None else now_ns - int(cfg.backfill * NS)
-            lte, hi = None, None
-        params: dict[str, str | int] = {"page_size": cfg.page_size, f"{stream.time_key}__gte": format_time(gte)}
-        if lte is not None:
-            params[f"{stream.time_key}__lte"] = format_time(lte, round_up=True)
+            todo = _Range(now_ns - int(cfg.backfill * NS) if watermark is None
+                          else watermark - int(cfg.lookback * NS))
+        # A run that resumes an unfinished range goes first at the quota: its range is half
+        # fetched, and the watermark cannot move until it is done.
+        first = todo.resumed
         url: str | None = self.client.url(f"evses/{evse}/{stream.name}")
+        params: dict[str, str | int] | None = todo.params(stream.time_key, cfg.page_size)
+        step = self.ctx.poll_step(NAME, f"{self.label} {evse} {stream.name}", self.problems)
         result = SyncResult()
         while url is not None:
             if result.pages >= cfg.max_pages_per_run:
                 result.stopped_by = "page limit"
                 log.debug("%s: %d pages this run; the rest next run", key, result.pages)
                 return result
-            try:
-                page = await self.client.get(url, params)
-            except BudgetRefused as exc:
-                self.ctx.health.count(NAME, "polls_skipped")
-                result.stopped_by = "quota"
-                log.debug("%s: %s; resuming next run", key, exc)
-                return result
+            page_url, page_params, resume = url, params, first
+            pages: list[Page] = []
+
+            async def fetch() -> Page:
+                pages.append(await self.client.get(page_url, page_params,
+                                                   stream=f"{evse}:{stream.name}", first=resume))
+                return pages[-1]
+
+            def parse_page(page: Page) -> Parsed:
+                report = CoercionReport()
+                logs = stream.parse(page.payload, evse, report)
+                newest = todo.hi if todo.hi is not None else logs.newest_ns
+                cursors: dict[str, str] = {}
+                if page.next_url is None:
+                    mark = max((t for t in (watermark, newest) if t is not None), default=None)
+                    if mark is not None and mark != watermark:
+                        cursors[key] = format_time(mark)
+                    if todo.resumed:
+                        cursors[pending_key] = ""
+                elif logs.oldest_ns is not None:
+                    # Never raise the bound: a server that ignored __lte must not make us go round.
+                    lte = logs.oldest_ns if todo.lte is None else min(todo.lte, logs.oldest_ns)
+                    cursors[pending_key] = json.dumps({"gte": todo.gte, "lte": lte, "hi": newest})
+                # (a page without one usable time cannot mark progress; its neighbours will)
+                return Parsed(logs.points, cursors, report.rejected, logs.skipped_items,
+                              nothing="no new logs")
+
+            def committed(parsed: Parsed) -> None:
+                result.points += len(parsed.points)
+                if parsed.cursors.get(pending_key):
+                    state = json.loads(parsed.cursors[pending_key])
+                    todo.lte, todo.hi, todo.resumed = state["lte"], state["hi"], True
+
+            await step.run(fetch, parse_page, committed)
+            first = False
             result.pages += 1
-            report = CoercionReport()
-            parsed = stream.parse(page.payload, evse, report)
-            self._account(key, parsed, report)
-            if hi is None and parsed.newest_ns is not None:
-                hi = parsed.newest_ns
-            url, params = page.next_url, None
-            if url is None:
-                cursors = {}
-                new_watermark = max((t for t in (watermark, hi) if t is not None), default=None)
-                if new_watermark is not None and new_watermark != watermark:
-                    cursors[key] = format_time(new_watermark)
-                if had_pending:
-                    cursors[pending_key] = ""
-                await self.ctx.writer.write(parsed.points, cursors=cursors, source=NAME)
-                result.complete = True
-            elif parsed.oldest_ns is not None:
-                # Never raise the bound: a server that ignored __lte must not make us go round.
-                lte = parsed.oldest_ns if lte is None else min(lte, parsed.oldest_ns)
-                state = {"gte": gte, "lte": lte, "hi": hi}
-                await self.ctx.writer.write(parsed.points, cursors={pending_key: json.dumps(state)},
-                                            source=NAME)
-                had_pending = True
-            else:
-                # A page without one usable time cannot mark progress; its neighbours will.
-                await self.ctx.writer.write(parsed.points, source=NAME)
-            result.points += len(parsed.points)
+            url, params = pages[-1].next_url, None
+        result.complete = True
         return result
 
     def _load_pending(self, text: str | None, key: str) -> dict | None:
@@ -313,19 +357,6 @@ class EvEnergySource:
             pass
         log.warning("%s: unreadable pending range %r; starting again from the watermark", key, text[:80])
         return None
-
-    def _account(self, key: str, parsed: ParsedLogs, report: CoercionReport) -> None:
-        bad = len(report.rejected) + len(parsed.skipped_items)
-        if not bad:
-            return
-        self.ctx.health.count(NAME, "errors_payload", bad)
-        first = (parsed.skipped_items[:1] or [f"{f}: {r}" for f, r in report.rejected[:1]])[0]
-        # Once per stream and kind of problem: an integration that always sends one odd value
-        # must not write a warning every poll. The counter keeps counting.
-        kinds = {reason.split(" ", 2)[-1][:40] for reason in parsed.skipped_items[:1]}
-        kinds |= {name for name, _ in report.rejected}
-        self._warnings.log((key, frozenset(kinds)), logging.WARNING,
-                           "%s: %d values or logs left out of a page (first: %s)", key, bad, first)
 
 
 def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:

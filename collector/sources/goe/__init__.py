@@ -15,7 +15,7 @@ from collector.schema import register
 from collector.sources.base import SourceContext
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
 from collector.sources.goe.parse import MEASUREMENTS, STATUS_KEYS
-from collector.sources.goe.source import MIN_INTERVAL, GoeSource
+from collector.sources.goe.source import MIN_INTERVAL, MIN_INTERVAL_V1, GoeSource
 
 NAME = "goe"
 
@@ -91,12 +91,23 @@ class Config(Model):
     timeout: Duration = 5.0
     # Local API (time = poll time): an unchanged status is stored again only this often.
     heartbeat: Duration = Field(default=DEFAULT_HEARTBEAT, ge=0.0)
+    # How often to read each charger's RFID card list (names for the sessions' `card`);
+    # 0 turns it off.
+    cards_interval: Duration = Field(default=3600.0, ge=0.0)
     chargers: list[ChargerConfig] = Field(min_length=1)
 
     @field_validator("interval")
     @classmethod
     def _interval_floor(cls, value: float) -> float:
         return _check_interval(value)  # type: ignore[return-value]
+
+    @field_validator("cards_interval")
+    @classmethod
+    def _cards_interval(cls, value: float) -> float:
+        if 0 < value < 60:
+            raise ValueError("must be 0 (off) or at least 60 s: the card list is configuration, "
+                             "it rarely changes")
+        return value
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -136,6 +147,18 @@ class Config(Model):
             raise ValueError("must not carry the token: set token per charger, it is sent in the "
                              "Authorization header")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _v1_floor(self) -> "Config":
+        for charger in self.chargers:
+            interval = charger.interval or self.interval
+            if charger.api == "local_v1" and interval < MIN_INTERVAL_V1:
+                raise ValueError(
+                    f'charger {charger.serial}: api = "local_v1" is polled at most every '
+                    f"{MIN_INTERVAL_V1:g} s (go-e's API v1 documentation asks for at least "
+                    f"{MIN_INTERVAL_V1:g} s between requests), got {interval:g} s; set "
+                    f'interval = "{MIN_INTERVAL_V1:g}s" or more on this charger')
+        return self
 
     @model_validator(mode="after")
     def _unique_serials(self) -> "Config":

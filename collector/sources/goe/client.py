@@ -46,6 +46,14 @@ class Charger:
         return f"goe charger {self.serial} ({self.api})"
 
 
+class DataOutdated(SourceError):
+    """Cloud 404 "Data is outdated": the charger has not reported within `age`."""
+
+    def __init__(self, message: str, age: float | None) -> None:
+        super().__init__(Action.NO_DATA, message, cause="data outdated")
+        self.age = age      # as the cloud gives it; its unit is not documented
+
+
 @dataclass(frozen=True)
 class StatusResponse:
     payload: Any                    # the decoded JSON (a dict for a usable status)
@@ -67,14 +75,26 @@ class GoeClient:
         self.cloud_url = cloud_url.rstrip("/")
         self.filter = ",".join(filter_keys)
         self.age = age
-        self._cache: dict[Charger, tuple[httpx.URL, dict[str, str]]] = {}
+        self._cache: dict[tuple[Charger, str], tuple[httpx.URL, dict[str, str]]] = {}
 
-    def request_for(self, charger: Charger) -> tuple[str, dict[str, str], dict[str, str]]:
-        """URL, query parameters and headers of a status request (the token only in headers)."""
+    def keys_with(self, *extra: str) -> list[str] | None:
+        """The configured filter plus `extra` keys; None when the filter asks for everything."""
+        if not self.filter:
+            return None
+        keys = self.filter.split(",")
+        return keys + [key for key in extra if key not in keys]
+
+    def request_for(self, charger: Charger, keys: Sequence[str] | None = None
+                    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """URL, query parameters and headers of a status request (the token only in headers).
+
+        `keys`: the status keys to ask for instead of the configured filter.
+        """
         params: dict[str, str] = {}
         headers: dict[str, str] = {}
-        if self.filter and charger.api != "local_v1":   # API v1 has no filter
-            params["filter"] = self.filter
+        wanted = ",".join(keys) if keys is not None else self.filter
+        if wanted and charger.api != "local_v1":   # API v1 has no filter
+            params["filter"] = wanted
         if charger.api == "cloud":
             if "{serial}" in self.cloud_url:
                 url = self.cloud_url.replace("{serial}", charger.serial) + "/api/status"
@@ -93,16 +113,18 @@ class GoeClient:
             headers["Authorization"] = f"Bearer {charger.token.reveal()}"
         return url, params, headers
 
-    def _prepared(self, charger: Charger) -> tuple[httpx.URL, dict[str, str]]:
+    def _prepared(self, charger: Charger, keys: Sequence[str] | None) -> tuple[httpx.URL, dict[str, str]]:
         """The request of a charger, built once: URL parsing is a large part of a poll's CPU."""
-        prepared = self._cache.get(charger)
+        cache_key = (charger, ",".join(keys) if keys is not None else "\0")
+        prepared = self._cache.get(cache_key)
         if prepared is None:
-            url, params, headers = self.request_for(charger)
-            prepared = self._cache[charger] = (httpx.URL(url, params=params), headers)
+            url, params, headers = self.request_for(charger, keys)
+            prepared = self._cache[cache_key] = (httpx.URL(url, params=params), headers)
         return prepared
 
-    async def fetch_status(self, charger: Charger) -> StatusResponse:
-        url, headers = self._prepared(charger)
+    async def fetch_status(self, charger: Charger, keys: Sequence[str] | None = None) -> StatusResponse:
+        """The status object; `keys` asks for those keys instead of the configured filter."""
+        url, headers = self._prepared(charger, keys)
         what = charger.label
         try:
             response = await self.http.get(url, headers=headers)
@@ -135,7 +157,7 @@ class GoeClient:
             kind = response.headers.get("content-type", "no content type")
             excerpt = response.text[:80].strip().replace("\n", " ")
             raise SourceError(Action.DROP, f"{what}: HTTP 200 but the body is not JSON "
-                                           f"({kind}): {excerpt!r}") from None
+                                           f"({kind}): {excerpt!r}", cause="bad body") from None
 
     def _error(self, charger: Charger, response: httpx.Response) -> SourceError:
         status = response.status_code
@@ -143,21 +165,24 @@ class GoeClient:
         if charger.api == "cloud":
             if status == 404:
                 body = self._json_or_none(response)
-                reason = ""
+                reason, age = "", None
                 if isinstance(body, dict):
                     reason = f": {body.get('reason') or 'no reason given'}"
-                    if body.get("age") is not None:
-                        reason += f" (age {body['age']})"
-                return SourceError(Action.NO_DATA, f"{what}: no fresh data (HTTP 404{reason})")
+                    if isinstance(body.get("age"), (int, float)) and not isinstance(body["age"], bool):
+                        age = float(body["age"])
+                        reason += f" (age {age})"
+                return DataOutdated(f"{what}: no fresh data (HTTP 404{reason})", age)
             if status == 403:
                 return SourceError(Action.CONFIG, f"{what}: HTTP 403: the charger is offline, or "
                                                   "its Cloud API is not enabled (app: Internet / "
-                                                  "Advanced settings), or the token is wrong")
+                                                  "Advanced settings), or the token is wrong",
+                                   cause="HTTP 403")
             if status == 401:
                 return SourceError(Action.CONFIG, f"{what}: HTTP 401: the Cloud API token was "
-                                                  "rejected (check the key shown in the app)")
+                                                  "rejected (check the key shown in the app)",
+                                   cause="HTTP 401")
         elif status == 404:
             version = "v1" if charger.api == "local_v1" else "v2"
             return SourceError(Action.CONFIG, f"{what}: HTTP 404: is the local HTTP API "
-                                              f"{version} enabled in the app?")
+                                              f"{version} enabled in the app?", cause="HTTP 404")
         return error_for_response(response, what)

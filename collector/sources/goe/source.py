@@ -1,15 +1,20 @@
-"""The go-eCharger jobs: one status poll per charger, at most one request per second.
+"""The go-eCharger jobs: a status poll per charger, a rare card-list poll, at most one
+request per second per charger.
 
-A poll: limiter -> client (cloud or local) -> parse -> one durable write. The limiter key
-`goe:<serial>` allows one request per second per charger whatever the schedule says; a poll
-the limiter refuses sends nothing (counted as `polls_skipped`), since the charger cannot have
-fresher data. A cloud status whose `last-modified` equals the last one written is not written
-again (counted as `no_data`); its time is kept as a cursor, so a restart does not rewrite it.
+A poll is the poll step (`collector/poll.py`) with the limiter key `goe:<serial>`: one request
+per second per charger (API v1: one per 5 s) whatever the schedule says, counted from the
+moment the previous answer arrived. The charger handled that request before it answered, so
+it never sees two requests closer than the interval; the round trip is the margin (a poll
+starts that much after the previous one's answer, not after its send).
+A poll the limiter refuses waits for its turn when that comes soon, else it is skipped
+(`polls_skipped`). A cloud status whose `last-modified` equals the last one written is not
+written again (`no_data`); its time is kept as a cursor, so a restart does not rewrite it.
+A cloud answering 404 "Data is outdated" (the charger has not reported for a while) is one
+warning per episode, with the data's age, and counted (`data_outdated`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 import time
@@ -20,24 +25,28 @@ import httpx
 
 from collector.aiohttp_transport import FleetTransport, proxy_configured
 from collector.http_outcomes import Action, SourceError
-from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
+from collector.poll import IntervalGate, Outcome, Parsed
 from collector.schema import CoercionReport
-from collector.sources.base import SKIPPED, CheckResult, Job, Skipped, SourceContext
-from collector.sources.goe.client import Charger, GoeClient
-from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
-                                        parse_status_v1)
+from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.goe.client import Charger, DataOutdated, GoeClient, StatusResponse
+from collector.sources.goe.parse import (CARD_KEYS, NAME, nrg_all_zero, parse_cards,
+                                        parse_last_modified, parse_status, parse_status_v1,
+                                        reported_serial)
 
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL = 1.0        # go-e: the charger cannot deliver data faster than once a second
+MIN_INTERVAL_V1 = 5.0     # go-e's API v1 documentation asks for 5 s between local requests
 # A poll the limiter refuses waits for its turn when that comes within this share of its
 # interval, and is skipped only beyond it (the next scheduled run is then closer). Refusals
 # are mostly scheduling noise: each charger's polls must be >= 1 s apart, so one poll that
 # left late (a busy event loop) makes the next on-schedule poll wait a little. Waiting keeps
 # the sample; skipping loses a whole second of the charger's data.
 LIMIT_SLACK_SHARE = 0.75
-WAKE_RETRIES = 3
-TIMER_RESOLUTION = 0.001
+
+
+_OUTCOME_WORD = {Outcome.WRITTEN: "written", Outcome.NO_DATA: "unchanged",
+                 Outcome.SKIPPED: "skipped"}
 
 
 def limiter_key(serial: str) -> str:
@@ -46,6 +55,10 @@ def limiter_key(serial: str) -> str:
 
 def cursor_key(serial: str) -> str:
     return f"{NAME}:{serial}:last_modified"
+
+
+def min_interval(api: str) -> float:
+    return MIN_INTERVAL_V1 if api == "local_v1" else MIN_INTERVAL
 
 
 class StatusPoller:
@@ -58,16 +71,16 @@ class StatusPoller:
         self.client = client
         self.ctx = ctx
         self.interval = interval
-        self.heartbeat = heartbeat   # for statuses stamped with the poll time
-        self.slack = LIMIT_SLACK_SHARE * interval if slack is None else slack
+        self.heartbeat = heartbeat   # write on change, for statuses stamped with the poll time
         self.key = limiter_key(charger.serial)
-        ctx.limits.intervals.set_interval(self.key, MIN_INTERVAL)
+        gate = IntervalGate(ctx.limits, self.key, min_interval(charger.api),
+                            LIMIT_SLACK_SHARE * interval if slack is None else slack)
+        self.step = ctx.poll_step(NAME, charger.label, ctx.payload_problems(NAME, log), gate)
         stored = ctx.store.cursor(cursor_key(charger.serial))
         self.last_time_ns: int | None = int(stored) if stored and stored.isdigit() else None
-        self.last_outcome = "none"   # skipped | written | unchanged, for benchmarks and tests
+        self.last_outcome = "none"   # skipped | written | unchanged | failed, for benchmarks and tests
         self._parse = parse_status_v1 if charger.api == "local_v1" else parse_status
-        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
-        self._blocked_until = 0.0
+        self._outdated = False       # in an episode of 404 "Data is outdated"
 
     @property
     def job_id(self) -> str:
@@ -77,76 +90,104 @@ class StatusPoller:
         return Job(id=self.job_id, interval=self.interval, run=self.run, source=NAME,
                    device=self.charger.serial)
 
-    async def _acquire(self) -> bool:
-        limiter = self.ctx.limits.intervals
-        wait = limiter.try_acquire(self.key)
-        if wait > self.slack:
-            return False
-        for _ in range(WAKE_RETRIES):
-            if wait <= 0:
-                return True
-            # Event-loop timers can fire a little before the limiter's clock says the time is
-            # up: uvloop rounds them to milliseconds, so a wait of 0.3 ms ends at once. One
-            # sleep and one try lost such polls whole (9 % of them at 1,000 chargers); a
-            # millisecond more and a few tries do not.
-            await asyncio.sleep(wait + TIMER_RESOLUTION)
-            wait = limiter.try_acquire(self.key)
-        return wait <= 0
-
-    async def run(self) -> Skipped | None:
-        if time.time() < self._blocked_until or not await self._acquire():
-            self.ctx.health.count(NAME, "polls_skipped")
-            self.last_outcome = "skipped"
-            return SKIPPED
+    async def run(self) -> Outcome:
         self.last_outcome = "failed"
+        outcome = await self.step.run(self.fetch, self.parse, self.committed)
+        self.last_outcome = _OUTCOME_WORD[outcome]
+        return outcome
+
+    async def fetch(self) -> tuple[StatusResponse, int]:
         poll_ns = round(time.time_ns(), -6)  # ms: a poll time is no more precise than that
         try:
-            response = await self.client.fetch_status(self.charger)
-        except SourceError as exc:
-            if exc.action is Action.WAIT:
-                # go-e documents no rate limit, but a proxy in front of it may: honour its
-                # Retry-After (a minute when it gives none), then go on.
-                wait = exc.retry_after if exc.retry_after is not None else 60.0
-                self._blocked_until = time.time() + min(wait, 3600.0)
+            return await self.client.fetch_status(self.charger), poll_ns
+        except DataOutdated as exc:
+            self.ctx.health.count(NAME, "data_outdated")
+            if not self._outdated:
+                self._outdated = True
+                log.warning("%s: the cloud has no fresh status (HTTP 404 \"Data is outdated\", "
+                            "%s): the charger has not reported since; is it online? Nothing is "
+                            "stored until it reports again", self.charger.label, self._age(exc))
             raise
-        serial = self.charger.serial
+
+    def _age(self, exc: DataOutdated) -> str:
+        """How old the data is: from the newest status stored, else as the cloud says it."""
+        parts = []
+        if self.last_time_ns is not None:
+            seconds = time.time() - self.last_time_ns / 1e9
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.last_time_ns / 1e9))
+            parts.append(f"the newest status stored is from {stamp} UTC, {seconds:.0f} s ago")
+        if exc.age is not None:
+            parts.append(f"the cloud gives age {exc.age}")
+        return "; ".join(parts) or "no age given"
+
+    def parse(self, fetched: tuple[StatusResponse, int]) -> Parsed:
+        response, poll_ns = fetched
+        notes: dict[str, str] = {}
         time_ns: int | None = None
         if self.charger.api == "cloud":
             time_ns = parse_last_modified(response.last_modified)
             if time_ns is None:
-                self._warnings.log("last-modified", logging.WARNING,
-                                   "%s: unusable last-modified header %r; using the poll time",
-                                   self.charger.label, (response.last_modified or "")[:60])
+                notes["last-modified"] = (f"unusable last-modified header "
+                                          f"{(response.last_modified or '')[:60]!r}; using the poll time")
             elif time_ns == self.last_time_ns:
-                self.last_outcome = "unchanged"
-                raise SourceError(Action.NO_DATA, f"{self.charger.label}: status unchanged "
-                                                  f"since {response.last_modified}")
+                return Parsed(nothing=f"status unchanged since {response.last_modified}")
         report = CoercionReport()
-        points = self._parse(response.payload, serial, time_ns or poll_ns, report)
-        if report.rejected:
-            self.ctx.health.count(NAME, "errors_payload", len(report.rejected))
-            # One line per response, not one per field: a garbled status rejects dozens.
-            names = sorted(field for field, _ in report.rejected)
-            field, reason = report.rejected[0]
-            self._warnings.log("fields:" + ",".join(names), logging.WARNING,
-                               "%s: %d values left out (%s); first: %s: %s", self.charger.label,
-                               len(names), ", ".join(names[:8]) + (", ..." if len(names) > 8 else ""),
-                               field, reason[:120])
+        points = self._parse(response.payload, self.charger.serial, time_ns or poll_ns, report)
         if nrg_all_zero(response.payload):
-            self._warnings.log("nrg-zero", logging.WARNING,
-                               "%s: nrg reports all zeros (seen on firmware 60.4); stored as sent",
-                               self.charger.label)
+            notes["nrg-zero"] = "nrg reports all zeros (seen on firmware 60.4); stored as sent"
         if not points:
             raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
-                                           "the keys we store")
-        cursors = {cursor_key(serial): str(time_ns)} if time_ns is not None else None
+                                           "the keys we store", cause="bad body")
+        cursors = {cursor_key(self.charger.serial): str(time_ns)} if time_ns is not None else {}
         # A status stamped with the poll time is written on change (with a heartbeat); one
         # stamped by the cloud's last-modified changed, or it would not have come this far.
-        await self.ctx.writer.write(points, cursors=cursors, source=NAME,
-                                    heartbeat=self.heartbeat if time_ns is None else None)
-        if time_ns is not None:
-            self.last_time_ns = time_ns
-        self.last_outcome = "written"
+        return Parsed(points, cursors, report.rejected, notes=notes,
+                      heartbeat=self.heartbeat if time_ns is None else None)
+
+    def committed(self, parsed: Parsed) -> None:
+        key = cursor_key(self.charger.serial)
+        if key in parsed.cursors:
+            self.last_time_ns = int(parsed.cursors[key])
+        if self._outdated:
+            self._outdated = False
+            log.info("%s: the charger reports again", self.charger.label)
+
+
+class CardPoller:
+    """One charger's RFID card list (`goe_card`): names, so a session can say whose card
+    started it. Config data that rarely changes: asked for every `cards_interval` with a
+    filter of the card keys only (the list is large: go-e split it per card in 60.0 to save
+    traffic). It shares the charger's limiter key with the status poll, and waits for its
+    turn (up to `CARD_SLACK` seconds) rather than lose the hour."""
+
+    CARD_SLACK = 10.0
+
+    def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext, interval: float) -> None:
+        self.charger = charger
+        self.client = client
+        self.interval = interval
+        gate = IntervalGate(ctx.limits, limiter_key(charger.serial), min_interval(charger.api),
+                            self.CARD_SLACK)
+        self.step = ctx.poll_step(NAME, f"{charger.label} card list",
+                                  ctx.payload_problems(NAME, log), gate)
+
+    def job(self) -> Job:
+        return Job(id=f"{NAME}:{self.charger.serial}:cards", interval=self.interval, run=self.run,
+                   source=NAME, device=self.charger.serial)
+
+    async def run(self) -> Outcome:
+        return await self.step.run(self.fetch, self.parse)
+
+    async def fetch(self) -> tuple[StatusResponse, int]:
+        return await self.client.fetch_status(self.charger, CARD_KEYS), round(time.time_ns(), -6)
+
+    def parse(self, fetched: tuple[StatusResponse, int]) -> Parsed:
+        response, poll_ns = fetched
+        time_ns = parse_last_modified(response.last_modified) if self.charger.api == "cloud" else None
+        report = CoercionReport()
+        points = parse_cards(response.payload, self.charger.serial, time_ns or poll_ns,
+                             v1=self.charger.api == "local_v1", report=report)
+        return Parsed(points, rejected=report.rejected, nothing="no card in use")
 
 
 def pool_limits(chargers: int, longest_interval: float) -> httpx.Limits:
@@ -182,9 +223,11 @@ class GoeSource:
                          client, ctx, entry.interval or config.interval,
                          heartbeat=config.heartbeat)
             for entry in owned]
+        self.card_pollers = ([CardPoller(poller.charger, client, ctx, config.cards_interval)
+                              for poller in self.pollers] if config.cards_interval else [])
 
     def jobs(self) -> Sequence[Job]:
-        return [poller.job() for poller in self.pollers]
+        return [poller.job() for poller in self.pollers] + [cards.job() for cards in self.card_pollers]
 
     async def start(self) -> None:
         return None
@@ -194,25 +237,26 @@ class GoeSource:
         for poller in self.pollers:
             charger = poller.charger
             await self.ctx.limits.intervals.acquire(poller.key)
+            report = CoercionReport()
             try:
-                response = await poller.client.fetch_status(charger)
+                # The charger's own serial is asked for whatever `filter` says, and the
+                # parser refuses a status that reports another one (every API).
+                response = await poller.client.fetch_status(charger,
+                                                            poller.client.keys_with("sse"))
+                points = poller._parse(response.payload, charger.serial, time.time_ns(), report)
             except SourceError as exc:
                 ok = exc.action is Action.NO_DATA  # reachable and authenticated, just quiet
                 results.append(CheckResult(charger.label, ok, str(exc)))
                 continue
+            finally:
+                self.ctx.limits.intervals.release(poller.key)
             payload = response.payload
-            if not isinstance(payload, dict):
-                results.append(CheckResult(charger.label, False, "status is not a JSON object"))
-                continue
-            report = CoercionReport()
-            points = poller._parse(payload, charger.serial, time.time_ns(), report)
             fields = len(points[0].fields) if points else 0
             detail = f"{fields} fields, firmware {payload.get('fwv', 'unknown')}"
             if charger.api == "cloud":
                 detail += f", last-modified {response.last_modified or 'missing'}"
-            sse = payload.get("sse")
-            if isinstance(sse, str) and sse and sse != charger.serial:
-                detail += f"; WARNING: the charger reports serial {sse}"
+            if reported_serial(payload) is None:
+                detail += "; the charger did not report its serial (sse)"
             if report.rejected:
                 detail += f"; {len(report.rejected)} values unusable"
             results.append(CheckResult(charger.label, bool(points), detail))

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue
+from collector.config import Duration, Model, SecretValue, instance_name
 from collector.schema import register
 from collector.sources.base import SourceContext
 
@@ -24,6 +24,9 @@ Stream = Literal["status", "charge", "location", "tpms"]
 class Config(Model):
     """`[sources.ovms]`."""
 
+    # Names this account in logs and jobs; each [[sources.ovms]] needs its own. Points are
+    # tagged by `vehicle`; two instances may not collect the same vehicle id.
+    name: str = "ovms"
     # Server base URL: the public server answers https on 6869 and http on 6868.
     url: str = "https://api.openvehicles.com:6869"
     username: str = Field(min_length=1)
@@ -56,6 +59,11 @@ class Config(Model):
         if "?" in value or "@" in value.split("//", 1)[1]:
             raise ValueError("must not contain credentials or a query; use username/password")
         return value.rstrip("/")
+
+    @field_validator("name")
+    @classmethod
+    def _name_plain(cls, value: str) -> str:
+        return instance_name(value)
 
     @field_validator("interval")
     @classmethod

@@ -23,7 +23,7 @@ import httpx
 
 from collector.config import Secret
 from collector.http_outcomes import (Action, SourceError, classify_status, describe_exception,
-                                     redact_text, safe_url)
+                                     failure_cause, redact_text, renewing_once_on_401, safe_url)
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,8 @@ class OvmsClient:
         if status == 403:
             return SourceError(Action.CONFIG, f"{what}: HTTP 403{detail} (vehicle not in this "
                                               "account, or the API token lacks the right)")
-        return SourceError(classify_status(status), f"{what}: HTTP {status}{detail}")
+        return SourceError(classify_status(status), f"{what}: HTTP {status}{detail}",
+                           cause=f"HTTP {status}")
 
     async def request(self, method: str, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         """One call with the session cookie; on 401 log in again once and repeat it."""
@@ -179,31 +180,35 @@ class OvmsClient:
         generation = await self._ensure_session()
         if time.monotonic() - self._last_used > SESSION_IDLE:
             generation = await self._ensure_session(generation)   # surely expired: log in now
-        for attempt in (1, 2):
+
+        async def send() -> httpx.Response:
             try:
                 response = await self.http.request(method, path, params=params,
                                                    headers={"Cookie": f"{COOKIE}={self._session}"})
             except httpx.HTTPError as exc:
-                raise SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}") from None
+                raise SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}",
+                                  cause=failure_cause(exc)) from None
             self._last_used = time.monotonic()
-            if response.status_code == 401 and attempt == 1:
-                log.debug("%s: session expired, logging in again", what)
-                generation = await self._ensure_session(generation)
-                continue
-            if response.status_code == 401:
-                raise SourceError(Action.CONFIG, f"{what}: HTTP 401 right after a fresh login")
-            if not 200 <= response.status_code < 300:
-                raise self._error(response, what)
             return response
-        raise AssertionError("unreachable")
+
+        async def renew(_response: httpx.Response) -> None:
+            log.debug("%s: session expired, logging in again", what)
+            await self._ensure_session(generation)
+
+        response = await renewing_once_on_401(send, renew, lambda _: SourceError(
+            Action.CONFIG, f"{what}: HTTP 401 right after a fresh login", cause="HTTP 401"))
+        if not 200 <= response.status_code < 300:
+            raise self._error(response, what)
+        return response
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         response = await self.request("GET", path, params)
         try:
             return json.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SourceError(Action.DROP, f"GET {path}: not JSON ({exc.msg if hasattr(exc, 'msg') else exc}): "
-                                           f"{_excerpt(response)[:80]}") from None
+            reason = exc.msg if hasattr(exc, "msg") else exc
+            raise SourceError(Action.DROP, f"GET {path}: not JSON ({reason}): "
+                                           f"{_excerpt(response)[:80]}", cause="bad body") from None
 
     # -- API -------------------------------------------------------------------------------
 

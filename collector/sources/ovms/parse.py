@@ -40,7 +40,9 @@ MILE_KM = 1.609344
 PSI_KPA = 6.894757293168361
 NS = 1_000_000_000
 
-VEHICLE_TAG = Tag("vehicle", "OVMS vehicle id as registered on the server")
+VEHICLE_TAG = Tag("vehicle", "OVMS vehicle id as registered on the server; the collector refuses "
+                               "a vehicle id that two `[[sources.ovms]]` instances would both collect, "
+                               "so it keeps their points apart (no instance tag)")
 RECORD_TYPE_TAG = Tag("record_type", "historical record type, e.g. `*-LOG-Trip`")
 WHEEL_TAG = Tag("wheel", "wheel name as the module reports it, lower case (fl, fr, rl, rr, ...)")
 
@@ -88,6 +90,16 @@ def _flag(value: Any, _factor: float) -> Any:
     if number is None:
         return value
     return number != 0
+
+
+def _code(value: Any, _factor: float) -> Any:
+    """A numeric code; None (no field) for text, which `_label` keeps instead."""
+    return value if _number(value) is not None else None
+
+
+def _label(value: Any, _factor: float) -> Any:
+    """Text such as "type2"; None (no field) for a number, which `_code` keeps instead."""
+    return value.strip() if isinstance(value, str) and _number(value) is None else None
 
 
 _DIST = _scale(1.0, by_distance=True)          # ranges in km or miles
@@ -139,7 +151,10 @@ S_COLUMNS: tuple[Col, ...] = (
     _c("charge_etr_range", i("charge_etr_range_min", "min", "time until the range limit")),
     _c("charge_etr_soc", i("charge_etr_soc_min", "min", "time until the SOC limit")),
     _c("idealrange_max", f("ideal_range_max_km", "km", "maximum ideal range"), _DIST),
-    _c("chargetype", i("charge_type_id", "code", "plug type id (OpenChargeMap connection type)")),
+    # `chargetype` is a number from v2 firmware (v3 firmware sends "0"), text such as "type2"
+    # from modules that send the v3 metric: each to a field of its own type.
+    _c("chargetype", i("charge_type_id", "code", "plug type id (OpenChargeMap connection type) when sent as a number"), _code),
+    _c("chargetype", s("charge_type", "plug type when sent as text (e.g. type2, ccs, chademo; as in ovms_grid)"), _label),
     _c("chargepower", f("charge_power_w", "W", "charge power output (sent in kW)"), _KILO),
     _c("battvoltage", f("battery_voltage_v", "V", "main battery voltage")),
     _c("soh", f("soh_pct", "%", "battery state of health")),

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from collector.http_outcomes import Action, SourceError
-from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.points import Point
+from collector.poll import IntervalGate, Outcome, Parsed, PollStep, combine
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 
@@ -68,10 +68,11 @@ class OvmsSource:
         http = ctx.http_client(config.url.rstrip("/"), timeout=config.timeout,
                                verify=config.verify_tls)
         self.client = OvmsClient(http, config.username, config.password)
-        self._vehicles: list[str] | None = list(config.vehicles) if config.vehicles else None
+        self._vehicles: list[str] | None = self._claim(config.vehicles) if config.vehicles else None
         self._msgtimes: dict[str, str | None] = {}
         self._units: dict[str, str] = {}
-        self._warnings = LogThrottle(log, PAYLOAD_WARN_EVERY)
+        self.problems = ctx.payload_problems(NAME, log)
+        self._steps: dict[tuple[str, str], PollStep] = {}
 
     # -- vehicles --------------------------------------------------------------------------
 
@@ -82,8 +83,23 @@ class OvmsSource:
             if not found:
                 raise SourceError(Action.CONFIG, "the OVMS account has no vehicles; set `vehicles`")
             log.info("OVMS vehicles found on %s: %s", self.client.server, ", ".join(found))
-            self._vehicles = found
+            self._vehicles = self._claim(found)
         return [v for v in self._vehicles if self.ctx.owns(v)]
+
+    def _claim(self, vehicles: Sequence[str]) -> list[str]:
+        """The vehicles no other OVMS instance collects: points are tagged by vehicle id only,
+        so two instances (two servers) with the same id would write into one series."""
+        owners: dict[str, str] = self.ctx.extra.setdefault("ovms_vehicles", {})  # type: ignore[assignment]
+        mine = []
+        for vehicle in vehicles:
+            owner = owners.setdefault(vehicle, self.config.name)
+            if owner == self.config.name:
+                mine.append(vehicle)
+            else:
+                log.error("OVMS %s: vehicle %s is collected by [[sources.ovms]] %r already; not "
+                          "collected twice (rename the vehicle on one server, or list `vehicles` "
+                          "without it)", self.config.name, vehicle, owner)
+        return mine
 
     async def start(self) -> None:
         if self._vehicles is None:
@@ -101,37 +117,42 @@ class OvmsSource:
         else:
             targets = [None]
         jobs = []
+        account = f"{NAME}:{cfg.name}"   # a wrong password fails every vehicle's streams alike
         for vehicle in targets:
-            device = vehicle or "all"
+            device = vehicle or ("all" if cfg.name == NAME else f"{cfg.name}:all")
             for stream in cfg.streams:
                 jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval, source=NAME,
-                                device=device, run=self._runner(self.poll, stream, vehicle)))
+                                device=device, credentials=account,
+                                run=self._runner(self.poll, stream, vehicle)))
             if cfg.history:
                 jobs.append(Job(id=f"{NAME}:{device}:history", interval=cfg.history_interval,
-                                source=NAME, device=device, run=self._runner(self._history_job, vehicle)))
+                                source=NAME, device=device, credentials=account,
+                                run=self._runner(self._history_job, vehicle)))
         return jobs
 
-    def _runner(self, fn: Callable[..., Awaitable[None]], *args: Any) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            await fn(*args)
+    def _runner(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> Callable[[], Awaitable[Outcome]]:
+        async def run() -> Outcome:
+            return await fn(*args)
         return run
 
-    async def _for_each(self, vehicle: str | None, fn: Callable[[str], Awaitable[None]]) -> None:
+    async def _for_each(self, vehicle: str | None, fn: Callable[[str], Awaitable[Outcome]]) -> Outcome:
         """Run for one vehicle, or for all (a failure of one does not stop the others)."""
         if vehicle is not None:
-            await fn(vehicle)
-            return
+            return await fn(vehicle)
         failures: list[tuple[str, SourceError]] = []
+        outcomes: list[Outcome] = []
         for each in await self.vehicles():
             try:
-                await fn(each)
+                outcomes.append(await fn(each))
             except SourceError as exc:
                 if exc.action is not Action.NO_DATA:
                     failures.append((each, exc))
         if failures:
             # One error for the job (the runner logs it, throttled), naming every vehicle.
-            raise SourceError(failures[0][1].action,
-                              "; ".join(f"vehicle {v}: {exc}" for v, exc in failures))
+            first = failures[0][1]
+            raise SourceError(first.action, "; ".join(f"vehicle {v}: {exc}" for v, exc in failures),
+                              first.retry_after, first.cause)
+        return combine(outcomes)
 
     # -- sampling --------------------------------------------------------------------------
 
@@ -155,72 +176,70 @@ class OvmsSource:
             return stored
         return None
 
-    async def units_of(self, vehicle: str) -> str:
-        return self.known_units(vehicle) or "K"
-
     def _learn_units(self, vehicle: str, payload: Any, cursors: dict[str, str]) -> None:
+        """Note the vehicle's units from an S message in `cursors` (remembered once committed)."""
         units = payload.get("units") if isinstance(payload, dict) else None
         if isinstance(units, str) and units.strip().upper() in ("K", "M"):
             units = units.strip().upper()
             if self._units.get(vehicle) != units:
-                self._units[vehicle] = units
                 cursors[f"{NAME}:{vehicle}:units"] = units
 
-    async def poll(self, stream: str, vehicle: str | None = None) -> None:
-        await self._for_each(vehicle, lambda v: self.sample(v, stream))
+    def units_or_km(self, vehicle: str, learned: dict[str, str]) -> str:
+        """Units just learned from this answer, else known, else km (the module's default)."""
+        return learned.get(f"{NAME}:{vehicle}:units") or self.known_units(vehicle) or "K"
 
-    async def sample(self, vehicle: str, stream: str) -> int:
-        """Fetch one stream of one vehicle and commit what is new; returns points written."""
-        key = f"{NAME}:{vehicle}:{stream}"
-        self.ctx.limits.intervals.set_interval(key, MIN_SAMPLE_INTERVAL)
-        wait = self.ctx.limits.intervals.try_acquire(key)
-        if wait > 0:
-            self.ctx.health.count(NAME, "polls_skipped")
-            return 0
-        if self.config.connect_peer and stream in ("status", "charge"):
-            if await self.client.connect_peer(vehicle):
-                log.info("OVMS %s: connected as a peer (the car now reports more often)", vehicle)
-        cursors: dict[str, str] = {}
-        if stream == "location" and self.known_units(vehicle) is None:
-            # The L message has no units: learn them from the S message first (once per
-            # vehicle; remembered in the store), so a miles car is never stored as km.
-            self._learn_units(vehicle, await self.client.sample("status", vehicle), cursors)
-        payload = await self.client.sample(stream, vehicle)
-        kinds = ("s", "d") if stream in ("status", "charge") else (("l",) if stream == "location" else ("w", "y"))
-        previous = {k: v for k in kinds if (v := self._cursor(self._msgtime_key(vehicle, stream, k)))}
-        if stream in ("status", "charge"):
-            self._learn_units(vehicle, payload, cursors)
-            parsed = parse.parse_status(payload, vehicle, previous, await self.units_of(vehicle))
-        elif stream == "location":
-            parsed = parse.parse_location(payload, vehicle, previous, await self.units_of(vehicle))
-        else:
-            parsed = parse.parse_tpms(payload, vehicle, previous)
-        self._report(f"{stream} {vehicle}", parsed.report, parsed.skipped)
-        for kind, stamp in parsed.msgtimes.items():
-            if previous.get(kind) != stamp:
-                cursors[self._msgtime_key(vehicle, stream, kind)] = stamp
-        if not parsed.points and not cursors:
-            self.ctx.health.count(NAME, "no_data")
-            return 0
-        await self.ctx.writer.write(parsed.points, cursors=cursors, source=NAME)
-        for key, value in cursors.items():
-            if ":msgtime:" in key:
-                self._msgtimes[key] = value
-        if not parsed.points:
-            self.ctx.health.count(NAME, "no_data")
-        return len(parsed.points)
+    async def poll(self, stream: str, vehicle: str | None = None) -> Outcome:
+        return await self._for_each(vehicle, lambda v: self.sample(v, stream))
+
+    def _step(self, vehicle: str, stream: str) -> PollStep:
+        step = self._steps.get((vehicle, stream))
+        if step is None:
+            gate = IntervalGate(self.ctx.limits, f"{NAME}:{vehicle}:{stream}", MIN_SAMPLE_INTERVAL)
+            step = self._steps[(vehicle, stream)] = self.ctx.poll_step(
+                NAME, f"OVMS {stream} {vehicle}", self.problems, gate)
+        return step
+
+    async def sample(self, vehicle: str, stream: str) -> Outcome:
+        """Fetch one stream of one vehicle and commit what is new."""
+        learned: dict[str, str] = {}
+
+        async def fetch() -> Any:
+            if self.config.connect_peer and stream in ("status", "charge"):
+                if await self.client.connect_peer(vehicle):
+                    log.info("OVMS %s: connected as a peer (the car now reports more often)", vehicle)
+            if stream == "location" and self.known_units(vehicle) is None:
+                # The L message has no units: learn them from the S message first (once per
+                # vehicle; remembered in the store), so a miles car is never stored as km.
+                self._learn_units(vehicle, await self.client.sample("status", vehicle), learned)
+            return await self.client.sample(stream, vehicle)
+
+        def parse_sample(payload: Any) -> Parsed:
+            cursors = dict(learned)
+            kinds = ("s", "d") if stream in ("status", "charge") else (("l",) if stream == "location" else ("w", "y"))
+            previous = {k: v for k in kinds if (v := self._cursor(self._msgtime_key(vehicle, stream, k)))}
+            if stream in ("status", "charge"):
+                self._learn_units(vehicle, payload, cursors)
+                parsed = parse.parse_status(payload, vehicle, previous, self.units_or_km(vehicle, cursors))
+            elif stream == "location":
+                parsed = parse.parse_location(payload, vehicle, previous, self.units_or_km(vehicle, cursors))
+            else:
+                parsed = parse.parse_tpms(payload, vehicle, previous)
+            for kind, stamp in parsed.msgtimes.items():
+                if previous.get(kind) != stamp:
+                    cursors[self._msgtime_key(vehicle, stream, kind)] = stamp
+            return Parsed(parsed.points, cursors, parsed.report.rejected, parsed.skipped)
+
+        def committed(parsed: Parsed) -> None:
+            for key, value in parsed.cursors.items():
+                if ":msgtime:" in key:
+                    self._msgtimes[key] = value
+                elif key.endswith(":units"):
+                    self._units[vehicle] = value
+
+        return await self._step(vehicle, stream).run(fetch, parse_sample, committed)
 
     def _report(self, what: str, report: CoercionReport, skipped: Sequence[str]) -> None:
-        problems = len(report.rejected) + len(skipped)
-        if not problems:
-            return
-        self.ctx.health.count(NAME, "errors_payload", problems)
-        details = [f"{name}: {reason}" for name, reason in report.rejected[:3]] + list(skipped[:3])
-        # once per stream and set of fields: a car that always sends one odd value would
-        # otherwise write a warning every poll (the counter keeps counting)
-        kind = (what, frozenset(name for name, _ in report.rejected), bool(skipped))
-        self._warnings.log(kind, logging.WARNING, "OVMS %s: %d value(s) left out: %s", what,
-                           problems, "; ".join(details))
+        self.problems.report(f"OVMS {what}", Parsed(rejected=report.rejected, skipped=skipped))
 
     # -- history ---------------------------------------------------------------------------
 
@@ -228,10 +247,11 @@ class OvmsSource:
         types = self.config.history_types
         return types is None or record_type in types
 
-    async def _history_job(self, vehicle: str | None) -> None:
-        async def one(v: str) -> None:
-            await self.sync_history(v)
-        await self._for_each(vehicle, one)
+    async def _history_job(self, vehicle: str | None) -> Outcome:
+        async def one(v: str) -> Outcome:
+            result = await self.sync_history(v)
+            return Outcome.WRITTEN if result.points else Outcome.NO_DATA
+        return await self._for_each(vehicle, one)
 
     async def sync_history(self, vehicle: str, since: datetime | None = None,
                            progress: Progress | None = None, reread: bool = False,
@@ -272,8 +292,6 @@ class OvmsSource:
             result.points += len(parsed.points)
             covered = parsed.records if expected is None else expected.get(row.record_type, 0)
             progress.advance(covered, f"{vehicle} {row.record_type}")
-        if result.types == 0:
-            self.ctx.health.count(NAME, "no_data")
         return result
 
     async def _commit_history(self, points: list[Point], key: str, old: str | None, new: str | None) -> None:

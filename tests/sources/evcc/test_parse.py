@@ -9,10 +9,11 @@ import pytest
 
 from collector.http_outcomes import Action, SourceError
 from collector.schema import CoercionReport
-from collector.sim.evcc import EvccSim, flatten_topics
+from collector.sim.evcc import EvccSim, float_format, mqtt_messages, parse_version
 from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
                                           parse_tariff, parse_time_ns, state_from_topics)
-from tests.sources.evcc.expected import CASES, POLL_NS, SITE, points_to_json, produce
+from tests.sources.evcc.expected import (CASES, POLL_NS, SITE, assert_same_points,
+                                         points_to_json, produce)
 
 
 def _load(payloads_dir: Path, name: str):
@@ -132,18 +133,58 @@ def test_time_format_round_trips() -> None:
         assert parse_time_ns(format_time_ns(ns)) == ns
 
 
-@pytest.mark.parametrize("version", ["0.130", "0.206", "0.207", "0.301"])
-@pytest.mark.parametrize("phases_as_items", [False, True])
-def test_mqtt_topic_tree_gives_the_rest_points(version: str, phases_as_items: bool) -> None:
+MQTT_VERSIONS = ["0.130", "0.206", "0.207.5", "0.300.6", "0.300.7", "0.300.8", "0.301.2"]
+
+
+@pytest.mark.parametrize("version", MQTT_VERSIONS)
+def test_evcc_topics_give_the_rest_points(version: str) -> None:
     sim = EvccSim(version=version, clock=lambda: 1_763_737_200.0)  # afternoon, a car charging
-    state = sim.state()
-    rest = parse_state(sim._wrap(state), SITE, POLL_NS)
-    topics = flatten_topics(state, "home/evcc", phases_as_items)
-    assert ("home/evcc/loadpoints/1/chargeCurrents/1" in topics) == phases_as_items
+    topics = dict(mqtt_messages(sim._state(), "home/evcc", sim.version))
     assert "home/evcc/loadpoints/1/chargeCurrents/l3" in topics
-    mqtt = parse_state(state_from_topics(topics, "home/evcc"), SITE, POLL_NS)
-    assert points_to_json(mqtt) == points_to_json(rest)
+    assert "home/evcc/loadpoints/1/chargeCurrents/1" not in topics
+    rest = points_to_json(parse_state(sim._wrap(sim.state()), SITE, POLL_NS))
+    mqtt = points_to_json(parse_state(state_from_topics(topics, "home/evcc"), SITE, POLL_NS))
     assert len(rest) >= 8
+    assert_same_points(mqtt, rest, sim.version)
+    site = next(r["fields"] for r in mqtt if r["measurement"] == "evcc_site")
+    rest_site = next(r["fields"] for r in rest if r["measurement"] == "evcc_site")
+    # the grid meter (above 10,000 kWh) loses its last digits up to 0.300.6 only
+    lost = parse_version(version) <= (0, 300, 6)
+    assert (site["grid_energy_wh"] != rest_site["grid_energy_wh"]) == lost
+
+
+@pytest.mark.parametrize("version, text", [
+    ("0.207.5", "1.1823e+06"), ("0.300.6", "1.1823e+06"),     # "%.5g"
+    ("0.300.7", "1182321.351"), ("0.301.2", "1182321.351")])  # "%.3f"
+def test_float_format_by_version(version: str, text: str) -> None:
+    assert float_format(parse_version(version))(1182321.351) == text
+
+
+def test_trailing_zeros_by_version() -> None:
+    assert float_format((0, 300, 6))(230.0) == "230"
+    assert float_format((0, 300, 7))(230.0) == "230.000"     # 0.300.7 printed them all
+    assert float_format((0, 300, 8))(230.0) == "230"
+    assert float_format((0, 300, 8))(0.5) == "0.5"
+
+
+def test_evcc_topic_rules_struct_names_arrays_and_phases() -> None:
+    sim = EvccSim(version="0.207.5", clock=lambda: 1_763_737_200.0)
+    topics = dict(mqtt_messages(sim._state(), "evcc", sim.version))
+    # struct fields under their Go names; zero omitempty fields published empty
+    assert topics["evcc/site/grid/excessDCPower"] == ""
+    assert not any("excessdcpower" in t for t in topics)
+    # a nested []float64 is an array (count and /1..n), a top-level one phases and their sum
+    assert topics["evcc/site/grid/powers"] == "3" and "evcc/site/grid/powers/l1" not in topics
+    phases = [float(topics[f"evcc/loadpoints/1/chargeVoltages/l{n}"]) for n in (1, 2, 3)]
+    assert float(topics["evcc/loadpoints/1/chargeVoltages"]) == pytest.approx(sum(phases))
+    # Go integers stay integers, durations whole seconds; floats "%.5g"
+    assert topics["evcc/loadpoints/1/phasesActive"] == "3"
+    assert topics["evcc/loadpoints/1/minCurrent"] == "6"
+    assert topics["evcc/vehicles/model3/repeatingPlans"] == "0"
+    old = dict(mqtt_messages(EvccSim(version="0.130", clock=lambda: 1_763_737_200.0)._state(),
+                             "evcc", "0.130.9"))
+    # before 0.133 the grid's phases were top-level values of their own
+    assert "evcc/site/gridPowers/l2" in old and "evcc/site/gridPowers/2" not in old
 
 
 def test_mqtt_phase_values_published_as_l1_to_l3_with_their_sum() -> None:
@@ -190,3 +231,46 @@ def test_mqtt_topic_dump_gives_the_rest_points(payloads_dir: Path) -> None:
                 assert got["fields"][name] == pytest.approx(value, rel=1e-9, abs=1e-3), name
             else:
                 assert got["fields"][name] == value, name
+
+
+def _loadpoint_fields(state: dict) -> dict:
+    return next(p for p in parse_state(state, SITE, POLL_NS) if p.measurement == "evcc_loadpoint").fields
+
+
+def test_target_soc_of_old_evcc_is_the_limit(payloads_dir: Path) -> None:
+    # recorded from evcc 0.111.1: the limit was called `targetSoc` before 0.123
+    state = _load(payloads_dir, "state_0111_target_soc.json")
+    assert "limitSoc" not in state["result"]["loadpoints"][0]
+    assert _loadpoint_fields(state)["limit_soc_pct"] == 100.0
+    # the newest name wins; a null one falls through to the next
+    lp = {"title": "Garage", "effectiveLimitSoc": None, "limitSoc": 80, "targetSoc": 100}
+    assert _loadpoint_fields({"loadpoints": [lp]})["limit_soc_pct"] == 80.0
+    lp["effectiveLimitSoc"] = 70
+    assert _loadpoint_fields({"loadpoints": [lp]})["limit_soc_pct"] == 70.0
+
+
+def test_session_identifier_loses_its_nul_padding(payloads_dir: Path) -> None:
+    rows = _load(payloads_dir, "sessions_2026_identifier_nul.json")
+    assert rows[0]["identifier"].endswith("\x00")
+    points = parse_sessions(rows, SITE).points
+    assert {p.fields["identifier"] for p in points} == {"#FreeCharging"}
+
+
+def test_session_reference_price_and_co2(payloads_dir: Path) -> None:
+    rows = _load(payloads_dir, "sessions_0304_reference_constructed.json")
+    points = {p.fields["session_id"]: p.fields for p in parse_sessions(rows, SITE).points}
+    assert points[58]["reference_price_per_kwh"] == pytest.approx(0.2712541666666667)
+    assert points[58]["reference_co2_g_per_kwh"] == pytest.approx(356.0833333333333)
+    # sessions from before evcc 0.304 carry null: no field, no complaint
+    assert "reference_price_per_kwh" not in points[57] and "reference_co2_g_per_kwh" not in points[57]
+
+
+def test_durations_of_evcc_before_0_127_are_nanoseconds(payloads_dir: Path) -> None:
+    # a loadpoint cut from a recorded evcc 0.11x state: 21,690 s of charging, sent in ns
+    lp = _load(payloads_dir, "loadpoint_0114_excerpt.json")
+    assert lp["chargeDuration"] == 21_690_000_000_000
+    fields = _loadpoint_fields({"loadpoints": [lp]})
+    assert fields["charge_duration_s"] == 21690.0 and fields["connected_duration_s"] == 0.0
+    assert fields["limit_soc_pct"] == 100.0 and fields["charged_energy_wh"] == pytest.approx(14923.3446)
+    # seconds, as evcc sends them since 0.127 and over MQTT, stay seconds
+    assert _loadpoint_fields({"loadpoints": [{"chargeDuration": 21690}]})["charge_duration_s"] == 21690.0

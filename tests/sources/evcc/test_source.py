@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from collector.config import ConfigError, parse_config
+from collector.poll import Outcome
 from collector.http_outcomes import Action, SourceError
 from collector.sim.evcc import EvccSim
 from collector.sources.evcc.parse import format_time_ns, parse_time_ns
@@ -206,9 +207,7 @@ def test_an_evcc_that_ignores_the_month_filter_gives_no_duplicates(tmp_path, clo
 def test_no_sessions_is_no_data(tmp_path, clock) -> None:
     sim = EvccSim(clock=clock, start=T0 + 86400)   # history starts tomorrow
     ctx = make_context(tmp_path, clock, sim)
-    with pytest.raises(SourceError) as err:
-        run(make_source(ctx).sync_sessions())
-    assert err.value.action is Action.NO_DATA
+    assert run(make_source(ctx).sync_sessions()) is Outcome.NO_DATA
     assert ctx.store.cursor(CURSOR) is None
 
 
@@ -342,9 +341,7 @@ def test_unchanged_sessions_and_rates_are_not_sent_again(tmp_path, clock) -> Non
     committed = ctx.health.get("evcc", "points")
     clock.advance(60)
     for job in (source.sync_sessions(), source.poll_tariff("grid")):
-        with pytest.raises(SourceError) as err:
-            run(job)
-        assert err.value.action is Action.NO_DATA
+        assert run(job) is Outcome.NO_DATA
     assert ctx.health.get("evcc", "points") == committed
 
 

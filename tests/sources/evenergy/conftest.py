@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,23 +77,34 @@ def make_rig(tmp_path: Path):
         rig.store.close()
 
 
-async def run_schedule(jobs: list[Job], runner: JobRunner, clock, seconds: float) -> int:
-    """Run jobs at their intervals for `seconds` of frozen time, as the scheduler would
-    (without jitter): each job first at once, then every interval. Returns runs made."""
+async def run_schedule(jobs: list[Job], runner: JobRunner, seconds: float,
+                       spread: float = 1.0) -> int:
+    """Run jobs as the scheduler does, for `seconds` of frozen time (under `run_frozen`): each
+    job first at once, then on its grid (a fixed phase per device); runs due while the previous
+    run of the job is still going collapse into one. Returns the runs made."""
     import time
+    from datetime import datetime, timezone
+
+    from collector.schedule import GridTrigger, phase
 
     start = time.time()
-    queue = [(start, n, job) for n, job in enumerate(jobs)]
-    heapq.heapify(queue)
     runs = 0
-    while queue:
-        due, n, job = heapq.heappop(queue)
-        if due > start + seconds:
-            break
-        now = time.time()
-        if due > now:
-            clock.tick(due - now)
-        await runner.run(job)
-        runs += 1
-        heapq.heappush(queue, (due + job.interval, n, job))
+
+    def at(t: float) -> datetime:
+        return datetime.fromtimestamp(t, timezone.utc)
+
+    async def one(job: Job) -> None:
+        nonlocal runs
+        trigger = GridTrigger(job.interval, phase(job.device or job.id, job.interval, spread))
+        due = start
+        while due <= start + seconds:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            await runner.run(job)
+            runs += 1
+            following = trigger.get_next_fire_time(at(due), at(time.time()))
+            while following.timestamp() < time.time():       # coalesce what was missed
+                following = trigger.get_next_fire_time(following, at(time.time()))
+            due = following.timestamp()
+
+    await asyncio.gather(*(one(job) for job in jobs))
     return runs

@@ -49,14 +49,14 @@ def test_the_secret_never_shows_in_the_config_repr():
 
 def test_quota_plan_says_which_interval_would_fit():
     assert quota_plan(20, 300, 900, 1000, 0.1) is None          # 320 requests per hour
-    warning = quota_plan(20, 60, 900, 1000, 0.1)                 # 1280 > 900
-    assert "1280 requests per hour" in warning and "900 usable" in warning
-    assert "status_interval >= 88 s with command_interval unchanged" in warning
-    # 20 x (3600/88 + 4) = 898: rounding up really fits
-    assert quota_plan(20, 88, 900, 1000, 0.1) is None
+    warning = quota_plan(20, 60, 900, 1000, 0.1)                 # 1280 > 720 planned
+    assert "1280 requests per hour" in warning and "720 planned for: 900 usable" in warning
+    assert "status_interval >= 113 s with command_interval unchanged" in warning
+    # 20 x (3600/113 + 4) = 717: rounding up really fits
+    assert quota_plan(20, 113, 900, 1000, 0.1) is None
     both = quota_plan(200, 60, 60, 1000, 0.1)
-    assert "status_interval >= 1600 s and command_interval >= 1600 s" in both
-    assert quota_plan(200, 1600, 1600, 1000, 0.1) is None
+    assert "status_interval >= 2000 s and command_interval >= 2000 s" in both
+    assert quota_plan(200, 2000, 2000, 1000, 0.1) is None
 
 
 def test_building_with_too_many_evses_for_the_quota_logs_a_warning(tmp_path, caplog):

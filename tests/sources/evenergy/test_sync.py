@@ -12,12 +12,13 @@ import pytest
 from freezegun import freeze_time
 
 from collector.http_outcomes import Action, SourceError
-from collector.limits import QuotaBudget
+from collector.limits import Limits
 from collector.sim.evenergy import EvEnergySim
 from collector.sources.evenergy.client import EvEnergyClient
 from collector.config import Secret
 from collector.sources.evenergy.parse import parse_time_ns
 from collector.sources.evenergy.source import COMMAND_LOGS, STATUS_LOGS
+from tests.virtual_time import run_frozen
 
 START = "2024-05-01 12:00:00"
 DAY = 86400.0
@@ -66,29 +67,47 @@ def test_the_next_sync_asks_only_for_what_is_new(make_rig):
         assert set(rig.stored("evenergy_status", evse)) == truth_times(sim, evse, time.time() - 1800 - DAY)
 
 
-def test_a_stream_stopped_by_the_quota_resumes_from_its_pending_range(make_rig):
-    # A budget of 100/hour allows a burst of 4 pages; the backfill needs ~30. Each run commits
-    # what it fetched with the range still to do; later runs finish it without loss or duplicates.
+def test_a_backfill_larger_than_the_quota_waits_its_turns_page_by_page(make_rig):
+    # A budget of 100/hour (90 usable) allows a burst of 4 pages; the backfill needs ~30. The
+    # run does not give up at the quota: each page waits for its turn, none is refused by the
+    # server, and every log of the day arrives.
     with freeze_time(START) as clock:
         sim = EvEnergySim(evses=1, quota=100)
         rig = make_rig(sim, page_size=10, backfill="1d", quota_limit=100, max_pages_per_run=1000)
         evse = sim.evses[0].id
-        first = asyncio.run(rig.source.sync(evse, STATUS_LOGS))
-        assert not first.complete and first.stopped_by == "quota" and first.pages == 4
+        start = time.time()
+        result = run_frozen(rig.source.sync(evse, STATUS_LOGS), clock)
+        assert result.complete and result.pages > 25
+        # past the burst of 4, a page every 40 s (3600 / 90)
+        assert (result.pages - 5) * 40 <= time.time() - start <= result.pages * 40
+        # (what was logged while the run waited is the next run's)
+        truth = {t for t in truth_times(sim, evse, start - DAY) if t <= start * 1e9}
+        assert truth <= set(rig.stored("evenergy_status", evse)) <= truth_times(sim, evse, start - DAY)
+        assert sim.stats["429"] == 0
+
+
+def test_an_interrupted_page_run_resumes_from_its_pending_range(make_rig):
+    # A run stopped after 4 pages (the page limit here; a stop or a crash the same) commits
+    # what it fetched with the range still to do; the next run finishes that range first,
+    # without loss or duplicates, and only then moves the watermark.
+    with freeze_time(START) as clock:
+        sim = EvEnergySim(evses=1)
+        rig = make_rig(sim, page_size=10, backfill="1d", max_pages_per_run=4)
+        evse = sim.evses[0].id
+        first = run_frozen(rig.source.sync(evse, STATUS_LOGS), clock)
+        assert not first.complete and first.stopped_by == "page limit" and first.pages == 4
         pending = json.loads(rig.store.cursor(f"evenergy:{evse}:status_logs:pending"))
         assert rig.store.cursor(f"evenergy:{evse}:status_logs") is None   # watermark not moved
-        assert rig.health.get("evenergy", "polls_skipped") == 1
-        stored_after_first = set(rig.stored("evenergy_status", evse))
-        assert min(stored_after_first) == pending["lte"]
+        assert min(rig.stored("evenergy_status", evse)) == pending["lte"]
         runs = 1
-        while not asyncio.run(rig.source.sync(evse, STATUS_LOGS)).complete:
+        while not run_frozen(rig.source.sync(evse, STATUS_LOGS), clock).complete:
             runs += 1
             clock.tick(120)
         # The range of the first run, [gte, hi], is complete; what came since, the next run gets.
         expected = truth_times(sim, evse, pending["gte"] / 1e9)
         assert {t for t in expected if t <= pending["hi"]} <= set(rig.stored("evenergy_status", evse))
         clock.tick(600)
-        assert asyncio.run(rig.source.sync(evse, STATUS_LOGS)).complete
+        assert run_frozen(rig.source.sync(evse, STATUS_LOGS), clock).complete
         expected = truth_times(sim, evse, pending["gte"] / 1e9)
         stored = rig.stored("evenergy_status", evse)
         assert set(stored) == expected
@@ -152,17 +171,19 @@ def test_wrong_client_credentials_are_a_configuration_error(make_rig):
 
 
 def test_a_429_blocks_the_whole_client_for_retry_after(make_rig):
-    with freeze_time(START):
+    with freeze_time(START) as clock:
         sim = EvEnergySim(evses=2, quota=50)
         sim.clients["demo-client"].requests.extend([time.time() - 600] * 50)   # another app spent it
         rig = make_rig(sim, backfill="1h")
         with pytest.raises(SourceError) as info:
             asyncio.run(rig.source.sync(sim.evses[0].id, STATUS_LOGS))
         assert info.value.action is Action.WAIT and info.value.retry_after == 3000
-        # The other EVSE's stream does not try: the budget is the client's, blocked as told.
-        result = asyncio.run(rig.source.sync(sim.evses[1].id, STATUS_LOGS))
-        assert result.stopped_by == "quota" and sim.stats["429"] == 1
-        assert 2999 <= rig.source.budget.try_acquire() <= 3000
+        # The other EVSE's stream waits: the budget is the client's, blocked as told (and the
+        # 429 said none remain: until our own request of an hour ago leaves the window).
+        start = time.time()
+        result = run_frozen(rig.source.sync(sim.evses[1].id, STATUS_LOGS), clock)
+        assert result.complete and sim.stats["429"] == 1
+        assert 3000 <= time.time() - start <= 3601
 
 
 def test_the_simulator_refuses_page_sizes_outside_1_to_100(make_rig):
@@ -194,7 +215,7 @@ def test_a_next_link_to_another_host_is_not_followed():
         client = EvEnergyClient(http, base_url="https://api.ev.energy/v2",
                                 token_url="https://api.ev.energy/o/token/", client_id="c",
                                 client_secret=Secret("s", "test"), user="u",
-                                budget=QuotaBudget(limit=1000))
+                                quota=Limits().fair_quota("c", 1000))
         try:
             await client.get(client.url("evses"))
         finally:
@@ -266,7 +287,7 @@ def test_odd_values_are_counted_every_time_but_warned_about_once(tmp_path, caplo
                 asyncio.run(source.sync("evse01HSH04KDEWF6Z4DB2J77J74K5", STATUS_LOGS))
             assert source.budget.remaining() == 990   # the server's figure, from the headers
         assert health.get("evenergy", "errors_payload") == 3
-        assert caplog.text.count("left out of a page") == 1
+        assert caplog.text.count("left out") == 1 and "charge_power_w" in caplog.text
     finally:
         asyncio.run(source.close())
         store.close()

@@ -105,3 +105,19 @@ def test_denoise_strips_float32_noise_only(raw, clean) -> None:
 ])
 def test_last_modified_formats(header, expected) -> None:
     assert parse_last_modified(header) == expected
+
+
+# A number is a garbled value (go-e sends text), not evidence of another charger.
+@pytest.mark.parametrize("sse, same", [("060435", True), (60435, True), (12345, True),
+                                       ("60435", True), (None, True), ("", True),
+                                       ("060436", False)])
+def test_a_status_that_reports_another_serial_is_refused(sse, same) -> None:
+    status = load("api_v1_v3_tma_051.json")["status"]
+    status["sse"] = sse
+    for parse in (parse_status, parse_status_v1):
+        if same:
+            assert parse(status, "060435", 0)
+        else:
+            with pytest.raises(SourceError, match="reports serial 060436") as err:
+                parse(status, "060435", 0)
+            assert err.value.action is Action.CONFIG

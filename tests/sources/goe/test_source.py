@@ -131,52 +131,74 @@ def test_unchanged_last_modified_is_not_written_twice_and_survives_a_restart(tmp
         store.close()
 
 
-def test_404_writes_nothing_and_logs_nothing(tmp_path, caplog) -> None:
+def test_404_outdated_is_one_warning_per_episode_with_the_age_and_counted(tmp_path, caplog) -> None:
     sim = GoeSimulator.fleet(1, token=TOKEN)
-    sim.overrides["000001"] = SimResponse.json(
-        {"success": False, "reason": "Data is outdated", "age": 25382.09}, 404)
+    outdated = SimResponse.json({"success": False, "reason": "Data is outdated", "age": 25382.09}, 404)
+    sim.overrides["000001"] = outdated
     ctx = context(tmp_path, sim)
     source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
 
     async def run():
         runner = JobRunner(ctx.health)
         with freeze_time("2026-11-21 09:30:00") as frozen:
-            for _ in range(5):
+            for second in range(12):
+                if second == 5:
+                    del sim.overrides["000001"]     # the charger reports again
+                if second == 7:
+                    sim.overrides["000001"] = outdated
                 await runner.run(source.jobs()[0])
                 frozen.tick(1.0)
         await source.close()
 
     with caplog.at_level(logging.INFO):
         asyncio.run(run())
-    assert stored(ctx.store) == []
-    assert ctx.health.get("goe", "no_data") == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, warnings                  # one per episode, not one per poll
+    assert all("Data is outdated" in w and "25382.09" in w for w in warnings)
+    # the second episode knows how old the newest stored status is
+    assert "newest status stored is from 2026-11-21 09:30:06 UTC" in warnings[1]
+    assert any("reports again" in r.getMessage() for r in caplog.records)
+    assert ctx.health.get("goe", "data_outdated") == 10
+    assert ctx.health.get("goe", "no_data") == 10
     assert ctx.health.get("goe", "polls_failed") == 0
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert len(stored(ctx.store)) == 2
 
 
-def test_403_is_one_clear_error_line_and_a_config_counter(tmp_path, caplog) -> None:
+def test_403_is_one_clear_error_line_then_asked_less_and_less_often(tmp_path, caplog) -> None:
     sim = GoeSimulator.fleet(1, token=TOKEN)
     sim.chargers["000001"].cloud_enabled = False
     ctx = context(tmp_path, sim)
-    source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
+    source = build(goe_config(interval="1s", chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
 
     async def run():
         runner = JobRunner(ctx.health)
         with freeze_time("2026-11-21 09:30:00") as frozen:
-            for _ in range(10):
+            for second in range(700):       # the job fires every second
+                if second == 400:
+                    sim.chargers["000001"].cloud_enabled = True      # someone fixed it
                 await runner.run(source.jobs()[0])
                 frozen.tick(1.0)
         await source.close()
 
     with caplog.at_level(logging.INFO):
         asyncio.run(run())
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1
-    assert "offline" in errors[0].getMessage() and "Cloud API" in errors[0].getMessage()
+    # asked at 0, 10, 30, 70, 150, 310 s (the interval doubles up to 5 min), fixed at 400:
+    # the next try at 610 s works, and every second after it
+    times = sim.request_times["000001"]
+    offsets = [round(t - times[0]) for t in times[:7]]
+    assert offsets == [0, 10, 30, 70, 150, 310, 610]
+    assert len(times) == 7 + 89
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2               # the first, and a reminder after 5 minutes
+    assert "offline" in errors[0] and "Cloud API" in errors[0] and "asking again in 10 s" in errors[0]
+    assert "repeated 5 times" in errors[1]
+    recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+    # a configuration error is about the charger (all its jobs), so the line names the charger
+    assert recovered == ["goe:000001: recovered from HTTP 403 (after 6 failures)"]
     assert TOKEN not in caplog.text
     assert not any(r.exc_info for r in caplog.records)
-    assert ctx.health.get("goe", "errors_config") == 10
-    assert stored(ctx.store) == []
+    assert ctx.health.get("goe", "errors_config") == 6
+    assert len(stored(ctx.store)) == 90
 
 
 def test_a_poll_woken_a_little_early_by_the_event_loop_still_goes(tmp_path) -> None:
@@ -210,7 +232,7 @@ def test_a_poll_the_limiter_refuses_does_not_end_a_failure_episode(tmp_path, cap
     # A refused poll sends nothing, so it says nothing about the charger: the failure after it
     # is the same episode, not a new one logged again after a false "recovered".
     sim = GoeSimulator.fleet(1, token=TOKEN)
-    sim.chargers["000001"].cloud_enabled = False
+    sim.overrides["000001"] = SimResponse.text("upstream broke", 502)
     ctx = context(tmp_path, sim)
     source = build(goe_config(interval="1s", chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
 
@@ -228,9 +250,38 @@ def test_a_poll_the_limiter_refuses_does_not_end_a_failure_episode(tmp_path, cap
     with caplog.at_level(logging.INFO):
         asyncio.run(run())
     assert ctx.health.get("goe", "polls_skipped") == 5
-    assert ctx.health.get("goe", "errors_config") == 5
-    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    assert ctx.health.get("goe", "errors_transient") == 5
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
     assert "recovered" not in caplog.text
+
+
+def test_each_cause_of_failure_is_logged_once_and_recovery_names_them(tmp_path, caplog) -> None:
+    sim = GoeSimulator.fleet(1, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    source = build(goe_config(interval="1s", chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
+    answers = [SimResponse.text("", 500), SimResponse.text("", 500), SimResponse(200, b"<html>"),
+               SimResponse.text("", 503), SimResponse.text("", 500), None]
+
+    async def run():
+        runner = JobRunner(ctx.health)
+        with freeze_time("2026-11-21 09:30:00") as frozen:
+            for answer in answers:
+                if answer is None:
+                    sim.overrides.pop("000001", None)
+                else:
+                    sim.overrides["000001"] = answer
+                await runner.run(source.jobs()[0])
+                frozen.tick(1.0)
+        await source.close()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(run())
+    lines = [r.getMessage() for r in caplog.records if r.name == "collector.schedule"]
+    assert [line.split(": ", 2)[-1][:20] for line in lines[:3]] == [
+        "HTTP 500", "HTTP 200 but the bod", "HTTP 503"]
+    assert lines[3] == ("goe:000001:status: recovered from HTTP 500, bad body, HTTP 503 "
+                        "(after 5 failures)")
+    assert len(lines) == 4
 
 
 def test_unusable_last_modified_falls_back_to_poll_time_with_one_warning(tmp_path, caplog) -> None:
@@ -325,7 +376,10 @@ def test_jobs_one_per_owned_charger_with_its_interval(tmp_path) -> None:
         {"serial": "000002", "api": "local", "host": "10.0.0.2"}])
     jobs = build(config, ctx).jobs()
     assert [(j.id, j.interval, j.device, j.source) for j in jobs] == [
-        ("goe:000001:status", 1.0, "000001", "goe"), ("goe:000002:status", 2.0, "000002", "goe")]
+        ("goe:000001:status", 1.0, "000001", "goe"), ("goe:000002:status", 2.0, "000002", "goe"),
+        ("goe:000001:cards", 3600.0, "000001", "goe"), ("goe:000002:cards", 3600.0, "000002", "goe")]
+    off = goe_config(cards_interval="0", chargers=[{"serial": "000001", "token": TOKEN}])
+    assert [j.id for j in build(off, ctx).jobs()] == ["goe:000001:status"]
     many = goe_config(chargers=[{"serial": f"{n:06d}", "token": TOKEN} for n in range(1, 41)])
     shards = []
     for shard in range(3):
@@ -409,7 +463,7 @@ def test_429_from_a_proxy_pauses_the_charger_for_its_retry_after(tmp_path) -> No
     # t=0 asks and hears 429 Retry-After 5; t=1..4 send nothing; t=5 asks again (429), t=6, 7 wait.
     assert sim.count("000001") == 2
     assert ctx.health.get("goe", "errors_rate_limited") == 2
-    assert ctx.health.get("goe", "polls_skipped") == 6
+    assert ctx.health.get("goe", "polls") == 2
 
 
 def test_check_says_what_works_and_what_does_not(tmp_path) -> None:
@@ -435,3 +489,50 @@ def test_check_says_what_works_and_what_does_not(tmp_path) -> None:
     assert "last-modified" in results[0].detail and "firmware" in results[1].detail
     assert "Cloud API" in results[2].detail and TOKEN not in results[2].detail
     assert stored(ctx.store) == []          # a check writes nothing
+
+
+def test_check_reports_a_serial_mismatch_on_every_api(tmp_path) -> None:
+    # Each configured serial reaches another charger of the simulator: the cloud through a
+    # proxy URL that routes to 000001, the local APIs through hosts that now belong to others.
+    sim = GoeSimulator.fleet(3, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    config = goe_config(cloud_url="http://sim/000001", filter=["car", "nrg"], chargers=[
+        {"serial": "000009", "token": TOKEN},
+        {"serial": "000008", "api": "local", "host": "http://sim/local/000002"},
+        {"serial": "000007", "api": "local_v1", "host": "http://sim/local/000003"}])
+    source = build(config, ctx)
+
+    async def run():
+        try:
+            return await source.check()
+        finally:
+            await source.close()
+
+    results = asyncio.run(run())
+    assert [(r.target, r.ok) for r in results] == [
+        ("goe charger 000009 (cloud)", False), ("goe charger 000008 (local)", False),
+        ("goe charger 000007 (local_v1)", False)]
+    # `sse` is asked for although the configured filter leaves it out
+    for result, other in zip(results, ("000001", "000002", "000003")):
+        assert f"reports serial {other}" in result.detail, result.detail
+
+
+def test_a_status_of_another_charger_is_never_written(tmp_path) -> None:
+    sim = GoeSimulator.fleet(2, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    source = build(goe_config(chargers=[
+        {"serial": "000005", "api": "local", "host": "http://sim/local/000001"},
+        {"serial": "000002", "api": "local", "host": "http://sim/local/000002"}]), ctx)
+
+    async def run():
+        runner = JobRunner(ctx.health)
+        try:
+            for job in source.jobs():
+                await runner.run(job)
+        finally:
+            await source.close()
+
+    asyncio.run(run())
+    assert stored(ctx.store, "000005") == []            # 000001's data, refused
+    assert len(stored(ctx.store, "000002")) == 1        # the right charger is written
+    assert ctx.health.get("goe", "errors_config") == 1

@@ -42,6 +42,16 @@ def test_strings_become_declared_numbers_and_bit_flags_become_booleans():
     assert fields["stale_temps"] == 1 and fields["stale_ambient"] == 0
 
 
+def test_charge_type_as_text_and_as_number_each_keep_one_field_type():
+    # InfluxDB fixes a field's type: text goes to its own string field, never into the integer
+    text = fields_of("charge_type_text_constructed.json", "ovms_charge")
+    assert text["charge_type"] == "type2" and "charge_type_id" not in text
+    number = fields_of("charge_miles.json", "ovms_charge")
+    assert number["charge_type_id"] == 0 and "charge_type" not in number
+    assert {f.name: f.type.value for f in parse.CHARGE.fields if f.name.startswith("charge_type")} == \
+        {"charge_type_id": "integer", "charge_type": "string"}
+
+
 def test_each_part_is_timestamped_with_its_own_message_time():
     points, _ = run_case(load("status_km.json"))
     times = {p["measurement"]: p["time"] for p in points}
