@@ -26,7 +26,7 @@ CHUNK = 20_000
 
 
 def migrate_v1(store: "Store") -> None:
-    from collector.store import _LAYOUTS, _POINTS, _POINTS_INDEX, _SCHEMA, SCHEMA_VERSION
+    from collector.store import _LAYOUTS, _POINTS, _POINTS_INDEXES, _SCHEMA, SCHEMA_VERSION
 
     db = store._db
     total = db.execute("SELECT count(*) FROM points").fetchone()[0]
@@ -58,7 +58,8 @@ def migrate_v1(store: "Store") -> None:
                 shipped = seq
         db.execute("DROP TABLE points")
         db.execute("ALTER TABLE points_v2 RENAME TO points")
-        db.execute(_POINTS_INDEX)
+        for index in _POINTS_INDEXES:
+            db.execute(index)
         store._set_shipped(shipped)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
