@@ -126,7 +126,7 @@ def _child(store_path: str, synchronous: str, influx: Any, batch_size: int, grac
 
 async def _forward(store_path: str, synchronous: str, influx: Any, batch_size: int,
                    grace: float, stop_flag: Any, conn: Connection) -> None:
-    from collector.influx import Forwarder, make_target
+    from collector.influx import Forwarder, make_target, wait_or_stop
     from collector.store import Store
 
     store = Store(store_path, synchronous)
@@ -136,17 +136,14 @@ async def _forward(store_path: str, synchronous: str, influx: Any, batch_size: i
     stop = asyncio.Event()
     try:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    except (NotImplementedError, RuntimeError):
-        pass
+    except NotImplementedError:   # Windows: the collector's stop flag is the only way
+        log.debug("no SIGTERM handler on this platform; the forwarder stops when asked")
     parent = multiprocessing.parent_process()
     sent: dict[str, int] = {}
     task = asyncio.create_task(forwarder.run(stop), name="forwarder")
     try:
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), REPORT_EVERY)
-            except asyncio.TimeoutError:
-                pass
+            await wait_or_stop(stop, REPORT_EVERY)
             if stop_flag.is_set() or (parent is not None and not parent.is_alive()):
                 stop.set()
             _report(conn, health, sent)

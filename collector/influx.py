@@ -305,7 +305,7 @@ class Forwarder:
         self.config_retry = config_retry
         self.probe_interval = probe_interval
         self.clock = clock
-        self.wait = wait or _wait
+        self.wait = wait or wait_or_stop
         self._failures = 0
         self._wake = asyncio.Event()
         self._last_logged: tuple[str, float] | None = None
@@ -436,7 +436,8 @@ class Forwarder:
             self._last_logged = (message, now)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except asyncio.TimeoutError:
