@@ -61,6 +61,11 @@ def migrate_v1(store: "Store") -> None:
         for index in _POINTS_INDEXES:
             db.execute(index)
         store._set_shipped(shipped)
+        # The rollup job's mark is a row number of the old numbering, which seq replaces: it
+        # starts over, so the job recomputes the days the store holds once.
+        from collector.rollups.job import MARK
+
+        db.execute("DELETE FROM cursors WHERE key = ?", (MARK,))
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:

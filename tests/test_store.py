@@ -275,3 +275,25 @@ def test_a_version_1_store_is_converted_in_place_and_keeps_everything(tmp_path):
     assert store.pending_count() == 0
     store.close()
     assert path.stat().st_size < size_before
+
+
+def test_a_converted_store_restarts_the_rollups_mark(tmp_path):
+    """The rollups' mark counted version-1 row ids; kept, the job would miss every new row
+    until seq caught up with it."""
+    import shutil
+    import sqlite3
+
+    from collector.rollups.job import MARK
+
+    path = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "data" / "store_v1.db", path)
+    old = sqlite3.connect(path)
+    old.execute("INSERT INTO cursors (key, value, updated_ns) VALUES (?, '1000000', 0)", (MARK,))
+    old.commit()
+    old.close()
+    store = Store(path)
+    assert store.cursor(MARK) is None
+    store.append([Point("goe_status", {"serial": "000001"}, {"energy_total_wh": 1.0}, 5)])
+    first, newest = store.changed_since(0, ["goe_status"])
+    assert first == 5 and newest == store.changed_since(newest, ["goe_status"])[1]
+    store.close()
