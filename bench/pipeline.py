@@ -121,16 +121,15 @@ def path_durable(n: int, api: str, url: str, db: str, workdir: str) -> dict:
 
 
 def path_drain(n: int, api: str, url: str, db: str, workdir: str) -> dict:
+    """A backlog already in the store (as after an outage), shipped batch after batch."""
     from collector.health import Health
-    from collector.influx import Forwarder
+    from collector.influx import Forwarder, make_target
     from collector.store import Store
 
     store = Store(Path(workdir) / f"bench-drain-{api}.db")
     points = make_points(n)
     while chunk := list(itertools.islice(points, 100_000)):
         store.append(chunk)
-    from collector.influx import make_target
-
     target = make_target(_influx(api, url, db))
     forwarder = Forwarder(store, target, Health(), batch_size=5000)
     started = time.perf_counter()
