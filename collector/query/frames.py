@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from collector.query.counters import LEAD_IN_NS, ENERGY_COLUMNS, CounterRollup, CounterSpec
+from collector.query.counters import ENERGY_COLUMNS, LEAD_IN_NS, CounterRollup, CounterSpec
 from collector.query.readers import FrameReader, QueryError, declared
 from collector.query.times import DAY_NS, NS, epoch_text, local_text, period_start
 from collector.schema import all_measurements

@@ -15,12 +15,13 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import pandas as pd
 
+from collector.errors import CollectorError
 from collector.schema import FieldType, Measurement, all_measurements
 
 INFLUX_WINDOW_NS = 7 * 86400 * 10**9
 
 
-class QueryError(ValueError):
+class QueryError(CollectorError, ValueError):
     """A request the stored data cannot answer (unknown measurement, bad range, a refused
     query); the message says why."""
 
