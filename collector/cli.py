@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Sequence
 
 from collector.config import ConfigError, load_config
-from collector.store import StoreError
+from collector.errors import CollectorError
 
 log = logging.getLogger("collector")
 
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             return _schema(args)
         return args.handler(args)
-    except (ConfigError, StoreError) as exc:
+    except CollectorError as exc:   # a failure we name: one line, not a traceback
         print(f"ev-collector: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Mapping, Union
 
+from collector.errors import CollectorError
 from collector.layout import Layout, kinds_of
 
 FieldValue = Union[float, int, bool, str]
@@ -54,7 +55,7 @@ def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
-class NonFiniteField(ValueError):
+class NonFiniteField(CollectorError, ValueError):
     """NaN and infinity cannot be written to InfluxDB; callers drop them and count them."""
 
 

@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import orjson
 
+from collector.errors import CollectorError
 from collector.layout import Layout, kinds_of, pack
 from collector.points import FieldValue, Point, series_prefix
 
@@ -117,7 +118,7 @@ _SHIPPED = "shipped_through"
 Row = tuple[int, int, int, "bytes | str", "str | None"]   # series, time, layout, vals, strs
 
 
-class StoreError(RuntimeError):
+class StoreError(CollectorError, RuntimeError):
     """The store cannot be written (disk full, permissions, corruption); nothing was committed."""
 
 
