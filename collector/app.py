@@ -17,7 +17,7 @@ from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
 from collector.sources import instances, load_all_sources
 from collector.sources.base import CheckResult, Job, Source, SourceContext
-from collector.store import Store
+from collector.store import Store, StoreError
 from collector.writer import PointWriter
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,12 @@ class Collector:
                     await source.close()
                 except Exception as exc:  # closing must not hide the flush below
                     log.warning("closing source %s failed: %s", getattr(source, "name", source), exc)
+            try:
+                # write on change: each series' last unchanged sample, so its value ends at
+                # the stop (shipped with the flush below), not up to a heartbeat before it
+                await asyncio.to_thread(self.store.store_left_out)
+            except StoreError as exc:
+                log.error("%s: the last unchanged samples are not stored", exc)
             if shipper is not None:
                 await shipper.stop()          # it ships what it can first, and says so
             elif forwarder_task is not None and self.forwarder is not None:

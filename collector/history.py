@@ -259,7 +259,7 @@ class _Sink:
         groups.append((self.buffer, cursors))
         written = self.store.commit_groups(groups)
         for measurement, result in zip(self.on_change, written):
-            self.counts[measurement] -= result.unchanged
+            self.counts[measurement] += result.value_ends - result.unchanged
         self.buffer, self.on_change, self.size = [], {}, 0
 
 

@@ -307,9 +307,11 @@ ON_CHANGE = ("the time of these points is the poll time, so a value that did not
              "be written again at every poll. A point whose fields all equal its series' last "
              "stored point is therefore not stored (nor sent to InfluxDB) until the source's "
              "`heartbeat` (default 15 min; 0 stores every sample) has passed since that point: "
-             "an unchanged value still appears at least once per heartbeat. Between points the "
-             "last value holds; graph with `last()` / `fill(previous)`, and do not count "
-             "points to measure time")
+             "an unchanged value still appears at least once per heartbeat. When the series "
+             "changes, the last sample left out is stored with the change (and at a stop), so "
+             "a value ends where it was last seen: between points the last value holds, "
+             "exactly. Graph with `last()` / `fill(previous)`, and do not count points to "
+             "measure time")
 
 _REGISTRY: dict[str, Measurement] = {}
 

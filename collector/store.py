@@ -150,6 +150,8 @@ class Written:
 
     changed: int     # rows new or changed
     unchanged: int   # points not stored: equal to their series' last point within the heartbeat
+    # samples left out earlier as unchanged, stored now because their series changed after them
+    value_ends: int = 0
 
 
 def _canonical_tags(tags: Mapping[str, str]) -> str:
@@ -186,6 +188,10 @@ class Store:
         # series id -> (time, layout, vals, strs) of its newest stored point, for heartbeats
         self._last: dict[int, tuple[int, int, bytes | str, str | None]] = {}
         self._last_loaded = False
+        # series id -> the newest sample left out as unchanged since that point (a row), and
+        # how to undo this transaction's changes to it
+        self._left_out: dict[int, tuple] = {}
+        self._left_out_undo: list[tuple[int, tuple | None]] = []
         self.nonfinite_dropped = 0
         self.unchanged_skipped = 0
 
@@ -224,7 +230,11 @@ class Store:
         Re-appending an identical point changes nothing; a point with the same identity and new
         field values is merged (as InfluxDB merges) and queued to ship again. With `heartbeat`
         (seconds), a point whose fields equal its series' newest stored point less than that
-        long before is not stored at all (write on change, for poll-time samples).
+        long before is not stored at all (write on change, for poll-time samples). When the
+        series then changes, the last sample left out is stored with the change: the old value
+        held until just before it, so a step (fill(previous), a duration, a session's end)
+        ends where it really ended, not up to a heartbeat early. `store_left_out` stores the
+        rest at a stop.
         """
         return self.commit_groups([(points, cursors, heartbeat)])[0].changed
 
@@ -240,6 +250,7 @@ class Store:
         # Rows are encoded before the transaction, so readers and the next writer wait only
         # for SQLite; a point of a new series or layout is resolved inside it.
         encoded = [(self._encode_points(points), *rest) for points, *rest in groups]
+        self._left_out_undo = []
         with self._transaction("write failed, nothing committed",
                                on_rollback=self._forget_uncommitted):
             self._next_seq = self._seq_floor() + 1
@@ -310,9 +321,9 @@ class Store:
                     heartbeat: float | None = None) -> Written:
         beat_ns = int(heartbeat * 1e9) if heartbeat and heartbeat > 0 else 0
         rows: list[tuple] = []
-        unchanged = 0
+        unchanged = ends = 0
         seq = self._next_seq
-        last = self._last
+        last, left_out, undo = self._last, self._left_out, self._left_out_undo
         for row in encoded:
             if type(row) is not tuple:
                 row = self._row(row)  # type: ignore[arg-type]
@@ -325,10 +336,20 @@ class Store:
                 newest = last.get(sid)
                 if newest is not None:
                     if 0 <= time_ns - newest[0] < beat_ns and newest[1:] == row[2:]:
+                        undo.append((sid, left_out.get(sid)))
+                        left_out[sid] = row
                         unchanged += 1
                         continue
                     if time_ns >= newest[0]:
                         last[sid] = row[1:]
+                        held = left_out.pop(sid, None)
+                        if held is not None:
+                            undo.append((sid, held))
+                            # a change (not a heartbeat): the old value's last sample ends its step
+                            if newest[1:] != row[2:] and newest[0] < held[1] < time_ns:
+                                rows.append((seq, *held))
+                                seq += 1
+                                ends += 1
                 else:
                     last[sid] = row[1:]
             rows.append((seq, *row))
@@ -346,7 +367,28 @@ class Store:
                 [(k, v, now) for k, v in cursors.items()],
             )
         self.unchanged_skipped += unchanged
-        return Written(changed, unchanged)
+        return Written(changed, unchanged, ends)
+
+    def store_left_out(self) -> int:
+        """Store the last sample left out as unchanged of every series (at a stop): a value's
+        step then ends at the last time it was seen, not at the point before. Returns how many."""
+        if not self._left_out:
+            return 0
+        held = sorted(self._left_out.values(), key=lambda row: row[1])
+        with self._transaction("storing the last unchanged samples failed",
+                               on_rollback=lambda: setattr(self, "_deferred", [])):
+            seq = self._seq_floor() + 1
+            rows = [(seq + k, *row) for k, row in enumerate(held)]
+            self._next_seq = seq + len(rows)
+            self._db.executemany(_UPSERT, rows)
+            if self._deferred:
+                self._merge_deferred(rows)
+        for row in held:
+            newest = self._last.get(row[0])
+            if newest is None or row[1] > newest[0]:
+                self._last[row[0]] = row[1:]
+        self._left_out = {}
+        return len(held)
 
     def _load_last(self, since_ns: int) -> None:
         """The newest stored point of every series since `since_ns`, once per process: the
@@ -391,6 +433,12 @@ class Store:
         self._last = {}
         self._last_loaded = False
         self._deferred = []
+        for sid, held in reversed(self._left_out_undo):
+            if held is None:
+                self._left_out.pop(sid, None)
+            else:
+                self._left_out[sid] = held
+        self._left_out_undo = []
 
     def _row(self, point: Point, checked: bool = False) -> Row | None:
         fields = point.fields
@@ -773,6 +821,11 @@ class Store:
         return tags, rows
 
     def close(self) -> None:
+        try:
+            self.store_left_out()
+        except StoreError as exc:
+            log.error("%s: the last unchanged samples are not stored; a value's end may read up "
+                      "to a heartbeat early", exc)
         with self._read_lock:
             if self._read is not self._db:
                 self._read.close()

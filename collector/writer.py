@@ -98,7 +98,8 @@ class PointWriter:
                 self.health.gauge(COLLECTOR, "held_points", 0)
             for (points, _, source, _, future), result in zip(group, written):
                 if source:
-                    self.health.count(source, "points", len(points) - result.unchanged)
+                    self.health.count(source, "points",
+                                      len(points) - result.unchanged + result.value_ends)
                     if result.unchanged:
                         self.health.count(source, "points_unchanged", result.unchanged)
                 if not future.done():

@@ -164,12 +164,66 @@ def test_unchanged_samples_are_stored_again_only_after_the_heartbeat(store):
                                      sample(30, 2.0), sample(79, 2.0), sample(80, 2.0),
                                      sample(10, 5.0, dev="b"), sample(20, 5.0, dev="b")],
                                     None, 60.0)])
-    assert [(w.changed, w.unchanged) for w in written] == [(4, 4)]
+    # 10 s is stored with the change at 20 s (it ends v=1.0); 79 s is not: 80 s is a heartbeat
+    assert [(w.changed, w.unchanged, w.value_ends) for w in written] == [(5, 4, 1)]
     assert [p.time_ns // 10**9 for chunk in store.query("m", tags={"dev": "a"}) for p in chunk] \
-        == [0, 20, 80]
+        == [0, 10, 20, 80]
     assert store.append([sample(85, 2.0)], heartbeat=0) == 1        # 0: every sample
     assert store.append([sample(5, 1.0)], heartbeat=60) == 1        # older than the newest: kept
     assert store.unchanged_skipped == 4
+
+
+def _times(store, measurement="m"):
+    return [p.time_ns // 10**9 for chunk in store.query(measurement) for p in chunk]
+
+
+def test_a_value_ends_at_its_last_sample_not_at_its_last_stored_point(store):
+    """Write on change keeps every step exact: the sample before a change is stored with it."""
+    for t in range(0, 631, 30):
+        store.append([p(t * 10**9, v=1.0 if t <= 600 else 2.0)], heartbeat=900)
+    assert _times(store) == [0, 600, 630]        # v=1.0 held until 600 s, not only seen at 0 s
+
+
+def test_a_charge_that_completed_ends_at_the_unplug_under_write_on_change(store):
+    """A go-e charge completes (car state 4, nothing changes) and the car is unplugged 14 min
+    later: the session ends at the last connected sample, not at the completion 14 min before."""
+    from collector.sessions.extract import goe_intervals
+
+    def status(t, car, wh):
+        return Point("goe_status", {"serial": "1"},
+                     {"car_state": car, "energy_session_wh": wh, "energy_total_wh": 5000.0 + wh},
+                     t * 10**9)
+
+    samples = [status(0, 1, 0.0)] + [status(t, 2, t / 10) for t in range(60, 3601, 60)]
+    samples += [status(t, 4, 360.0) for t in range(3660, 4501, 60)] + [status(4560, 1, 360.0)]
+    for sample in samples:
+        store.append([sample], heartbeat=900)
+    stored = [point for chunk in store.query("goe_status") for point in chunk]
+    [session] = goe_intervals(stored, "1")
+    assert (session.start_ns, session.end_ns) == (60 * 10**9, 4500 * 10**9)
+    assert session.energy_wh == 360.0
+
+
+def test_the_last_unchanged_samples_are_stored_at_close(tmp_path):
+    s = Store(tmp_path / "s.db")
+    for t in (0, 30, 60):
+        s.append([p(t * 10**9)], heartbeat=900)
+    assert _times(s) == [0]
+    s.close()
+    s = Store(tmp_path / "s.db")
+    assert _times(s) == [0, 60]                  # the value was still 1.0 at the stop
+    assert s.store_left_out() == 0
+    s.close()
+
+
+def test_a_failed_write_keeps_the_sample_it_would_have_stored_before_its_change(store):
+    store.append([p(0, v=1.0)], heartbeat=60)
+    store.append([p(10, v=1.0)], heartbeat=60)
+    bad = Point("m", {"dev": "a"}, {"v": object()}, 25)
+    with pytest.raises(TypeError):
+        store.append([p(20, v=2.0), bad], heartbeat=60)
+    store.append([p(20, v=2.0)], heartbeat=60)
+    assert [pt.time_ns for chunk in store.query("m") for pt in chunk] == [0, 10, 20]
 
 
 def test_the_heartbeat_goes_on_from_the_store_after_a_restart(tmp_path):
