@@ -250,9 +250,9 @@ class Store:
         # Rows are encoded before the transaction, so readers and the next writer wait only
         # for SQLite; a point of a new series or layout is resolved inside it.
         encoded = [(self._encode_points(points), *rest) for points, *rest in groups]
-        self._left_out_undo = []
         with self._transaction("write failed, nothing committed",
                                on_rollback=self._forget_uncommitted):
+            self._left_out_undo = []
             self._next_seq = self._seq_floor() + 1
             return [self._append_one(*group) for group in encoded]
 
@@ -372,23 +372,24 @@ class Store:
     def store_left_out(self) -> int:
         """Store the last sample left out as unchanged of every series (at a stop): a value's
         step then ends at the last time it was seen, not at the point before. Returns how many."""
-        if not self._left_out:
-            return 0
-        held = sorted(self._left_out.values(), key=lambda row: row[1])
-        with self._transaction("storing the last unchanged samples failed",
-                               on_rollback=lambda: setattr(self, "_deferred", [])):
-            seq = self._seq_floor() + 1
-            rows = [(seq + k, *row) for k, row in enumerate(held)]
-            self._next_seq = seq + len(rows)
-            self._db.executemany(_UPSERT, rows)
-            if self._deferred:
-                self._merge_deferred(rows)
-        for row in held:
-            newest = self._last.get(row[0])
-            if newest is None or row[1] > newest[0]:
-                self._last[row[0]] = row[1:]
-        self._left_out = {}
-        return len(held)
+        with self._lock:          # a commit in another thread must not leave out more meanwhile
+            if not self._left_out:
+                return 0
+            held = sorted(self._left_out.values(), key=lambda row: row[1])
+            with self._transaction("storing the last unchanged samples failed",
+                                   on_rollback=lambda: setattr(self, "_deferred", [])):
+                seq = self._seq_floor() + 1
+                rows = [(seq + k, *row) for k, row in enumerate(held)]
+                self._next_seq = seq + len(rows)
+                self._db.executemany(_UPSERT, rows)
+                if self._deferred:
+                    self._merge_deferred(rows)
+            for row in held:
+                newest = self._last.get(row[0])
+                if newest is None or row[1] > newest[0]:
+                    self._last[row[0]] = row[1:]
+            self._left_out = {}
+            return len(held)
 
     def _load_last(self, since_ns: int) -> None:
         """The newest stored point of every series since `since_ns`, once per process: the
