@@ -57,7 +57,8 @@ class PointWriter:
 
         `heartbeat` (seconds): write on change. A point whose fields equal its series' last
         stored point is not stored again until that long after it (for points stamped with the
-        poll time; see `Store.append`). None or 0 stores every point.
+        poll time; see `Store.append`); the last point left out is stored with the series' next
+        change, so the old value ends exactly. None or 0 stores every point.
         """
         if not points and not cursors:
             return 0
