@@ -323,8 +323,9 @@ def test_a_local_status_is_written_on_change_with_a_heartbeat(tmp_path) -> None:
 
     asyncio.run(run())
     points = stored(ctx.store, "000002")
-    # 0: first; 1, 2: unchanged; 3: eto moved; 4: back to idle (a change); 5: 10 min later
-    assert [p.time_ns // 10**9 - 1795253400 for p in points] == [0, 3, 4, 604]
+    # 0: first; 1: unchanged; 2: unchanged, stored with the change after it (the old value's
+    # end); 3: eto moved; 4: back to idle (a change); 5: 10 min later
+    assert [p.time_ns // 10**9 - 1795253400 for p in points] == [0, 2, 3, 4, 604]
     assert ctx.health.get("goe", "points_unchanged") == 2
 
 
