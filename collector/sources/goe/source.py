@@ -51,6 +51,11 @@ def limiter_key(serial: str) -> str:
     return f"{NAME}:{serial}"
 
 
+def shard_unit(serial: str) -> str:
+    """What one process collects whole: a charger, whose one request per second is its own."""
+    return f"{NAME}:{serial}"
+
+
 def cursor_key(serial: str) -> str:
     return f"{NAME}:{serial}:last_modified"
 
@@ -159,7 +164,7 @@ class GoeSource:
     def __init__(self, config: Any, ctx: SourceContext) -> None:
         self.config = config
         self.ctx = ctx
-        owned = [entry for entry in config.chargers if ctx.owns(entry.serial)]
+        owned = [entry for entry in config.chargers if ctx.owns(shard_unit(entry.serial))]
         longest = max([entry.interval or config.interval for entry in owned], default=config.interval)
         limits = pool_limits(max(1, len(owned)), longest)
         tls = ssl.create_default_context(cafile=certifi.where())
