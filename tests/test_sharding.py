@@ -232,18 +232,22 @@ def test_a_store_that_ran_with_another_shard_count_says_units_moved(tmp_path, ca
 
 
 def test_check_names_the_shard_that_collects_what_this_one_does_not(tmp_path):
+    """Shard 0 of 3 checks only its own units (no request leaves here: it owns none)."""
     shards = 3
-    homes = {c: owner(f"evenergy:{c}", shards) for c in "bcde"}
-    client, home = next((c, n) for c, n in homes.items() if n != 0)
+    client = next(c for c in "bcde" if owner(f"evenergy:{c}", shards) != 0)
+    serial = next(s for s in SERIALS if owner(f"goe:{s}", shards) != 0)
     config = parse_config({"collector": {"shards": shards}, "store": {"path": str(tmp_path / "s.db")},
-                           "sources": {"evenergy": [i for i in EVENERGY if i["name"] == client]}})
+                           "sources": {"evenergy": [i for i in EVENERGY if i["name"] == client],
+                                       "goe": {"chargers": [{"serial": serial, "token": "t"}]}}})
     collector = Collector(config)
     try:
-        results = asyncio.run(collector.check())
+        results = {r.target: r for r in asyncio.run(collector.check())}
     finally:
         collector.close()
-    [line] = [r for r in results if r.target == f"ev.energy client {client}"]
-    assert line.ok and line.detail == f"collected by shard {home} of {shards}; checked there"
+    line = results[f"ev.energy client {client} (https://api.ev.energy/v2)"]
+    assert line.ok and line.detail == f"collected by shard {owner(f'evenergy:{client}', shards)} of 3; checked there"
+    chargers = results["goe chargers of other shards"]
+    assert chargers.ok and chargers.detail == "1 of 1 collected by the other shards; checked there"
 
 
 def test_backfill_of_an_account_another_shard_collects_names_that_shard(tmp_path, capsys):

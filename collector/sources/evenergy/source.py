@@ -367,7 +367,7 @@ def shard_unit(config: Any) -> str:
 def build_source(config: Any, ctx: SourceContext) -> EvEnergySource | Source:
     unit = shard_unit(config)
     if not ctx.owns(unit):
-        return ctx.collected_elsewhere(NAME, f"ev.energy client {config.name}", unit)
+        return ctx.collected_elsewhere(NAME, f"ev.energy client {config.client_id} ({config.base_url})", unit)
     if config.evses:
         warning = quota_plan(len(config.evses), config.status_interval, config.command_interval,
                              config.quota_limit, config.reserve)

@@ -165,6 +165,7 @@ class GoeSource:
         self.config = config
         self.ctx = ctx
         owned = [entry for entry in config.chargers if ctx.owns(shard_unit(entry.serial))]
+        self.elsewhere = len(config.chargers) - len(owned)
         longest = max([entry.interval or config.interval for entry in owned], default=config.interval)
         limits = pool_limits(max(1, len(owned)), longest)
         tls = ssl.create_default_context(cafile=certifi.where())
@@ -192,6 +193,10 @@ class GoeSource:
 
     async def check(self) -> Sequence[CheckResult]:
         results = []
+        if self.elsewhere:
+            results.append(CheckResult("goe chargers of other shards", True,
+                                       f"{self.elsewhere} of {self.elsewhere + len(self.pollers)} "
+                                       f"collected by the other shards; checked there"))
         for poller in self.pollers:
             charger = poller.charger
             await self.ctx.limits.intervals.acquire(poller.key)

@@ -105,7 +105,7 @@ def build(config: Config, ctx: SourceContext) -> OvmsSource | Source:
     if not ctx.owns(unit):
         if config.vehicles:
             claim_vehicles(ctx, config.name, config.vehicles)
-        return ctx.collected_elsewhere(NAME, f"ovms {config.name} ({config.username} on {config.url})", unit)
+        return ctx.collected_elsewhere(NAME, f"ovms {config.url} (account {config.username})", unit)
     return OvmsSource(config, ctx)
 
 
