@@ -9,6 +9,7 @@ import pytest
 
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
+from collector.schema import all_measurements
 from collector.store import Store
 from tests.faults.harness import (CollectorProcess, assert_no_secrets, goe_config, last_health,
                                   read_store, wait_until)
@@ -16,6 +17,10 @@ from tests.servers import influx_server
 
 TOKEN = "tok-outage-SECRET-31337"
 DB = "outage"
+
+
+def measurement_named(name: str):
+    return next(m for m in all_measurements() if m.name == name)
 
 
 def pending(store: Path) -> int:
@@ -50,11 +55,11 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
         stored = read_store(store)
         shipped = {}
         for measurement in ("goe_status", "collector_health"):
+            tags = sorted(t.name for t in measurement_named(measurement).tags)
             for row in influx.query(f'SELECT * FROM "{measurement}"', db=DB):
-                tag = "serial" if measurement == "goe_status" else "source"
-                key = (measurement, ((tag, row[tag]),), row["time"])
+                key = (measurement, tuple((tag, row[tag]) for tag in tags), row["time"])
                 shipped[key] = {k: v for k, v in row.items()
-                                if v is not None and k not in ("time", tag, "_measurement")}
+                                if v is not None and k not in ("time", "_measurement", *tags)}
 
     assert len(stored) > 20
     assert stored.keys() == shipped.keys()      # nothing lost, nothing extra
