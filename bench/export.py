@@ -1,10 +1,15 @@
-"""Export benchmark: one year of 10 s go-e data (3.15M points) as a daily CSV.
+"""Export benchmark: one year of 10 s go-e data (3.15M points) as a daily CSV; a year of the
+demo's world through `report` and `statement`.
 
-Builds the year once per target (not timed), then runs `ev-collector export daily` in a fresh
-subprocess per target and prints its wall time and peak RSS (targets: < 20 s, < 500 MB each):
-  store   the embedded store, filled with Store.append (keep_lines=False, as without InfluxDB)
-  influx  a local influxd (Debian 1.6), filled with line protocol straight to /write
-Usage: python bench/export.py [--days 365] [--only store|influx] [--keep DIR]
+Builds the year once per target (not timed), then runs the command in a fresh subprocess per
+target and prints its wall time and peak RSS:
+  store   export daily from the embedded store, filled with Store.append (keep_lines=False,
+          as without InfluxDB); target < 20 s, < 500 MB
+  influx  export daily from a local influxd (Debian 1.6), filled with line protocol to /write
+  demo    a year of the demo's history (go-e at 10 s, evcc at 30 s, ev.energy, OVMS) with its
+          sessions derived as the collector's job does (timed too), then `report` over the
+          whole year with --html and `statement` for its last full month; target < 30 s each
+Usage: python bench/export.py [--days 365] [--only store|influx|demo] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -78,21 +83,72 @@ _CHILD = ("import sys\nfrom collector.cli import main\nrc = main(sys.argv[1:])\n
           "print('peak_rss_kb', hwm, file=sys.stderr)\nsys.exit(rc)")
 
 
-def run_export(args: list[str], out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one export in its own process."""
+def run_cli(args: list[str]) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of one ev-collector command in its own process."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, "export", "daily", "--from", "2026-01-01",
-                           "--to", "2027-01-01", "--tz", "Europe/Berlin", "--quiet", "--out", str(out),
-                           *args], cwd=ROOT, check=True, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, *args], cwd=ROOT, check=True,
+                          capture_output=True, text=True)
     seconds = time.perf_counter() - t
     peak_kb = int(proc.stderr.split("peak_rss_kb")[-1].split()[0])
     return seconds, peak_kb / 1024
 
 
+def run_export(args: list[str], out: Path) -> tuple[float, float]:
+    return run_cli(["export", "daily", "--from", "2026-01-01", "--to", "2027-01-01", "--tz", "Europe/Berlin",
+                    "--quiet", "--out", str(out), *args])
+
+
+def demo_year(work: Path, days: int) -> None:
+    """A year of the demo's world, its sessions derived, and the demo's config beside it."""
+    from datetime import datetime, timedelta, timezone
+
+    from collector.config import load_config
+    from collector.demo import Endpoints, demo_config
+    from collector.history import generate_history
+    from collector.sessions.job import SessionDeriver
+    from collector.store import Store
+
+    db, config = work / "demo-year.db", work / "demo-year.toml"
+    unused = "http://127.0.0.1:9"
+    text = demo_config(Endpoints(unused, unused, unused, unused), ["evse" + "0" * 26])
+    config.write_text(text.replace('path = "ev-collector.db"', f'path = "{db}"'))
+    if db.exists():
+        print(f"demo year: {db} exists (--keep): not rebuilt")
+        return
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    store = Store(db, synchronous="normal", keep_lines=False)
+    t = time.perf_counter()
+    counts = generate_history(store, end - timedelta(days=days), end, progress=sys.stderr.isatty())
+    print(f"demo year: {sum(counts.values()):,} points in {time.perf_counter() - t:.0f} s "
+          f"(go-e {counts['goe_status']:,})")
+    t = time.perf_counter()
+    sessions, _ = SessionDeriver(load_config(config).sessions, store, None).derive(int(end.timestamp()) * 10**9)
+    store.append(sessions)
+    print(f"demo year: {len(sessions)} sessions derived in {time.perf_counter() - t:.1f} s "
+          "(the sessions job's first run over the whole store)")
+    store.close()
+
+
+def bench_demo(work: Path, days: int) -> dict[str, tuple[float, float]]:
+    from datetime import datetime, timedelta, timezone
+
+    demo_year(work, days)
+    config = str(work / "demo-year.toml")
+    end = datetime.now(timezone.utc)
+    start = end - timedelta(days=days)
+    report = run_cli(["report", "--config", config, "--from", start.strftime("%Y-%m-%d"),
+                      "--to", (end + timedelta(days=1)).strftime("%Y-%m-%d"), "--html", str(work / "report.html")])
+    print(f"report over {days} days (+ --html): {report[0]:.1f} s, peak RSS {report[1]:.0f} MB")
+    month = (end.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    statement = run_cli(["statement", "--month", month, "--config", config, "--out", str(work / "statements")])
+    print(f"statement {month} (CSV, HTML, PDF): {statement[0]:.1f} s, peak RSS {statement[1]:.0f} MB")
+    return {"report": report, "statement": statement}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--only", choices=["store", "influx"])
+    parser.add_argument("--only", choices=["store", "influx", "demo"])
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir)")
     args = parser.parse_args()
     n = args.days * 8640
@@ -100,6 +156,9 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"{n:,} points ({args.days} days of 10 s go-e status), work dir {work}")
     results = {}
+    if args.only == "demo":
+        bench_demo(work, args.days)
+        return 0
     if args.only in (None, "store"):
         db = work / "store.db"
         if not db.exists():
@@ -124,6 +183,8 @@ def main() -> int:
     if len(results) == 2:
         same = (work / "daily-store.csv").read_bytes() == (work / "daily-influx.csv").read_bytes()
         print(f"same CSV from both: {same}")
+    if args.only is None:
+        bench_demo(work, args.days)
     return 0
 
 

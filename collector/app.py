@@ -11,6 +11,8 @@ from typing import IO, Any, Sequence
 from collector.health import COLLECTOR, Health
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
+from collector.rollups import MEASUREMENTS as ROLLUPS
+from collector.rollups.job import RollupJob, names_from
 from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
 from collector.sources import instances, load_all_sources
@@ -65,7 +67,9 @@ class Collector:
                 self.sources.append(module.build(section, self.context))
         self.target: InfluxTarget | None = make_target(config.influxdb) if config.influxdb else None
         self.sessions = (SessionDeriver(config.sessions, self.store, self.writer)
-                         if config.sessions is not None and config.sessions.enabled else None)
+                         if config.sessions.enabled else None)
+        self.rollups = (RollupJob(config.rollups, self.store, self.writer, names_from(config.sessions))
+                        if config.rollups.enabled else None)
         self.forwarder = (Forwarder(self.store, self.target, self.health,
                                     batch_size=config.influxdb.batch_size)
                           if self.target else None)
@@ -77,6 +81,9 @@ class Collector:
         if self.sessions is not None:
             jobs.append(Job(id="collector:sessions", interval=self.config.sessions.interval,
                             run=self.sessions.run, source=COLLECTOR))
+        if self.rollups is not None:
+            jobs.append(Job(id="collector:rollups", interval=self.config.rollups.interval,
+                            run=self.rollups.run, source=COLLECTOR))
         jobs.append(Job(id="collector:housekeeping", interval=HOUSEKEEPING_INTERVAL,
                         run=self.housekeeping, source=COLLECTOR))
         return jobs
@@ -95,7 +102,8 @@ class Collector:
     async def housekeeping(self) -> None:
         if self.target is not None and self.config.store.retention > 0:
             cutoff = time.time_ns() - int(self.config.store.retention * 1e9)
-            pruned = await asyncio.to_thread(self.store.prune_shipped, cutoff)
+            # the daily rollups stay: each month is summed from them
+            pruned = await asyncio.to_thread(self.store.prune_shipped, cutoff, ROLLUPS)
             if pruned:
                 log.info("pruned %d shipped points older than the store retention", pruned)
         if self.config.store.max_size_mb:

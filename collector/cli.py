@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live in their own modules. Each has `register(subparsers)`, which adds its
 # parser and sets `handler=callable(args) -> exit code` on it.
-COMMAND_MODULES = ("collector.backfill", "collector.demo", "collector.export", "collector.report")
+COMMAND_MODULES = ("collector.backfill", "collector.demo", "collector.export", "collector.report",
+                   "collector.statement")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -226,6 +226,7 @@ def config_model() -> type[BaseModel]:
     """The top-level model, built once from the source registry."""
     global _config_model
     if _config_model is None:
+        from collector.rollups.config import RollupsSection
         from collector.sessions.config import SessionsSection
 
         sources = _build_sources_model()
@@ -236,7 +237,8 @@ def config_model() -> type[BaseModel]:
             store=(StoreSection, StoreSection()),
             influxdb=(InfluxSection | None, None),
             sources=(sources, sources()),
-            sessions=(SessionsSection | None, None),
+            sessions=(SessionsSection, SessionsSection()),   # on by default; the section tunes
+            rollups=(RollupsSection, RollupsSection()),
         )
     return _config_model
 

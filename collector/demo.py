@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -28,7 +29,7 @@ from typing import Any, Iterator, TextIO
 from collector.config import ConfigError, load_config, parse_duration
 from collector.health import COLLECTOR
 from collector.influx import WriteError
-from collector.history import (EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
+from collector.history import (CAR_VEHICLE, EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
                                OVMS_PASSWORD, OVMS_USER, Simulators, build_simulators,
                                generate_history)
 from collector.sim.base import SimServer
@@ -194,6 +195,33 @@ username = {_q(OVMS_USER)}
 password = {_q(OVMS_PASSWORD)}   # DEMO VALUE: the simulator's account password
 interval = "10s"
 history_interval = "1m"
+
+# Charging sessions are derived without this section too (sources joined by their data); it
+# names the charger and the cars, sets the tariff, and gives the holder details a monthly
+# statement prints (`ev-collector statement --month YYYY-MM --config this file`).
+[sessions]
+tariff = "evcc"                 # evcc's dynamic grid tariff; "fixed" or "flat" with price
+price = 0.32                    # for hours evcc has no rate for
+currency = "EUR"
+ignore = [{_q("evcc:" + EVCC_SITE + "/Heat pump")}]   # an evcc loadpoint that is no EV charger
+
+[sessions.chargers.garage]
+goe = {_q(GOE_SERIAL)}
+evcc = {_q(EVCC_SITE + "/Garage")}
+vehicles = ["company-car"]
+
+[sessions.vehicles.company-car]
+ovms = {_q(CAR_VEHICLE)}
+evcc = "Model 3"
+holder = "Alex Example"         # DEMO VALUES: free text printed on the statement
+plate = "B-EV 2026E"
+employer = "Example Logistics GmbH, personnel no. 4711"
+
+[sessions.vehicles.second-car]
+ovms = "DEMO2"
+
+[sessions.cards.Alex]           # the go-e charger's RFID card of that name
+holder = "Alex Example"
 """
 
 
@@ -318,8 +346,10 @@ class Demo:
         self.workdir: Path = args.workdir.expanduser().resolve()
         self.influx = influx_section(args)   # validate the options before starting anything
         now = time.time()
-        # The simulated servers hold the history asked for (at least a week of evcc sessions).
-        self.simulators = build_simulators(args.seed, start=now - max(args.history, 7 * 86400.0),
+        # The simulated servers hold the history asked for. evcc's session log begins with
+        # that history, so its sessions have the charger's data beside them (without history:
+        # a week, so a first sync has something to fetch).
+        self.simulators = build_simulators(args.seed, start=now - (args.history or 7 * 86400.0),
                                            history_days=max(args.history / 86400, 7.0))
         self.servers: list[SimServer] = []
 
@@ -445,6 +475,14 @@ class Demo:
         window = {"from": f"{start:%Y-%m-%d %H:%M}", "to": f"{end:%Y-%m-%d %H:%M} UTC",
                   "seed": self.args.seed}
         collector.store.append([], {HISTORY_CURSOR: json.dumps(window)})
+        if collector.rollups is not None:
+            # the days of the history get their rollups now, as a running collector's would
+            began = time.monotonic()
+            with _stop_raises():
+                rolled = collector.rollups.run_now(int(end.timestamp() * 1e9))
+            print(f"history: {rolled:,} daily and monthly rollup points "
+                  f"({collector.rollups.zone_name} days) in {time.monotonic() - began:.1f} s",
+                  file=self.out, flush=True)
         return counts
 
     async def _ship_backlog(self, collector: Any, stop: asyncio.Event) -> None:
@@ -539,10 +577,11 @@ def summary(result: DemoResult) -> list[str]:
 def next_steps(result: DemoResult) -> list[str]:
     """What to run next on what the demo collected: the commands, with the paths it wrote."""
     program = _program()
-    config, csv = _shown(result.config_path), _shown(result.config_path.parent / "sessions.csv")
+    workdir = result.config_path.parent
+    config, csv = _shown(result.config_path), _shown(workdir / "sessions.csv")
     month = datetime.now().strftime("%Y-%m")
     lines = ["", "Next, on what it collected (it stays in the store; the simulators have stopped):",
-             f"  {program} report --config {config}",
+             f"  {program} report --config {config} --html {_shown(workdir / 'report.html')}",
              f"  {program} export sessions --config {config} --out {csv}",
              f"  {program} statement --month {month} --config {config}"]
     if result.influx:
@@ -569,12 +608,13 @@ def _program() -> str:
 
 
 def _shown(path: Path) -> str:
-    """A path as the user can type it here: relative below the working directory."""
+    """A path as the user can type it here: relative below the working directory, quoted for
+    the shell when it needs it."""
     path = path.resolve()
     try:
-        return str(path.relative_to(Path.cwd()))
+        return shlex.quote(str(path.relative_to(Path.cwd())))
     except ValueError:
-        return str(path)
+        return shlex.quote(str(path))
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -35,10 +35,11 @@ HEALTH = Measurement(
                 "(`collector` and `shard`). Counters are cumulative since the process started.",
     time="when the health sample was taken (wall clock)",
     tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
-                        "charging sessions, or `collector` for the pipeline"),
+                        "charging sessions, `rollups` for the daily and monthly rollups, or "
+                        "`collector` for the pipeline"),
           Tag("instance", "the source instance's `name` (`[[sources.evcc]] name = \"home\"`); "
-                          "the source name itself for a single instance, `sessions` and "
-                          "`collector`"),
+                          "the source name itself for a single instance, `sessions`, `rollups` "
+                          "and `collector`"),
           Tag("collector", "`[collector] name` (default `default`): shared by every shard of "
                            "one fleet, different for collectors of different sites writing "
                            "into one database"),

@@ -23,6 +23,7 @@ cursors are left as a collector's would be at `end`.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ EVCC_SITE = "home"
 EVCC_STATE_INTERVAL = 30             # evcc's default state_interval
 EVCC_TARIFFS = ("grid", "feedin", "co2")
 CAR_VEHICLE = "DEMO1"                # the OVMS car that charges on the go-e charger / evcc
+CAR_CARDS = ("Alex", "Guest")        # the go-e charger's RFID cards; the car's charges use the first
+GOE_CARDS_INTERVAL = 3600            # the go-e source's default card-list poll
 OVMS_USER, OVMS_PASSWORD = "demo", "demo-password"
 OVMS_INTERVAL = 60                   # the OVMS source's default interval
 EVENERGY_EVSES = 1
@@ -107,10 +110,11 @@ class CarCharger(SimCharger):
 
     def __init__(self, sessions: list[CarSession], seed: int) -> None:
         super().__init__(serial=GOE_SERIAL, firmware="058.2", variant=22, amp=32, phases=1,
-                         car_max_a=_CAR_AMPS)
+                         car_max_a=_CAR_AMPS, cards=CAR_CARDS, card=0)
         self.starts: list[int] = []
         self.cycles: list[_SessionCharger] = []
         eto = 1_000_000 + (seed * 7919) % 4_000_000
+        self.card_energy_base = eto     # the card list was set up with the charger
         for index, (session, following) in enumerate(zip(sessions, sessions[1:])):
             cycle = following.plug - session.plug
             charger = _SessionCharger(
@@ -119,7 +123,8 @@ class CarCharger(SimCharger):
                 leave_at=min(cycle, session.unplug - session.plug),
                 session_wh=round(session.energy_wh, 1),
                 # An offset of whole cycles keeps the cycle position and varies the noise.
-                phase_offset=cycle * (index + 1))
+                phase_offset=cycle * (index + 1), cards=self.cards, card=self.card,
+                card_energy_base=self.card_energy_base)
             full = charger.power_w * charger.charge_s / 3600.0
             # state() adds (completed cycles) x (session energy) to eto_start; cancel that out.
             charger.eto_start = int(eto - (index + 1) * full)
@@ -163,6 +168,10 @@ class _CarEvcc(EvccSim):
         self._first = bisect.bisect_left(self._created, installed) if installed is not None else 0
         self._by_lp = {lp: [s for s in self._all if s.lp == lp] for lp in (0, 1)}
         self._by_lp_created = {lp: [s.created for s in rows] for lp, rows in self._by_lp.items()}
+        # Energy of each loadpoint's sessions before the k-th: its meter without a scan.
+        self._lp_done = {lp: list(itertools.accumulate((s.power_w * s.charge_s / 3600.0 for s in rows),
+                                                       initial=0.0))
+                         for lp, rows in self._by_lp.items()}
         for session in self._by_lp[0]:
             start = ovms.state(CAR_VEHICLE, session.created)
             end = ovms.state(CAR_VEHICLE, session.created + session.charge_s)
@@ -172,6 +181,17 @@ class _CarEvcc(EvccSim):
 
     def sessions(self, now: float) -> list[EvccSession]:
         return self._all[self._first:bisect.bisect_right(self._created, now)]
+
+    def _lp_sessions(self, lp: int, now: float) -> list[EvccSession]:
+        # Every session from the anchor, also those before `installed`: the meter saw them.
+        return self._by_lp.get(lp, [])[:bisect.bisect_right(self._by_lp_created.get(lp, []), now)]
+
+    def charged_wh(self, lp: int, now: float) -> float:
+        count = bisect.bisect_right(self._by_lp_created.get(lp, []), now)
+        if count == 0:
+            return 0.0
+        last = self._by_lp[lp][count - 1]   # sessions of a loadpoint do not overlap
+        return self._lp_done[lp][count - 1] + last.power_w * max(0.0, min(now - last.created, last.charge_s)) / 3600.0
 
     def _active(self, lp: int, now: float) -> EvccSession | None:
         rows = self._by_lp.get(lp, [])
@@ -297,7 +317,10 @@ class _Generator:
         first = -(-t0 // GOE_INTERVAL) * GOE_INTERVAL
         state, parse = self.charger.state, goe_parse.parse_status
         for t in range(first, t1, GOE_INTERVAL):
-            yield from parse(state(0, float(t)), GOE_SERIAL, t * NS)
+            status = state(0, float(t))
+            yield from parse(status, GOE_SERIAL, t * NS)
+            if t % GOE_CARDS_INTERVAL == 0 or t == first == self.start:
+                yield from goe_parse.parse_cards(status, GOE_SERIAL, t * NS)
 
     def evcc_points(self, t0: int, t1: int) -> Iterator[Point]:
         first = -(-t0 // EVCC_STATE_INTERVAL) * EVCC_STATE_INTERVAL
@@ -438,5 +461,5 @@ def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1
     return dict(sorted(sink.counts.items()))
 
 
-__all__ = ["CAR_VEHICLE", "EVCC_SITE", "GOE_SERIAL", "CarCharger", "CarSession", "Simulators",
+__all__ = ["CAR_CARDS", "CAR_VEHICLE", "EVCC_SITE", "GOE_SERIAL", "CarCharger", "CarSession", "Simulators",
            "build_simulators", "car_sessions", "generate_history"]

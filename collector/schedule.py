@@ -104,7 +104,8 @@ class JobRunner:
         self.clock = clock
         self.running: set[asyncio.Task] = set()
         self.stopping = False
-        self._state: dict[str, _JobState] = {}
+        self._state: dict[str, _JobState] = {}      # by job id: retry_after
+        self._config: dict[str, _JobState] = {}     # by Job.config_scope: configuration back-off
 
     async def run(self, job: Job) -> None:
         task = asyncio.current_task()
@@ -126,7 +127,10 @@ class JobRunner:
         state = self._state.get(job.id)
         if state is None:
             state = self._state[job.id] = _JobState()
-        if self.stopping or self.clock() < state.not_before:
+        scope = self._config.get(job.config_scope)
+        if scope is None:
+            scope = self._config[job.config_scope] = _JobState()
+        if self.stopping or self.clock() < max(state.not_before, scope.not_before):
             return
         health = self.health
         health.count(job.source, "polls")
@@ -137,9 +141,9 @@ class JobRunner:
         except SourceError as exc:
             if exc.action is Action.NO_DATA:
                 health.count(job.source, "no_data")
-                self._succeeded(job, state)
+                self._succeeded(job, scope)
                 return
-            self._failed(job, state, exc)
+            self._failed(job, state, scope, exc)
             return
         except StoreError:
             # The store, not this job: the writer says so once for the whole collector and
@@ -159,13 +163,15 @@ class JobRunner:
             return          # nothing was sent: it says nothing about the device
         if outcome is Outcome.NO_DATA:
             health.count(job.source, "no_data")
-        self._succeeded(job, state)
+        self._succeeded(job, scope)
 
-    def _succeeded(self, job: Job, state: _JobState) -> None:
-        state.config_failures = 0
+    def _succeeded(self, job: Job, scope: _JobState) -> None:
         self.failures.recovered(job.id)
+        if scope.config_failures:
+            scope.config_failures = 0
+            self.failures.recovered(job.config_scope)
 
-    def _failed(self, job: Job, state: _JobState, exc: SourceError) -> None:
+    def _failed(self, job: Job, state: _JobState, scope: _JobState, exc: SourceError) -> None:
         health = self.health
         health.count(job.source, "polls_failed")
         health.count(job.source, _HEALTH_COUNTER[exc.action])
@@ -173,13 +179,17 @@ class JobRunner:
         health.error(job.source, message)
         wait = exc.retry_after or 0.0
         if exc.action is Action.CONFIG:
-            state.config_failures += 1
+            # One back-off and one line for everything these credentials open: a charger's
+            # status and card polls, an ev.energy client's streams.
+            scope.config_failures += 1
             backoff = min(CONFIG_BACKOFF_MAX, max(CONFIG_BACKOFF_FIRST, job.interval)
-                          * 2 ** (state.config_failures - 1))
-            wait = max(wait, backoff)
+                          * 2 ** (scope.config_failures - 1))
+            scope.not_before = max(scope.not_before, self.clock() + max(wait, backoff))
             message += (f"; asking again in {backoff:.0f} s, then less and less often (at "
                         f"least every {CONFIG_BACKOFF_MAX / 60:.0f} min) until it works")
-        elif exc.action is Action.WAIT:
+            self.failures.emit(job.config_scope, exc.cause, _LEVEL[exc.action], message)
+            return
+        if exc.action is Action.WAIT:
             wait = wait or DEFAULT_WAIT
             message += f"; waiting {wait:.0f} s"
         if wait:

@@ -244,6 +244,7 @@ def all_measurements() -> list[Measurement]:
     load_all_sources()
     import collector.health  # noqa: F401  (declares collector_health)
     import collector.sessions  # noqa: F401  (declares charging_session)
+    import collector.rollups  # noqa: F401  (declares rollup_daily, rollup_monthly)
 
     return sorted(_REGISTRY.values(), key=lambda m: (m.source != "collector", m.source, m.name))
 

@@ -31,6 +31,7 @@ from collector.points import Point, field_set, series_prefix
 log = logging.getLogger(__name__)
 
 PENDING, SHIPPED, DEAD = 0, 1, 2
+PRUNED_BEFORE = "store:pruned_before"   # cursor: the newest cutoff that pruning removed rows at
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -299,13 +300,33 @@ class Store:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def prune_shipped(self, older_than_ns: int) -> int:
-        """Drop shipped points whose time is older than the retention; InfluxDB has them."""
-        with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM points WHERE state != 0 AND time_ns < ?", (older_than_ns,)
-            )
-            return cur.rowcount
+    def prune_shipped(self, older_than_ns: int, keep: Iterable[str] = ()) -> int:
+        """Drop shipped points whose time is older than the retention; InfluxDB has them.
+
+        Measurements in `keep` stay whatever their age: derived data that later runs read
+        back (the daily rollups a month is summed from).
+        """
+        kept = sorted(set(keep))
+        marks = ",".join("?" * len(kept))
+        spare = (f" AND series_id NOT IN (SELECT id FROM series WHERE measurement IN ({marks}))"
+                 if kept else "")
+        with self._transaction("cannot prune shipped points"):
+            pruned = self._db.execute(
+                f"DELETE FROM points WHERE state != 0 AND time_ns < ?{spare}", (older_than_ns, *kept)
+            ).rowcount
+            if pruned:
+                self._db.execute(
+                    "INSERT INTO cursors (key, value, updated_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), "
+                    "CAST(excluded.value AS INTEGER)), updated_ns = excluded.updated_ns",
+                    (PRUNED_BEFORE, str(older_than_ns), time.time_ns()))
+        return pruned
+
+    def pruned_before(self) -> int | None:
+        """Before this time the store may have lost shipped samples to pruning (None: never
+        pruned). Jobs that recompute from the store leave older periods alone."""
+        value = self.cursor(PRUNED_BEFORE)
+        return int(value) if value is not None else None
 
     def used_bytes(self) -> int:
         with self._lock:
@@ -403,6 +424,27 @@ class Store:
             with self._lock:
                 rows = cur.fetchmany(chunk)
 
+    def changed_since(self, mark: int, measurements: Iterable[str]) -> tuple[int | None, int]:
+        """(earliest point time among the rows of `measurements` added after row id `mark`,
+        the newest row id).
+
+        Row ids grow with every new row, so a derived-data job finds what arrived since its
+        last run, late data included, by a range scan over the new rows only. A merge into an
+        existing row keeps its id and is not seen. Returns (None, newest id) when none of the
+        new rows is of `measurements`.
+        """
+        names = sorted(set(measurements))
+        marks = ",".join("?" * len(names))
+        with self._lock:
+            newest = self._db.execute("SELECT max(id) FROM points").fetchone()[0]
+            if newest is None or newest <= mark or not names:
+                return None, max(mark, newest or 0)
+            first = self._db.execute(
+                f"SELECT min(time_ns) FROM points WHERE id > ? AND id <= ? AND state != 2 AND "
+                f"series_id IN (SELECT id FROM series WHERE measurement IN ({marks}))",
+                (mark, newest, *names)).fetchone()[0]
+        return first, newest
+
     def first_time(self, measurement: str) -> int | None:
         """The earliest point time of a measurement (an index scan, no sort), or None."""
         with self._lock:
@@ -440,6 +482,31 @@ class Store:
             yield tags, rows
             with self._lock:
                 rows = cur.fetchmany(chunk)
+
+    def nearest_rows(self, measurement: str, fields: Sequence[str], time_ns: int, before: bool
+                     ) -> tuple[dict[int, dict[str, str]], list[tuple]]:
+        """Per series, the row nearest `time_ns` on one side that has any of `fields`: the last
+        before it (`before`), else the first at or after it; however far away it is. Rows as
+        in `query_rows`. Interpolating at a boundary needs the samples either side of it.
+        """
+        with self._lock:
+            series = self._db.execute(
+                "SELECT id, tags FROM series WHERE measurement = ?", (measurement,)).fetchall()
+        if not series or not fields:
+            return {}, []
+        paths = ['$."' + name.replace('"', '\\"') + '"' for name in fields]
+        columns = ", json_extract(fields, ?)" * len(fields)
+        has = " OR ".join(["json_extract(fields, ?) IS NOT NULL"] * len(fields))
+        sql = (f"SELECT series_id, time_ns{columns} FROM points WHERE series_id = ? AND time_ns "
+               f"{'<' if before else '>='} ? AND state != 2 AND ({has}) "
+               f"ORDER BY time_ns {'DESC' if before else 'ASC'} LIMIT 1")
+        rows = []
+        with self._lock:
+            for sid, _ in series:
+                row = self._db.execute(sql, (*paths, sid, time_ns, *paths)).fetchone()
+                if row is not None:
+                    rows.append(row)
+        return {sid: json.loads(t) for sid, t in series}, rows
 
     def close(self) -> None:
         with self._lock:

@@ -1,12 +1,13 @@
-"""The six dashboards, as code. `python dashboards/build.py` writes dashboards/json/*.json;
+"""The dashboards, as code. `python dashboards/build.py` writes dashboards/json/*.json;
 `--check` exits 1 when the committed JSON differs from what this file generates.
 
 Conventions every query follows (see dashboards/README.md):
-- raw InfluxQL, fields and measurements from docs/schema.md only;
+- raw InfluxQL, fields and measurements from docs/schema.md only, nothing InfluxDB 3 or
+  InfluxDB Cloud Serverless lacks (no tz(), INTEGRAL, SAMPLE, SLIMIT, SHOW SERIES, INTO, ...);
 - `$timeFilter` in every WHERE, `$__interval` for time-series buckets, `fill(none)`;
 - device filters as `"tag" =~ /^(${var:regex})$/` (one, several or All);
-- daily/weekly totals in local time: GROUP BY time(1d) / time(1w, 4d) (weeks from Monday)
-  with tz('${timezone:raw}'), so days follow DST.
+- days and months are the collector's rollups (`rollup_daily`, `rollup_monthly`), computed per
+  local day of `[rollups] timezone`; raw samples only on panels of two days or less.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):                      # run as a script: make `dashboards` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboards.panels import (TZ, Dashboard, Panel, Query, datasource_variable, gauge, geomap, row,
-                               stat, state_timeline, table, tag_in, tag_variable, timeseries,
-                               timezone_variable, value_map, where)
+from dashboards.panels import (Dashboard, Panel, Query, datasource_variable, gauge, geomap, row, stat,
+                               state_timeline, table, tag_in, tag_variable, timeseries, value_map, where)
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 
@@ -48,6 +48,24 @@ V_EVSE = tag_variable("evse", "EVSE", "evenergy_status", "evse")
 V_SESSION_CHARGER = tag_variable("session_charger", "Charger", "charging_session", "charger")
 V_SOURCE = tag_variable("source", "Source", "collector_health", "source")
 
+# The rollups: one point per entity and local day / month, tagged kind and name.
+DAILY, MONTHLY = "rollup_daily", "rollup_monthly"
+KIND = {kind: f"\"kind\" = '{kind}'" for kind in ("charger", "loadpoint", "site", "vehicle")}
+R_CHARGER = (KIND["charger"], tag_in("name", "rollup_charger"))
+R_SESSION_CHARGER = (KIND["charger"], tag_in("name", "session_charger"))
+R_LOADPOINT = (KIND["loadpoint"], tag_in("name", "rollup_loadpoint"))
+R_SITE = (KIND["site"], tag_in("name", "rollup_site"))
+R_VEHICLE = (KIND["vehicle"], tag_in("name", "rollup_vehicle"))
+V_RCHARGER = tag_variable("rollup_charger", "Charger", DAILY, "name", KIND["charger"])
+V_RLOADPOINT = tag_variable("rollup_loadpoint", "evcc loadpoint", DAILY, "name", KIND["loadpoint"])
+V_RSITE = tag_variable("rollup_site", "Site", DAILY, "name", KIND["site"])
+V_RVEHICLE = tag_variable("rollup_vehicle", "Vehicle", DAILY, "name", KIND["vehicle"])
+
+SPLIT_COLORS = {"Solar": {"color": {"mode": "fixed", "fixedColor": "yellow"}},
+                "Grid": {"color": {"mode": "fixed", "fixedColor": "blue"}},
+                "Home battery": {"color": {"mode": "fixed", "fixedColor": "green"}}}
+LONG = "now-1y"                                    # default range of the dashboards on rollups
+
 CAR_STATE = value_map({0: ("unknown", "text"), 1: ("idle", "blue"), 2: ("charging", "green"),
                        3: ("waiting for car", "yellow"), 4: ("complete", "purple"), 5: ("error", "red"),
                        6: ("initializing", "orange")})
@@ -57,14 +75,33 @@ ERROR_CODE = [{"type": "value", "options": {"0": {"text": "no error", "color": "
                                             "result": {"text": "error", "color": "red", "index": 1}}}]
 
 
-def per_day(select: str, frm: str, *conditions: str, by: str = "") -> str:
-    group = f"GROUP BY time(1d){', ' + by if by else ''}"
-    return f"SELECT {select} FROM {frm} WHERE {where(*conditions)} {group} fill(none) {TZ}"
+def each(select: str, measurement: str, conditions: tuple[str, ...], *, order: str = "") -> str:
+    """Rollup points as they are, one series per entity (`$tag_name` in aliases)."""
+    return (f'SELECT {select} FROM "{measurement}" WHERE {where(*conditions)} GROUP BY "name"'
+            + (f" {order}" if order else ""))
 
 
-def per_week(select: str, frm: str, *conditions: str, by: str = "") -> str:
-    group = f"GROUP BY time(1w, 4d){', ' + by if by else ''}"      # epoch + 4 d is a Monday
-    return f"SELECT {select} FROM {frm} WHERE {where(*conditions)} {group} fill(none) {TZ}"
+def summed(select: str, measurement: str, conditions: tuple[str, ...]) -> str:
+    """Rollup points added up over the selected entities, period by period.
+
+    The points of one period share a timestamp, local midnight, and every time zone's midnight
+    falls on a quarter hour of UTC: 15-minute buckets gather exactly one period each, with no
+    tz() (which InfluxDB Cloud Serverless lacks) and whatever the zone.
+    """
+    return f'SELECT {select} FROM "{measurement}" WHERE {where(*conditions)} GROUP BY time(15m) fill(none)'
+
+
+def total(select: str, measurement: str, conditions: tuple[str, ...], *, by: str = "") -> str:
+    """One value over the whole time range (per entity with `by`)."""
+    return (f'SELECT {select} FROM "{measurement}" WHERE {where(*conditions)}'
+            + (f" GROUP BY {by}" if by else ""))
+
+
+def newest(fieldname: str, measurement: str, conditions: tuple[str, ...], alias: str) -> str:
+    """The newest rollup point's value per entity, summed: this month or today, whatever the
+    dashboard's time zone (`now/M` in another zone than the collector's would miss the point)."""
+    return (f'SELECT sum("v") AS "{alias}" FROM (SELECT last("{fieldname}") AS "v" FROM "{measurement}" '
+            f'WHERE {where(*conditions)} GROUP BY "name")')
 
 
 def series(select: str, measurement: str, *conditions: str, by: str = "", fill: str = "none") -> str:
@@ -85,11 +122,15 @@ def lasts(*fields_and_names: tuple[str, str]) -> str:
     return ", ".join(f'last("{f}") AS "{n}"' for f, n in fields_and_names)
 
 
-def monthly(field: str) -> list[dict]:
-    """InfluxQL has no calendar months: sum daily rows per local month in Grafana."""
-    return [{"id": "formatTime", "options": {"timeField": "Time", "outputFormat": "YYYY-MM", "useTimezone": True}},
+def by_year(*fields: str) -> list[dict]:
+    """Monthly rows summed per year in Grafana (the year of each month's start, in the
+    dashboard's time zone: keep it the collector's `[rollups] timezone`)."""
+    return [{"id": "formatTime", "options": {"timeField": "Time", "outputFormat": "YYYY", "useTimezone": True}},
             {"id": "groupBy", "options": {"fields": {"Time": {"aggregations": [], "operation": "groupby"},
-                                                     field: {"aggregations": ["sum"], "operation": "aggregate"}}}}]
+                                                     **{f: {"aggregations": ["sum"], "operation": "aggregate"}
+                                                        for f in fields}}}},
+            {"id": "organize", "options": {"renameByName": {"Time": "Year", **{f: f for f in fields}},
+                                           "excludeByName": {}, "indexByName": {}}}]
 
 
 # ---------------------------------------------------------------------------------------- 1 overview
@@ -102,6 +143,9 @@ def overview() -> Dashboard:
               f'WHERE {where(SITE, LOADPOINT)} GROUP BY "loadpoint_title")', "evcc loadpoints")]
     site_energy = [Query(latest('spread("pv_energy_wh") AS "PV", spread("grid_energy_wh") AS "Grid import"',
                                 "evcc_site", SITE))]
+    charged_month = [Query(each('last("energy_wh")', MONTHLY, R_CHARGER), "$tag_name")]
+    site_month = [Query(newest("pv_energy_wh", MONTHLY, R_SITE, "PV")),
+                  Query(newest("grid_import_wh", MONTHLY, R_SITE, "Grid import"))]
     panels: list[Panel] = [
         row("Now"),
         stat("Charging power", "watt", [
@@ -126,18 +170,23 @@ def overview() -> Dashboard:
         row("Energy"),
         stat("Charged today", "watth", charged_today,
              "Meter difference since local midnight (dashboard time zone).", time_from="now/d", w=6),
-        stat("Charged this month", "watth", charged_today, "Meter difference since the 1st.",
-             time_from="now/M", w=6),
+        stat("Charged this month", "watth", charged_month,
+             "Per charger, from the collector's monthly rollup (updated every few minutes).",
+             time_from="32d", w=6),
         stat("PV and grid today", "watth", site_energy, "evcc site meters since local midnight.",
              time_from="now/d", w=6),
-        stat("PV and grid this month", "watth", site_energy, "evcc site meters since the 1st.",
-             time_from="now/M", w=6),
+        stat("PV and grid this month", "watth", site_month, "evcc site meters, monthly rollup.",
+             time_from="32d", w=6),
         timeseries("Power", "watt", [
             Query(series(means(("pv_power_w", "PV"), ("grid_power_w", "Grid"), ("home_power_w", "Home"),
                                ("battery_power_w", "Battery")), "evcc_site", SITE)),
             Query(series('mean("power_w")', "goe_status", CHARGER, by='"serial"'), "go-e $tag_serial"),
             Query(series('mean("charge_power_w")', "evcc_loadpoint", SITE, LOADPOINT, by='"loadpoint_title"'),
                   "$tag_loadpoint_title")], "Site flows and charging power.", w=24, h=9),
+        timeseries("Charged per day, last 30 days", "watth", [Query(each('"energy_wh"', DAILY, R_CHARGER),
+                                                                   "$tag_name")],
+                   "Meter energy per charger and local day (daily rollup).", bars=True, stack=True,
+                   time_from="30d", w=24, h=7),
         row("Sessions"),
         table("Last sessions", "none", [Query(
             'SELECT "charger" AS "Charger", "vehicle" AS "Vehicle", "energy_wh" AS "Energy", '
@@ -148,8 +197,8 @@ def overview() -> Dashboard:
     ]
     return Dashboard("ev-overview", "EV charging: overview",
                      "Power now, today's and this month's energy, vehicle, last sessions, tariff.",
-                     [datasource_variable(), timezone_variable(), V_SITE, V_CHARGER, V_LOADPOINT, V_VEHICLE,
-                      V_SESSION_CHARGER], panels)
+                     [datasource_variable(), V_SITE, V_CHARGER, V_LOADPOINT, V_VEHICLE, V_SESSION_CHARGER,
+                      V_RCHARGER, V_RSITE], panels)
 
 
 # ---------------------------------------------------------------------------------------- 2 charger
@@ -183,9 +232,9 @@ def charger() -> Dashboard:
         timeseries("Energy counter", "watth", [Query(series('last("energy_total_wh")', "goe_status", CHARGER,
                                                             **by_serial), "$tag_serial")],
                    "Lifetime energy (`eto`).", w=12),
-        timeseries("Energy per day", "watth", [Query(per_day('spread("energy_total_wh")', '"goe_status"', CHARGER,
-                                                             by='"serial"'), "$tag_serial")],
-                   "Meter difference per local day.", bars=True, w=12),
+        timeseries("Energy per day", "watth", [Query(each('"energy_wh"', DAILY, R_CHARGER), "$tag_name")],
+                   "Meter energy per local day (daily rollup; a charger named in [sessions.chargers] "
+                   "under that name).", bars=True, time_from="30d", w=12),
         state_timeline("Errors", [Query(series('max("error_code")', "goe_status", CHARGER, **by_serial),
                                         "$tag_serial")],
                        "go-e `err` (0 = none); the meaning of other codes depends on the firmware.",
@@ -210,10 +259,13 @@ def charger() -> Dashboard:
                   ("offered_current_a", "offered")), "evcc_loadpoint", SITE, LOADPOINT,
             by='"loadpoint_title"'), "$tag_loadpoint_title $col")],
             "Measured phase currents and the current offered to the vehicle.", w=12),
+        timeseries("Loadpoint energy per day", "watth", [Query(each('"energy_wh"', DAILY, R_LOADPOINT),
+                                                               "$tag_name")],
+                   "evcc's loadpoint meter per local day (daily rollup).", bars=True, time_from="30d", w=24),
     ]
     return Dashboard("ev-charger", "EV charging: charger",
                      "go-eCharger electrical values, state, limits, energy and errors; evcc loadpoints.",
-                     [datasource_variable(), timezone_variable(), V_CHARGER, V_SITE, V_LOADPOINT], panels)
+                     [datasource_variable(), V_CHARGER, V_SITE, V_LOADPOINT, V_RCHARGER, V_RLOADPOINT], panels)
 
 
 # ---------------------------------------------------------------------------------------- 3 vehicle
@@ -249,13 +301,12 @@ def vehicle() -> Dashboard:
                                                                 by='"vehicle", "wheel"'), "$tag_vehicle $tag_wheel")],
                    w=12, h=6),
         row("Trips"),
-        timeseries("Distance per day", "lengthkm", [Query(per_day('sum("trip_km")', '"ovms_trip"', VEHICLE, DRIVEN,
-                                                                  by='"vehicle"'), "$tag_vehicle")],
-                   "Sum of the trips that ended that local day (OVMS trip log).", bars=True, w=12),
+        timeseries("Distance per day", "lengthkm", [Query(each('"distance_km"', DAILY, R_VEHICLE), "$tag_name")],
+                   "Odometer difference per local day (daily rollup).", bars=True, time_from="30d", w=12),
         timeseries("Consumption", KWH_PER_100KM, [Query(
             'SELECT "energy_used_wh" / "trip_km" / 10 AS "consumption" FROM "ovms_trip" '
             f'WHERE {where(VEHICLE, DRIVEN)} GROUP BY "vehicle"', "$tag_vehicle")],
-                   "Energy used per 100 km, per trip.", points=True, w=12),
+                   "Energy used per 100 km, per trip.", points=True, time_from="7d", w=12),
         table("Trips", "none", [Query(
             'SELECT "vehicle" AS "Vehicle", "trip_km" AS "Distance", "drive_time_s" AS "Driving time", '
             '"energy_used_wh" AS "Energy used", "energy_recovered_wh" AS "Recovered", '
@@ -264,44 +315,35 @@ def vehicle() -> Dashboard:
             'ORDER BY time DESC')],
               "One row per trip from the OVMS trip log (the record written when the ignition goes off).",
               columns={"Distance": "lengthkm", "Driving time": "s", "Energy used": "watth", "Recovered": "watth",
-                       "Consumption": KWH_PER_100KM, "SoC at end": "percent"}, decimals=1),
+                       "Consumption": KWH_PER_100KM, "SoC at end": "percent"}, decimals=1, time_from="7d"),
     ]
     return Dashboard("ev-vehicle", "EV charging: vehicle",
                      "State of charge, range, charging, 12 V battery, temperatures, location, tyres and trips (OVMS).",
-                     [datasource_variable(), timezone_variable(), V_VEHICLE], panels, time_from="now-7d")
+                     [datasource_variable(), V_VEHICLE, V_RVEHICLE], panels, time_from="now-2d")
 
 
 # ---------------------------------------------------------------------------------------- 4 sessions
 
 def sessions() -> Dashboard:
-    split = 'sum("solar_energy_wh") AS "Solar", sum("grid_energy_wh") AS "Grid", ' \
-            'sum("battery_energy_wh") AS "Home battery", sum("energy_wh") AS "Total"'
-    stack = {"Solar": {"color": {"mode": "fixed", "fixedColor": "yellow"}},
-             "Grid": {"color": {"mode": "fixed", "fixedColor": "blue"}},
-             "Home battery": {"color": {"mode": "fixed", "fixedColor": "green"}},
-             "Total": {"custom.drawStyle": "points", "custom.stacking": {"mode": "none", "group": "A"},
-                       "color": {"mode": "fixed", "fixedColor": "text"}}}
+    split = ('sum("session_solar_energy_wh") AS "Solar", sum("session_grid_energy_wh") AS "Grid", '
+             'sum("session_battery_energy_wh") AS "Home battery"')
     split_note = ("Charging sessions by the local day they started, split by where the energy came from "
-                  "where a source knows it (go-e whs/whg/whb, evcc solar share); the dot is the total.")
+                  "where a source knows it (go-e whs/whg/whb, evcc solar share); daily rollup.")
+    per_month = ('"period" AS "Month", "name" AS "Charger", "sessions" AS "Sessions", '
+                 '"session_energy_wh" AS "Energy", "session_solar_energy_wh" AS "Solar", '
+                 '"cost" AS "Cost", "savings" AS "Saved"')
     panels: list[Panel] = [
         row("Energy"),
-        timeseries("Charged per day", "watth", [Query(per_day(split, '"charging_session"', SESSION_CHARGER))],
-                   split_note, bars=True, stack=True, overrides=stack, w=12),
-        timeseries("Charged per week", "watth", [Query(per_week(split, '"charging_session"', SESSION_CHARGER))],
-                   "As per day, in weeks from Monday (local time).", bars=True, stack=True, overrides=stack,
-                   w=12),
-        table("Charged per month", "watth", [Query(per_day('sum("energy_wh") AS "Energy"', '"charging_session"',
-                                                           SESSION_CHARGER))],
-              "Session energy per local month (daily totals summed by month in Grafana, in the "
-              "dashboard's time zone).", transformations=monthly("Energy"), w=8, h=8),
-        table("Cost per month", MONEY, [Query(per_day('sum("cost") AS "Cost"', '"charging_session"',
-                                                      SESSION_CHARGER))],
-              "Cost of the grid part of each session at the configured tariff ([sessions] tariff).",
-              transformations=monthly("Cost"), w=8, h=8),
-        table("Saved per month", MONEY, [Query(per_day('sum("savings") AS "Saved"', '"charging_session"',
-                                                       SESSION_CHARGER))],
-              "What solar and the home battery saved against charging everything from the grid.",
-              transformations=monthly("Saved"), w=8, h=8),
+        timeseries("Charged per day", "watth", [Query(summed(split, DAILY, R_SESSION_CHARGER))],
+                   split_note, bars=True, stack=True, overrides=SPLIT_COLORS, w=12),
+        timeseries("Charged per month", "watth", [Query(summed(split, MONTHLY, R_SESSION_CHARGER))],
+                   "As per day, per local month (monthly rollup).", bars=True, stack=True,
+                   overrides=SPLIT_COLORS, w=12),
+        table("Per month", "none", [Query(total(f"{per_month}", MONTHLY, R_SESSION_CHARGER)
+                                          + " ORDER BY time DESC")],
+              "Sessions, energy, cost at the configured tariff ([sessions] tariff) and what solar "
+              "and the home battery saved, per charger and local month.",
+              columns={"Energy": "watth", "Solar": "watth", "Cost": MONEY, "Saved": MONEY}, decimals=1, h=8),
         row("Sessions"),
         table("Charging sessions", "none", [Query(
             'SELECT "charger" AS "Charger", "vehicle" AS "Vehicle", "end_unix_s" * 1000 AS "End", '
@@ -342,9 +384,9 @@ def sessions() -> Dashboard:
               columns={"Duration": "s", "Into battery": "watth", "From grid": "watth", "Efficiency": "percent",
                        "SoC end": "percent"}, decimals=1, h=8),
     ]
-    variables = [datasource_variable(), timezone_variable(), V_SESSION_CHARGER, V_SITE, V_LOADPOINT, V_VEHICLE]
+    variables = [datasource_variable(), V_SESSION_CHARGER, V_SITE, V_LOADPOINT, V_VEHICLE]
     return Dashboard("ev-sessions", "EV charging: sessions and energy",
-                     "Energy per day, week and month by source, sessions, cost and efficiency.",
+                     "Energy per day and month by source, sessions, cost and efficiency.",
                      variables, panels, time_from="now-30d", refresh="5m")
 
 
@@ -377,7 +419,7 @@ def smart_charging() -> Dashboard:
     ]
     return Dashboard("ev-smart-charging", "EV charging: smart charging",
                      "ev.energy commands (max load target, reason) over EVSE status, per EVSE.",
-                     [datasource_variable(), timezone_variable(), V_EVSE], panels, time_from="now-2d")
+                     [datasource_variable(), V_EVSE], panels, time_from="now-2d")
 
 
 # ---------------------------------------------------------------------------------------- 6 health
@@ -483,8 +525,287 @@ def health() -> Dashboard:
                      refresh="30s")
 
 
+# ---------------------------------------------------------------------------------------- 7 months and years
+
+def energy() -> Dashboard:
+    year = "now/y"
+    solar_share = ('100 * sum("session_solar_energy_wh") / sum("session_energy_wh")')
+    per_month = ('"period" AS "Month", "name" AS "Charger", "energy_wh" AS "Metered", '
+                 '"session_energy_wh" AS "Sessions energy", "session_solar_energy_wh" AS "Solar", '
+                 '"session_grid_energy_wh" AS "Grid", "session_battery_energy_wh" AS "Home battery", '
+                 '"sessions" AS "Sessions", "cost" AS "Cost", "savings" AS "Saved"')
+    energy_units = {"Metered": "watth", "Sessions energy": "watth", "Solar": "watth", "Grid": "watth",
+                    "Home battery": "watth", "Cost": MONEY, "Saved": MONEY}
+    panels: list[Panel] = [
+        row("This year"),
+        stat("Charged", "watth", [Query(total('sum("energy_wh")', MONTHLY, R_CHARGER))],
+             "Meter energy of the selected chargers since 1 January.", time_from=year, w=5),
+        stat("Cost", MONEY, [Query(total('sum("cost")', MONTHLY, R_CHARGER))],
+             "Cost of the sessions at the configured tariff.", decimals=2, time_from=year, w=5),
+        stat("Saved", MONEY, [Query(total('sum("savings")', MONTHLY, R_CHARGER))],
+             "What solar and the home battery saved against grid-only charging.", decimals=2,
+             time_from=year, w=5),
+        stat("Sessions", "none", [Query(total('sum("sessions")', MONTHLY, R_CHARGER))], time_from=year, w=4),
+        stat("Solar share", "percent", [Query(total(f"{solar_share} AS \"solar\"", MONTHLY, R_CHARGER))],
+             "Share of session energy that came from solar.", decimals=1, time_from=year, w=5),
+        row("Per month"),
+        timeseries("Charged per month", "watth", [Query(each('"energy_wh"', MONTHLY, R_CHARGER), "$tag_name")],
+                   "Meter energy per charger and local month (monthly rollup).", bars=True, stack=True, w=12),
+        timeseries("Cost per month", MONEY, [Query(each('"cost" AS "cost", "savings" AS "saved"', MONTHLY,
+                                                        R_CHARGER), "$tag_name $col")],
+                   "Cost and savings of the sessions per charger and month.", bars=True, w=12),
+        table("Months", "none", [Query(total(per_month, MONTHLY, R_CHARGER) + " ORDER BY time DESC")],
+              "Per charger and local month: metered energy, the sessions' energy by source, cost and "
+              "savings.", columns=energy_units, decimals=1, h=9),
+        table("Years", "none", [Query(summed('sum("energy_wh") AS "Charged", sum("cost") AS "Cost", '
+                                             'sum("sessions") AS "Sessions"', MONTHLY, R_CHARGER))],
+              "The months added up per year.", columns={"Charged": "watth", "Cost": MONEY},
+              transformations=by_year("Charged", "Cost", "Sessions"), decimals=1, time_from="5y", w=12, h=7),
+        timeseries("Site per month", "watth", [Query(each(
+            '"pv_energy_wh" AS "PV", "grid_import_wh" AS "grid import", "grid_export_wh" AS "grid export", '
+            '"home_energy_wh" AS "home"', MONTHLY, R_SITE), "$tag_name $col")],
+            "evcc site: production, grid import and export, home consumption per month.", bars=True, w=12, h=7),
+    ]
+    return Dashboard("ev-energy", "EV charging: months and years",
+                     "Energy and cost per month and year, from the collector's rollups.",
+                     [datasource_variable(), V_RCHARGER, V_RSITE], panels, time_from=LONG, refresh="15m")
+
+
+# ---------------------------------------------------------------------------------------- 8 efficiency
+
+def efficiency() -> Dashboard:
+    months = ('"period" AS "Month", "name" AS "Vehicle", "vehicle_energy_wall_wh" AS "From the wall", '
+              '"vehicle_energy_wh" AS "Into the battery", '
+              '"vehicle_energy_wall_wh" - "vehicle_energy_wh" AS "Losses", "efficiency_pct" AS "Efficiency"')
+    panels: list[Panel] = [
+        row("Wall to battery"),
+        timeseries("Efficiency per month", "percent", [Query(each('"efficiency_pct"', MONTHLY, R_VEHICLE),
+                                                             "$tag_name")],
+                   "Energy into the battery over energy from the wall, in the sessions where both the "
+                   "wallbox and the vehicle reported it (monthly rollup).", points=True, min=50, max=100, w=12),
+        timeseries("Efficiency per day", "percent", [Query(each('"efficiency_pct"', DAILY, R_VEHICLE), "$tag_name")],
+                   "As per month, per local day.", points=True, min=50, max=100, w=12),
+        timeseries("Wall and battery per month", "watth", [Query(each(
+            '"vehicle_energy_wall_wh" AS "from the wall", "vehicle_energy_wh" AS "into the battery"',
+            MONTHLY, R_VEHICLE), "$tag_name $col")],
+            "The two sides of the same sessions; the difference is lost in cables, charger and battery.",
+            bars=True, w=12),
+        timeseries("Per session", "percent", [Query(
+            f'SELECT "efficiency_pct" FROM "charging_session" WHERE {where(tag_in("vehicle", "rollup_vehicle"))} '
+            'GROUP BY "charger"', "$tag_charger")],
+            "Each session's efficiency, by charger: a charger that is always lower loses more.",
+            points=True, min=50, max=100, w=12),
+        table("Months", "none", [Query(total(months, MONTHLY, R_VEHICLE) + " ORDER BY time DESC")],
+              "Per vehicle and local month.", columns={"From the wall": "watth", "Into the battery": "watth",
+                                                      "Losses": "watth", "Efficiency": "percent"},
+              decimals=1, h=8),
+    ]
+    return Dashboard("ev-efficiency", "EV charging: efficiency",
+                     "Energy from the wall against energy into the battery, per vehicle over time.",
+                     [datasource_variable(), V_RVEHICLE], panels, time_from=LONG, refresh="15m")
+
+
+# ---------------------------------------------------------------------------------------- 9 battery health
+
+def battery() -> Dashboard:
+    panels: list[Panel] = [
+        row("State of health"),
+        stat("State of health", "percent", [Query(each('last("soh_pct")', DAILY, R_VEHICLE), "$tag_name")],
+             "The vehicle's latest state-of-health reading (OVMS).", decimals=1, w=8, h=5),
+        stat("Driven in the range", "lengthkm", [Query(each('sum("distance_km")', DAILY, R_VEHICLE), "$tag_name")],
+             "Odometer distance over the time range, to read the curves below against.", w=8, h=5),
+        stat("Calculated capacity", "none", [Query(each('last("cac_ah") AS "Ah", last("battery_capacity_wh") AS "Wh"',
+                                                        DAILY, R_VEHICLE), "$tag_name $col")],
+             "The latest calculated capacity (CAC, Ah) and usable capacity (Wh, where the vehicle "
+             "reports it).", decimals=1, w=8, h=5),
+        timeseries("State of health per day", "percent", [Query(each('"soh_pct"', DAILY, R_VEHICLE), "$tag_name")],
+                   "Last reading of each local day (daily rollup).", step=True, w=12),
+        timeseries("Capacity", "none", [Query(each('"cac_ah" AS "CAC (Ah)", "battery_capacity_wh" AS "usable (Wh)"',
+                                                   DAILY, R_VEHICLE), "$tag_name $col")],
+                   "Calculated capacity (Ah) and usable capacity (Wh) as the vehicle reports them.",
+                   step=True, w=12),
+        timeseries("State of health per month", "percent", [Query(each('"soh_pct"', MONTHLY, R_VEHICLE),
+                                                                  "$tag_name")],
+                   "Last reading of each month: the long trend.", points=True, w=12),
+        timeseries("From the trip log", "percent", [Query(
+            f'SELECT "soh_pct" FROM "ovms_trip" WHERE {where(VEHICLE, DRIVEN)} GROUP BY "vehicle"',
+            "$tag_vehicle")], "State of health in the OVMS trip records (one per drive).", points=True, w=12),
+    ]
+    return Dashboard("ev-battery", "EV charging: battery health",
+                     "State of health and capacity per vehicle over time (OVMS).",
+                     [datasource_variable(), V_RVEHICLE, V_VEHICLE], panels, time_from=LONG, refresh="15m")
+
+
+# ---------------------------------------------------------------------------------------- 10 trips and consumption
+
+def trips() -> Dashboard:
+    consumption = '"consumption_wh_per_km" / 10'
+    months = ('"period" AS "Month", "name" AS "Vehicle", "trips" AS "Trips", "distance_km" AS "Driven", '
+              '"drive_energy_wh" AS "Energy", "consumption_wh_per_km" / 10 AS "Consumption"')
+    panels: list[Panel] = [
+        row("Distance"),
+        timeseries("Driven per day", "lengthkm", [Query(each('"distance_km"', DAILY, R_VEHICLE), "$tag_name")],
+                   "Odometer difference per local day (daily rollup).", bars=True, w=12),
+        timeseries("Driven per month", "lengthkm", [Query(each('"distance_km"', MONTHLY, R_VEHICLE), "$tag_name")],
+                   "Odometer difference per local month.", bars=True, w=12),
+        row("Consumption"),
+        timeseries("Consumption per day", KWH_PER_100KM, [Query(each(f'{consumption}', DAILY, R_VEHICLE),
+                                                               "$tag_name")],
+                   "Energy the day's trips used, less what they recovered, per 100 km (OVMS trip log).",
+                   points=True, decimals=1, w=12),
+        timeseries("Consumption per month", KWH_PER_100KM, [Query(each(f'{consumption}', MONTHLY, R_VEHICLE),
+                                                                 "$tag_name")],
+                   "As per day, per month: the seasons show here.", points=True, decimals=1, w=12),
+        table("Months", "none", [Query(total(months, MONTHLY, R_VEHICLE) + " ORDER BY time DESC")],
+              "Trips, distance, energy and consumption per vehicle and local month.",
+              columns={"Driven": "lengthkm", "Energy": "watth", "Consumption": KWH_PER_100KM}, decimals=1,
+              w=12, h=8),
+        table("Trips", "none", [Query(
+            'SELECT "vehicle" AS "Vehicle", "trip_km" AS "Distance", "drive_time_s" AS "Driving time", '
+            '"energy_used_wh" AS "Energy used", "energy_recovered_wh" AS "Recovered", '
+            '("energy_used_wh" - "energy_recovered_wh") / "trip_km" / 10 AS "Consumption", '
+            '"ambient_temperature_c" AS "Outside", '
+            f'"location" AS "Arrived at" FROM "ovms_trip" WHERE {where(VEHICLE, DRIVEN)} ORDER BY time DESC')],
+              "The trips of the last 30 days (OVMS trip log).",
+              columns={"Distance": "lengthkm", "Driving time": "s", "Energy used": "watth", "Recovered": "watth",
+                       "Consumption": KWH_PER_100KM, "Outside": "celsius"}, decimals=1, time_from="30d",
+              w=12, h=8),
+    ]
+    return Dashboard("ev-trips", "EV charging: trips and consumption",
+                     "Distance and consumption per day and month, and the trip log.",
+                     [datasource_variable(), V_RVEHICLE, V_VEHICLE], panels, time_from="now-90d", refresh="15m")
+
+
+# ---------------------------------------------------------------------------------------- 11 vampire drain
+
+def vampire() -> Dashboard:
+    rate = '24 * "parked_soc_loss_pct" / "parked_hours"'
+    months = ('"period" AS "Month", "name" AS "Vehicle", "parked_hours" AS "Parked", '
+              '"parked_soc_loss_pct" AS "SoC lost", "parked_range_loss_km" AS "Range lost", '
+              f'{rate} AS "Per day"')
+    panels: list[Panel] = [
+        row("Energy lost while parked"),
+        timeseries("SoC lost while parked, per day", "percent", [Query(each('"parked_soc_loss_pct"', DAILY,
+                                                                            R_VEHICLE), "$tag_name")],
+                   "State of charge lost between readings while the vehicle was neither driving nor "
+                   "charging (daily rollup).", bars=True, decimals=1, w=12),
+        timeseries("Drain rate", "suffix:%/day", [Query(each(rate, DAILY, R_VEHICLE), "$tag_name")],
+                   "SoC lost per 24 hours parked: a rate that rises points at a module, an app or a "
+                   "sentry mode keeping the car awake.", points=True, decimals=2, w=12),
+        timeseries("Range lost while parked, per day", "lengthkm", [Query(each('"parked_range_loss_km"', DAILY,
+                                                                               R_VEHICLE), "$tag_name")],
+                   "Ideal range lost while parked.", bars=True, w=12),
+        table("Months", "none", [Query(total(months, MONTHLY, R_VEHICLE) + " ORDER BY time DESC")],
+              "Parked time, what it cost, and the rate per day parked.",
+              columns={"Parked": "h", "SoC lost": "percent", "Range lost": "lengthkm", "Per day": "percent"},
+              decimals=2, w=12),
+        row("The last two days"),
+        timeseries("State of charge", "percent", [
+            Query(series('last("soc_pct")', "ovms_charge", VEHICLE, by='"vehicle"'), "$tag_vehicle")],
+            "Raw readings: where it falls while the car is off and not charging, that is the drain above.",
+            min=0, max=100, time_from="2d", w=12),
+        state_timeline("Ignition and charging", [
+            Query(series(lasts(("car_on", "ignition"), ("charging", "charging")), "ovms_vehicle", VEHICLE,
+                         by='"vehicle"'), "$tag_vehicle $col")],
+            "Neither on nor charging: parked.", mappings=ON_OFF, time_from="2d", w=12, h=8),
+    ]
+    return Dashboard("ev-vampire-drain", "EV charging: vampire drain",
+                     "State of charge and range lost while the vehicle is parked.",
+                     [datasource_variable(), V_RVEHICLE, V_VEHICLE], panels, time_from="now-90d", refresh="15m")
+
+
+# ---------------------------------------------------------------------------------------- 12 solar and tariffs
+
+def solar_tariffs() -> Dashboard:
+    paid = '1000 * "cost" / "session_grid_energy_wh"'
+    split = ('sum("session_solar_energy_wh") AS "Solar", sum("session_grid_energy_wh") AS "Grid", '
+             'sum("session_battery_energy_wh") AS "Home battery"')
+    panels: list[Panel] = [
+        row("Solar"),
+        timeseries("Solar share per day", "percent", [Query(each(
+            '100 * "session_solar_energy_wh" / "session_energy_wh"', DAILY, R_CHARGER), "$tag_name")],
+            "Share of the day's charging that came from the sun (sessions by the day they started).",
+            points=True, min=0, max=100, w=12),
+        timeseries("Charged by source per month", "watth", [Query(summed(split, MONTHLY, R_CHARGER))],
+                   "Session energy from solar, grid and home battery per local month.", bars=True, stack=True,
+                   overrides=SPLIT_COLORS, w=12),
+        timeseries("PV: used at home and exported", "watth", [Query(each(
+            '"pv_energy_wh" - "grid_export_wh" AS "used", "grid_export_wh" AS "exported"', DAILY, R_SITE),
+            "$tag_name $col")], "evcc site: PV production per day, split into what the site used "
+                                "(home, battery, cars) and what went to the grid.", bars=True, stack=True, w=24),
+        row("Tariffs"),
+        timeseries("Paid for grid energy against the day's price", MONEY_PER_KWH, [
+            Query(each(f"{paid}", DAILY, R_CHARGER), "$tag_name paid"),
+            Query(each('"grid_price_mean_per_kwh"', DAILY, R_SITE), "$tag_name mean grid price")],
+            "What a charger paid per kWh from the grid, against the mean grid price of the day: "
+            "below the line, charging found the cheap hours.", points=True, decimals=3, w=12),
+        table("Months", "none", [Query(total(
+            f'"period" AS "Month", "name" AS "Charger", "session_grid_energy_wh" AS "From grid", '
+            f'"cost" AS "Cost", {paid} AS "Paid per kWh", '
+            '100 * "session_solar_energy_wh" / "session_energy_wh" AS "Solar share"', MONTHLY, R_CHARGER)
+            + " ORDER BY time DESC")],
+              "Per charger and local month.", columns={"From grid": "watth", "Cost": MONEY,
+                                                      "Paid per kWh": MONEY_PER_KWH, "Solar share": "percent"},
+              decimals=3, w=12),
+        timeseries("Charging against the price, last two days", "watt", [
+            Query(series('mean("charge_power_w")', "evcc_loadpoint", SITE, LOADPOINT, by='"loadpoint_title"'),
+                  "$tag_loadpoint_title"),
+            Query(series('mean("power_w")', "goe_status", CHARGER, by='"serial"'), "go-e $tag_serial"),
+            Query(series('last("tariff_grid_per_kwh") AS "grid price"', "evcc_site", SITE, fill="previous"))],
+            "Raw: charging power (W) under evcc's grid price (right axis).",
+            overrides={"grid price": {"unit": MONEY_PER_KWH, "custom.axisPlacement": "right",
+                                      "custom.lineInterpolation": "stepAfter"}}, time_from="2d", w=24),
+    ]
+    return Dashboard("ev-solar-tariffs", "EV charging: solar and tariffs",
+                     "Solar share of charging, and whether charging found the cheap hours.",
+                     [datasource_variable(), V_RCHARGER, V_RSITE, V_SITE, V_LOADPOINT, V_CHARGER], panels,
+                     time_from="now-90d", refresh="15m")
+
+
+# ---------------------------------------------------------------------------------------- 13 statement overview
+
+def statement() -> Dashboard:
+    columns = {"Energy": "watth", "Cost": MONEY}
+    months = ('"period" AS "Month", "name" AS "{who}", "sessions" AS "Sessions", '
+              '"session_energy_wh" AS "Energy", "cost" AS "Cost"')
+    panels: list[Panel] = [
+        row("This month"),
+        stat("Cost per vehicle", MONEY, [Query(each('last("cost")', MONTHLY, R_VEHICLE), "$tag_name")],
+             "This month so far, at the configured tariff.", decimals=2, time_from="32d", w=12, h=5),
+        stat("Energy per vehicle", "watth", [Query(each('last("session_energy_wh")', MONTHLY, R_VEHICLE),
+                                                   "$tag_name")],
+             "This month so far, from the wall.", time_from="32d", w=12, h=5),
+        row("Per month"),
+        table("Per vehicle", "none", [Query(total(months.format(who="Vehicle"), MONTHLY, R_VEHICLE)
+                                            + " ORDER BY time DESC")],
+              "What to bill or claim per vehicle: sessions, energy and cost per local month.",
+              columns=columns, decimals=2, w=12),
+        table("Per charger", "none", [Query(total(months.format(who="Charger"), MONTHLY, R_CHARGER)
+                                            + " ORDER BY time DESC")],
+              "The same per charger (a charger named `vehicle:<name>` holds charges only the vehicle saw).",
+              columns=columns, decimals=2, w=12),
+        table("Sessions", "none", [Query(
+            'SELECT "vehicle" AS "Vehicle", "card" AS "Card", "charger" AS "Charger", '
+            '"end_unix_s" * 1000 AS "End", "meter_start_wh" AS "Meter start", '
+            '"meter_end_wh" AS "Meter end", "energy_wh" AS "Energy", '
+            '"price_per_kwh" AS "Price per kWh", "cost" AS "Cost", "currency" AS "Currency", '
+            '"price_source" AS "Priced by", "meter_mismatch" AS "Meter disagrees" '
+            f'FROM "charging_session" WHERE {where(tag_in("charger", "rollup_charger"))} ORDER BY time DESC')],
+              "Every session of the month (time = start), for the statement's detail: the meter "
+              "readings at start and end, the card that started it, the price applied.",
+              columns={"End": "dateTimeAsIso", "Meter start": "watth", "Meter end": "watth",
+                       "Energy": "watth", "Cost": MONEY}, decimals=2,
+              time_from="now/M", h=10),
+    ]
+    return Dashboard("ev-statement", "EV charging: statement overview",
+                     "Sessions, energy and cost per vehicle and charger and month, for statements.",
+                     [datasource_variable(), V_RVEHICLE, V_RCHARGER], panels, time_from=LONG, refresh="15m")
+
+
 DASHBOARDS = {"overview": overview, "charger": charger, "vehicle": vehicle, "sessions": sessions,
-              "smart-charging": smart_charging, "health": health}
+              "smart-charging": smart_charging, "health": health, "energy": energy, "efficiency": efficiency,
+              "battery": battery, "trips": trips, "vampire-drain": vampire, "solar-tariffs": solar_tariffs,
+              "statement": statement}
 
 
 def render() -> dict[str, str]:

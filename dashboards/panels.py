@@ -5,9 +5,10 @@ panel) and every query is raw InfluxQL, so the same JSON works on InfluxDB 1.x, 
 compatibility API) and 3.x. We generate JSON rather than hand-edit it so that a change of style
 is one line, and so that tests can read the queries back out of the committed files.
 
-Why not grafanalib or grafana-foundation-sdk: grafanalib lost its maintainer (Weaveworks) in
-2024; the foundation SDK is released per Grafana version and is heavier than what six
-dashboards need. The JSON model is stable and documented; these helpers emit only what we use.
+Grafana's own dashboards-as-code library (grafana-foundation-sdk) checks the result instead of
+writing it: tests/test_grafana_schema.py reads every dashboard into the SDK's models for the
+Grafana version compose.yaml pins and refuses anything they do not know. Building with it would
+need an InfluxQL query type it does not have, and would tie this generator to one SDK release.
 """
 
 from __future__ import annotations
@@ -17,17 +18,6 @@ from typing import Any, Iterable
 
 DATASOURCE_UID = "influxdb"      # the uid provisioned in provisioning/datasources/influxdb.yaml
 DS = {"type": "influxdb", "uid": "${datasource}"}
-
-# InfluxQL's tz() needs an IANA name. Grafana's `$__timezone` gives "utc" (InfluxDB only knows
-# "UTC") and the InfluxDB datasource regex-escapes variables ("Europe\/Berlin", a parse error),
-# so the zone is a dashboard variable, always expanded with the `raw` format.
-TZ = "tz('${timezone:raw}')"
-
-TIMEZONES = ("Europe/Berlin", "Europe/Vienna", "Europe/Zurich", "Europe/Amsterdam", "Europe/Brussels",
-             "Europe/Paris", "Europe/Copenhagen", "Europe/Stockholm", "Europe/Oslo", "Europe/Helsinki",
-             "Europe/London", "Europe/Dublin", "Europe/Madrid", "Europe/Rome", "Europe/Warsaw",
-             "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
-             "Australia/Sydney", "Asia/Tokyo", "UTC")
 
 
 def tag_in(tag: str, variable: str) -> str:
@@ -168,7 +158,7 @@ def gauge(title: str, unit: str, queries: Iterable[Query | str], description: st
 def table(title: str, unit: str, queries: Iterable[Query | str], description: str = "", *,
           columns: dict[str, str] | None = None, renames: dict[str, str] | None = None,
           decimals: int | None = None, transformations: list | None = None,
-          sort_by: str | None = None, w: int = 24, h: int = 9) -> Panel:
+          sort_by: str | None = None, time_from: str | None = None, w: int = 24, h: int = 9) -> Panel:
     """A table; `unit` is the default, `columns` maps a column name to its own unit."""
     overrides = {name: {"unit": column_unit} for name, column_unit in (columns or {}).items()}
     steps = list(transformations or [])
@@ -176,24 +166,24 @@ def table(title: str, unit: str, queries: Iterable[Query | str], description: st
         steps.append({"id": "organize", "options": {"renameByName": renames, "excludeByName": {},
                                                        "indexByName": {}}})
     options: dict[str, Any] = {"showHeader": True, "cellHeight": "sm",
-                               "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+                               "footer": {"show": False, "reducer": ["sum"]}}
     if sort_by:
         options["sortBy"] = [{"displayName": sort_by, "desc": True}]
     body_queries = [q if not isinstance(q, Query) else Query(q.text, q.alias, table=True) for q in queries]
     return _panel("table", title, body_queries, unit, description, options,
                   _field_config(unit, decimals=decimals, overrides=overrides,
                                 custom={"align": "auto", "cellOptions": {"type": "auto"}}),
-                  transformations=steps, w=w, h=h)
+                  time_from=time_from, transformations=steps, w=w, h=h)
 
 
 def state_timeline(title: str, queries: Iterable[Query | str], description: str = "", *,
-                   unit: str = "none", mappings: list | None = None,
+                   unit: str = "none", mappings: list | None = None, time_from: str | None = None,
                    w: int = 24, h: int = 6) -> Panel:
     options = {"showValue": "auto", "mergeValues": True, "rowHeight": 0.8, "alignValue": "left",
                "legend": dict(_LEGEND), "tooltip": {"mode": "single"}}
     return _panel("state-timeline", title, queries, unit, description, options,
                   _field_config(unit, mappings=mappings, custom={"lineWidth": 0, "fillOpacity": 75}),
-                  w=w, h=h)
+                  time_from=time_from, w=w, h=h)
 
 
 def geomap(title: str, query: Query, description: str = "", *, w: int = 12, h: int = 12) -> Panel:
@@ -232,24 +222,13 @@ def datasource_variable() -> dict[str, Any]:
             "refresh": 1, "options": []}
 
 
-def timezone_variable(default: str = "Europe/Berlin") -> dict[str, Any]:
-    zones = list(dict.fromkeys((default,) + TIMEZONES))
-    return {"type": "custom", "name": "timezone", "label": "Day boundaries",
-            "description": "Time zone of daily, weekly and monthly totals (InfluxQL tz()). "
-                           "Set it to the dashboard's time zone.",
-            "query": ",".join(zones), "current": {"text": default, "value": default},
-            "options": [{"text": z, "value": z, "selected": z == default} for z in zones],
-            "multi": False, "includeAll": False, "hide": 0}
-
-
 def tag_variable(name: str, label: str, measurement: str, key: str,
                  *conditions: str) -> dict[str, Any]:
     """A multi-value variable filled by SHOW TAG VALUES; All expands to every value."""
     text = f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "{key}"'
     if conditions:
         text += " WHERE " + " AND ".join(conditions)
-    return {"type": "query", "name": name, "label": label, "datasource": DS, "query": text,
-            "definition": text, "refresh": 1, "sort": 1, "multi": True, "includeAll": True,
+    return {"type": "query", "name": name, "label": label, "datasource": DS, "query": text, "refresh": 1, "sort": 1, "multi": True, "includeAll": True,
             "current": {"text": ["All"], "value": ["$__all"]}, "options": [], "regex": "", "hide": 0}
 
 

@@ -44,7 +44,8 @@ def history_influx(influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFact
 
     The history generator (`collector.history`) drives each simulator's model through the
     sources' parse functions into a Store; the sessions job derives `charging_session` from it
-    (the demo car's charger configured as the demo would); six hours of collector health
+    (the demo car's charger configured as the demo would) and the rollup job its daily and
+    monthly rollups (Berlin days); six hours of collector health
     samples come from the real `Health` counters. Returns (database name, the `now` the data
     ends at).
     """
@@ -56,6 +57,8 @@ def history_influx(influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFact
     from collector.health import Health
     from collector.history import CAR_VEHICLE, EVCC_SITE, GOE_SERIAL, generate_history
     from collector.influx import Forwarder, V1Target
+    from collector.rollups.config import RollupsSection
+    from collector.rollups.job import RollupJob, names_from
     from collector.sessions.config import SessionsSection
     from collector.sessions.job import derive_range, store_reader
     from collector.store import Store
@@ -75,6 +78,8 @@ def history_influx(influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFact
             vehicles={"Car": {"ovms": CAR_VEHICLE}})
         store.append(derive_range(sessions, store_reader(store), int(start.timestamp()) * 10**9,
                                   int(now.timestamp()) * 10**9))
+        RollupJob(RollupsSection(timezone="Europe/Berlin"), store, None,
+                  names_from(sessions)).run_now(int(now.timestamp()) * 10**9)
         store.append(health_points(now - timedelta(hours=6), now))
         forwarder = Forwarder(store, target, Health(), batch_size=20_000)
         assert asyncio.run(forwarder.flush(time.monotonic() + 120)), "history did not ship to InfluxDB"

@@ -86,12 +86,14 @@ class TimeRange:
 
 
 def relative_range(expression: str, now: datetime, tz: str) -> TimeRange:
-    """`now-24h`, `now/d` (today so far), `now/M` (this month so far), or a panel's `30d`."""
+    """`now-24h`, `now/d` (today so far), `now/M` (this month), `now/y` (this year), or a panel's `30d`."""
     local = now.astimezone(ZoneInfo(tz))
     if expression == "now/d":
         return TimeRange(local.replace(hour=0, minute=0, second=0, microsecond=0), now)
     if expression == "now/M":
         return TimeRange(local.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now)
+    if expression == "now/y":
+        return TimeRange(local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0), now)
     match = re.fullmatch(r"(?:now-)?(\d+)([smhdwMy])", expression)
     if not match:
         raise ValueError(f"time expression {expression!r} not emulated")

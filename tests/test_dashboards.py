@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -70,6 +71,7 @@ def query_id(case) -> str:
 
 QUERIES = queries()
 _NOW_FIXED = datetime(2026, 3, 29, 12, tzinfo=timezone.utc)
+ROLLUP_ZONE = "Europe/Berlin"          # the [rollups] timezone the history_influx fixture uses
 VARIABLE_QUERIES = [(name, v) for name, d in DASHBOARDS.items() for v in d["templating"]["list"]
                     if v["type"] == "query"]
 
@@ -98,9 +100,11 @@ def test_the_committed_json_is_what_the_generator_writes():
     assert not stale, f"run `python dashboards/build.py`: {stale} differ from the generator"
 
 
-def test_the_six_dashboards_exist_with_unique_uids_and_the_overview_is_home():
-    assert set(DASHBOARDS) == {"overview.json", "charger.json", "vehicle.json", "sessions.json",
-                               "smart-charging.json", "health.json"}
+def test_twelve_dashboards_or_more_with_unique_uids_and_the_overview_is_home():
+    assert {"overview.json", "charger.json", "vehicle.json", "sessions.json", "smart-charging.json",
+            "health.json", "energy.json", "efficiency.json", "battery.json", "trips.json",
+            "vampire-drain.json", "solar-tariffs.json", "statement.json"} <= set(DASHBOARDS)
+    assert len(DASHBOARDS) >= 12
     uids = [d["uid"] for d in DASHBOARDS.values()]
     assert len(set(uids)) == len(uids)
     import yaml
@@ -140,16 +144,19 @@ def test_variables_datasource_and_filters(name):
         if variable["type"] == "query":
             assert variable["query"].startswith("SHOW TAG VALUES FROM ")
             assert variable["multi"] and variable["includeAll"]
-    wanted = {"overview.json": {"charger", "loadpoint", "vehicle"}, "charger.json": {"charger", "loadpoint"},
-              "sessions.json": {"session_charger", "loadpoint", "vehicle", "timezone"},
-              "vehicle.json": {"vehicle"}, "smart-charging.json": {"evse"}, "health.json": {"source"}}
+    wanted = {"overview.json": {"charger", "loadpoint", "vehicle", "rollup_charger"},
+              "charger.json": {"charger", "loadpoint", "rollup_charger"},
+              "sessions.json": {"session_charger", "loadpoint", "vehicle"},
+              "vehicle.json": {"vehicle", "rollup_vehicle"}, "smart-charging.json": {"evse"},
+              "health.json": {"source"}, "energy.json": {"rollup_charger", "rollup_site"},
+              "efficiency.json": {"rollup_vehicle"}, "statement.json": {"rollup_vehicle", "rollup_charger"}}
     assert wanted.get(name, set()) <= set(variables)
 
 
 @pytest.mark.parametrize("case", QUERIES, ids=query_id)
 def test_queries_reference_variables_with_an_explicit_format_and_filter_on_time(case):
-    """Bare `$var` gets the datasource's escaping, which breaks tz('Europe/Berlin'): always say
-    `:regex` (device filters) or `:raw` (the time zone)."""
+    """Bare `$var` gets the datasource's escaping (a single value regex-escaped, `Europe\\/Berlin`):
+    always say `:regex` (device filters) or `:raw`."""
     name, dashboard, panel, target = case
     text = target["query"]
     variables = {v["name"] for v in dashboard["templating"]["list"]}
@@ -158,8 +165,6 @@ def test_queries_reference_variables_with_an_explicit_format_and_filter_on_time(
         if variable in variables:
             assert match.group(2) in ("regex", "raw"), f"{match.group(0)} in {panel['title']}"
     assert "$timeFilter" in text, f"{panel['title']}: every query is bounded by the time picker"
-    if re.search(r"GROUP BY time\((1d|1w)", text):
-        assert "tz('${timezone:raw}')" in text, f"{panel['title']}: day boundaries need tz()"
 
 
 @pytest.mark.parametrize("case", QUERIES, ids=query_id)
@@ -247,8 +252,8 @@ def test_every_panel_query_runs_and_returns_rows(influxdb, history_influx, resol
     repeat = repeat_scope(dashboard).get(panel["id"])
     if repeat:
         values[repeat] = values[repeat][:1]                 # a repeated row sees one value
-    tz = values.get("timezone", ["UTC"])[0]
-    rng = relative_range(panel.get("timeFrom") or dashboard["time"]["from"], now, tz)
+    # the dashboards' time zone set to the collector's [rollups] timezone, as the README asks
+    rng = relative_range(panel.get("timeFrom") or dashboard["time"]["from"], now, ROLLUP_ZONE)
     multi = frozenset(v["name"] for v in dashboard["templating"]["list"] if v.get("multi"))
     text = expand(target["query"], values, rng, multi=multi)
     assert not re.search(r"\$[\w{\[]", text.replace("$/", "")), f"unexpanded macro in {text}"
@@ -256,20 +261,31 @@ def test_every_panel_query_runs_and_returns_rows(influxdb, history_influx, resol
     assert rows, f"{name}: {panel['title']} ({target['refId']}) returned no rows:\n{text}"
 
 
-def test_daily_totals_follow_local_days_across_the_dst_change(influxdb, influx_db):
-    """The daily query the dashboards use: 29 March 2026 in Berlin has 23 hours, and its bucket
-    starts at local midnight, so a 1 kWh/h meter shows 22 kWh between that day's samples."""
-    start = int(datetime(2026, 3, 27, 12, 30, tzinfo=timezone.utc).timestamp())
-    lines = [f"goe_status,serial=000001 energy_total_wh={k * 1000}i {(start + k * 3600) * 10**9}"
-             for k in range(96)]
-    httpx.post(f"{influxdb.url}/write", params={"db": influx_db}, content="\n".join(lines)).raise_for_status()
-    text = build.per_day('spread("energy_total_wh")', '"goe_status"', build.CHARGER, by='"serial"')
-    rng = TimeRange(datetime(2026, 3, 27, 23, tzinfo=timezone.utc), datetime(2026, 3, 30, 22, tzinfo=timezone.utc))
-    rows = influxdb.query(expand(text, {"charger": ["000001"], "timezone": ["Europe/Berlin"]}, rng), db=influx_db)
-    days = {datetime.fromtimestamp(r["time"] / 1e9, timezone.utc).isoformat(): r["spread"] for r in rows}
-    assert days == {"2026-03-27T23:00:00+00:00": 23000,        # 28 March, 24 h, CET
-                    "2026-03-28T23:00:00+00:00": 22000,        # 29 March, 23 h: clocks go forward
-                    "2026-03-29T22:00:00+00:00": 23000}        # 30 March, CEST
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Europe/London", "Asia/Kolkata", "America/St_Johns",
+                                  "Pacific/Chatham"])
+def test_summed_rollups_give_one_row_per_local_day_in_any_zone_without_tz(influxdb, influx_db, zone):
+    """The dashboards add up rollup points of several chargers period by period with
+    GROUP BY time(15m) instead of tz(): each local midnight of every zone lies on a quarter
+    hour, so each day is one bucket, across the DST change too (London's midnight moves from
+    00:00 to 23:00 UTC of the day before, which time(1d) would merge)."""
+    from collector.points import to_line
+    from collector.rollups import ROLLUP_DAILY
+    from collector.rollups.periods import days
+
+    tz = ZoneInfo(zone)
+    start = datetime(2026, 3, 26, 12, tzinfo=timezone.utc)
+    wanted = days(int(start.timestamp()) * 10**9, int((start + timedelta(days=6)).timestamp()) * 10**9, tz)
+    points = [ROLLUP_DAILY.point({"kind": "charger", "name": name}, {"energy_wh": watt_hours, "period": d.label},
+                                 d.start_ns)
+              for d in wanted for name, watt_hours in (("a", 1000.0), ("b", 234.0))]
+    body = "\n".join(to_line(point) for point in points)
+    httpx.post(f"{influxdb.url}/write", params={"db": influx_db}, content=body).raise_for_status()
+    text = build.summed('sum("energy_wh") AS "energy"', build.DAILY, build.R_CHARGER)
+    rng = TimeRange(datetime(2026, 3, 20, tzinfo=timezone.utc), datetime(2026, 4, 5, tzinfo=timezone.utc))
+    rows = influxdb.query(expand(text, {"rollup_charger": ["a", "b"]}, rng, multi=frozenset({"rollup_charger"})),
+                          db=influx_db)
+    assert [r["time"] for r in rows] == [d.start_ns for d in wanted]
+    assert {r["energy"] for r in rows} == {1234.0}
 
 
 def test_the_health_dashboard_draws_one_line_per_shard_and_the_fleet_total(influxdb, history_influx, resolve):
@@ -293,3 +309,28 @@ def test_the_health_dashboard_draws_one_line_per_shard_and_the_fleet_total(influ
             assert row["points"] == pytest.approx(sum(both[row["time"]].values()))
     # shard 0 collects 70 points per 5-minute sample, shard 1 collects 10: 14 and 2 per minute
     assert {round(v, 3) for rows in both.values() for v in rows.values()} == {14.0, 2.0}
+
+
+# ---------------------------------------------------------------------------------------- long ranges
+
+ROLLUPS = {"rollup_daily", "rollup_monthly"}
+# One point per session, trip or charge record: a year of them is a few thousand points.
+EVENT_LOGS = {"charging_session", "evcc_session", "ovms_trip", "ovms_grid"}
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=query_id)
+def test_panels_over_more_than_two_days_read_rollups_not_raw_samples(case):
+    """Long ranges must not scan raw 1-10 s samples: slow on a Raspberry Pi, and refused by
+    InfluxDB 3 Core beyond the files one query may touch (about 72 hours by default)."""
+    name, dashboard, panel, target = case
+    rng = relative_range(panel.get("timeFrom") or dashboard["time"]["from"], _NOW_FIXED, ROLLUP_ZONE)
+    if rng.end - rng.start <= timedelta(days=2):
+        return
+    measurements, _, _ = names_in(target["query"])
+    assert measurements <= ROLLUPS | EVENT_LOGS, \
+        f"{name}: {panel['title']} spans {rng.end - rng.start} but reads {measurements - ROLLUPS - EVENT_LOGS}"
+
+
+def test_the_dashboards_read_the_rollups():
+    readers = [case for case in QUERIES if names_in(case[3]["query"])[0] & ROLLUPS]
+    assert len(readers) >= 3 and {case[0] for case in readers} >= {"energy.json", "overview.json"}

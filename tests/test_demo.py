@@ -136,7 +136,7 @@ def run_demo(tmp_path: Path, *argv: str):
 def live_expectations(result) -> dict[str, int]:
     """Points the live phase must have added, from what the simulators served."""
     sims = result.simulators
-    goe_seconds = {math.floor(t) for t in sims.goe.request_times.get(GOE_SERIAL, [])}
+    goe_seconds = {math.floor(t) for t in sims.goe.status_request_times(GOE_SERIAL)}
     states = sum(1 for path, _ in sims.evcc.requests if path == "/api/state")
     return {"goe_status": len(goe_seconds), "evcc_site": states, "evcc_loadpoint": 2 * states}
 
@@ -208,7 +208,7 @@ def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path, monkeypatch,
     text = "\n".join(lines)
     month = datetime.now().strftime("%Y-%m")
     commands = [line.strip() for line in lines if line.startswith("  ev-collector ")]
-    assert commands == ["ev-collector report --config demo/config.toml",
+    assert commands == ["ev-collector report --config demo/config.toml --html demo/report.html",
                         "ev-collector export sessions --config demo/config.toml --out demo/sessions.csv",
                         f"ev-collector statement --month {month} --config demo/config.toml"]
     assert "Grafana reads InfluxDB, not the embedded store" in text and "docker compose up" in text
@@ -246,6 +246,33 @@ def test_demo_history_then_live_into_the_embedded_store(tmp_path):
     result, out = run_demo(tmp_path, "--history", "1d", "--duration", "6")
     assert result.history["goe_status"] == 8640 and "history: " in out
     check_history_and_live(result)
+
+
+@pytest.mark.slow
+def test_three_demo_days_give_a_report_that_adds_up_and_sessions_with_meters_and_cards(tmp_path, capsys):
+    """The issue's check: demo --history 3d, then report and export sessions on its config."""
+    import csv
+
+    from collector.cli import main
+
+    result, _ = run_demo(tmp_path, "--history", "3d", "--duration", "6")
+    config = str(result.config_path)
+    assert main(["report", "--config", config]) == 0
+    text = capsys.readouterr().out
+    sessions = int(re.search(r"^  sessions +(\d+) ", text, re.M).group(1))
+    efficiency = int(re.search(r"^  efficiency +(\d+) %", text, re.M).group(1))
+    headline = re.search(r"^  energy from the wall +([\d,.]+) kWh", text, re.M).group(1)
+    rows = text.split("Per charger")[1].split("Per vehicle")[0].strip().splitlines()
+    assert sessions >= 2 and 80 <= efficiency <= 97, text
+    assert rows[-1].split()[0] == "total" and rows[-1].split()[2] == headline
+    summed = sum(float(line.split()[2].replace(",", "")) for line in rows[1:-1])
+    assert f"{summed:,.3f}" == headline
+    assert main(["export", "sessions", "--config", config, "--quiet"]) == 0
+    exported = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    garage = [r for r in exported if r["charger"] == "garage"]
+    assert garage and all(r["meter_start_wh"] and r["meter_end_wh"] and r["card"] == "Alex"
+                          and r["meter_mismatch"] == "False" for r in garage)
+    assert all(80 <= float(r["efficiency_pct"]) <= 97 for r in garage if r["efficiency_pct"])
 
 
 @pytest.mark.slow

@@ -61,3 +61,49 @@ def test_a_one_second_job_runs_every_second_on_the_scheduler_for_ten_minutes():
     assert all(abs(gap - 1.0) < 0.01 for gap in gaps), (min(gaps), max(gaps))
     offset = phase("000001", 1.0, 1.0)
     assert all(abs((t - offset) - round(t - offset)) < 0.01 for t in on_grid)
+
+
+def test_jobs_that_share_credentials_share_one_config_error_and_one_back_off(caplog):
+    # A wrong token fails a charger's status poll and its card-list poll alike: one ERROR
+    # line, one back-off for both, one "recovered" line when it works again.
+    import logging
+
+    from collector.http_outcomes import Action, SourceError
+    from collector.poll import Outcome
+
+    broken = {"yes": True}
+    calls: list[str] = []
+
+    def poll(name: str):
+        async def run() -> Outcome:
+            calls.append(name)
+            if broken["yes"]:
+                raise SourceError(Action.CONFIG, "HTTP 403: the token is wrong", cause="HTTP 403")
+            return Outcome.WRITTEN
+        return run
+
+    status = Job(id="goe:000001:status", interval=1.0, run=poll("status"), source="goe", device="000001")
+    cards = Job(id="goe:000001:cards", interval=1.0, run=poll("cards"), source="goe", device="000001")
+    other = Job(id="goe:000002:status", interval=1.0, run=poll("other"), source="goe", device="000002")
+    runner = JobRunner(Health())
+
+    async def main(frozen) -> None:
+        for second in range(80):
+            if second == 40:
+                broken["yes"] = False
+            for job in (status, cards, other):
+                await runner.run(job)
+            frozen.tick(1.0)
+
+    with caplog.at_level(logging.INFO), freeze_time("2026-11-21 09:30:00") as frozen:
+        asyncio.run(main(frozen))
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [e.split(":")[0:2] for e in errors] == [["goe", "000001"], ["goe", "000002"]]
+    assert all("asking again in 10 s" in e for e in errors)
+    # asked at 0, 10 and 30 s (fixed at 40 s), then at 70 s it works; the card poll is held by
+    # the same back-off until then, and both run every second after it
+    assert calls.count("status") == calls.count("other") == 3 + 10
+    assert calls.count("cards") == 10
+    recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+    assert recovered == ["goe:000001: recovered from HTTP 403 (after 3 failures)",
+                         "goe:000002: recovered from HTTP 403 (after 3 failures)"]

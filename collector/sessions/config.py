@@ -1,4 +1,8 @@
-"""`[sessions]`: how charging sessions are derived and priced."""
+"""`[sessions]`: how charging sessions are derived and priced, and who they are stated for.
+
+Sessions are derived whether or not the section exists; it only tunes them: names for
+chargers, vehicles and cards, a tariff, and the holder details a monthly statement shows.
+"""
 
 from __future__ import annotations
 
@@ -65,12 +69,25 @@ class ChargerEntry(Model):
                 (("goe", self.goe), ("evcc", self.evcc), ("evenergy", self.evenergy)) if value]
 
 
-class VehicleEntry(Model):
+class Holder(Model):
+    """Who a statement is for: free text, printed as given."""
+
+    holder: str | None = None     # the driver's or tenant's name
+    plate: str | None = None      # licence plate
+    employer: str | None = None   # who reimburses, with an address or personnel number if wanted
+
+
+class VehicleEntry(Holder):
     ovms: str | None = None       # OVMS vehicle id
     evcc: str | None = None       # vehicle title in evcc sessions
 
     def identities(self) -> list[str]:
         return [f"{kind}:{value}" for kind, value in (("ovms", self.ovms), ("evcc", self.evcc)) if value]
+
+
+class CardEntry(Holder):
+    """`[sessions.cards."<card>"]`: holder details for a card, named as the `card` column shows
+    it (the go-e card's name, or evcc's identifier)."""
 
 
 class SessionsSection(Model):
@@ -80,14 +97,18 @@ class SessionsSection(Model):
     # How far back each run re-derives, so late vehicle data (OVMS history) still joins.
     # Must exceed the longest session; the store must keep at least this much (store.retention).
     lookback: Duration = Field(default=2 * 86400.0, ge=3600.0)
-    tariff: Literal["none", "fixed", "tou", "evcc"] = "none"
-    price: float | None = Field(default=None, ge=0)   # fixed price, and fallback for tou / evcc
+    tariff: Literal["none", "fixed", "tou", "evcc", "flat"] = "none"
+    price: float | None = Field(default=None, ge=0)   # fixed/flat price, and fallback for tou / evcc
     currency: str = "EUR"
     timezone: str = "UTC"          # for the time-of-use table
     tou: list[TouEntry] = Field(default_factory=list)
     evcc_site: str | None = None   # whose grid tariff; default: the only evcc site collected
     chargers: dict[str, ChargerEntry] = Field(default_factory=dict)
     vehicles: dict[str, VehicleEntry] = Field(default_factory=dict)
+    cards: dict[str, CardEntry] = Field(default_factory=dict)
+    # Source identities that are not EV chargers (an evcc loadpoint driving a heat pump,
+    # "evcc:home/Heat pump"): no sessions are derived from them.
+    ignore: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -100,12 +121,24 @@ class SessionsSection(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> "SessionsSection":
-        if self.tariff == "fixed" and self.price is None:
-            raise ValueError('tariff = "fixed" needs price')
+        if self.tariff in ("fixed", "flat") and self.price is None:
+            raise ValueError(f'tariff = "{self.tariff}" needs price')
         if self.tariff == "tou" and not self.tou:
             raise ValueError('tariff = "tou" needs a [[sessions.tou]] table')
         for name, charger in self.chargers.items():
             unknown = [v for v in charger.vehicles if v not in self.vehicles]
             if unknown:
                 raise ValueError(f"chargers.{name}.vehicles names {unknown}, not in [sessions.vehicles]")
+        bad = [i for i in self.ignore if i.split(":", 1)[0] not in ("goe", "evcc", "evenergy") or ":" not in i]
+        if bad:
+            raise ValueError(f"ignore: {bad} are not source identities like \"evcc:home/Heat pump\", "
+                             "\"goe:012345\" or \"evenergy:<evse>\"")
         return self
+
+    def holder(self, vehicle: str | None = None, card: str | None = None) -> Holder:
+        """The holder details configured for a vehicle or a card (empty when none are)."""
+        if vehicle is not None and vehicle in self.vehicles:
+            return self.vehicles[vehicle]
+        if card is not None and card in self.cards:
+            return self.cards[card]
+        return Holder()

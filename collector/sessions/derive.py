@@ -3,6 +3,12 @@
 `derive_sessions` is pure: given every source's intervals, the configuration and `now`, it
 returns the sessions that have certainly ended (their end was observed and no resume within
 `gap` can follow any more). Running it again over the same data gives the same points.
+
+Without a `[sessions]` section nothing says which sources watch the same charger or car, so
+the join infers it from the data (`same_charge`, `plausible_vehicle`): two sources' charges
+that start within minutes of each other with the same energy are one charge, and a vehicle's
+charge lying mostly inside a wallbox session, with a battery energy the wall energy can have
+delivered, is that session's car. What the configuration names is joined as configured.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ class Identities:
     chargers: Mapping[str, Sequence[str]] = field(default_factory=dict)
     charger_vehicles: Mapping[str, Sequence[str]] = field(default_factory=dict)
     vehicles: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    ignore: frozenset[str] = frozenset()   # identities that are no EV charger
 
     def charger_name(self, identity: str) -> str:
         for name, ids in self.chargers.items():
@@ -36,11 +43,78 @@ class Identities:
         return None
 
     def charger_rank(self, identity: str) -> int:
-        """Order of preference among a charger's identities (the order configured)."""
+        """Order of preference among a charger's identities: the order configured, then for
+        identities no charger names, the metering wallbox before evcc (which controls it)."""
         for ids in self.chargers.values():
             if identity in ids:
                 return list(ids).index(identity)
-        return 0
+        return UNCONFIGURED_RANK.get(identity.split(":", 1)[0], 9) + 10
+
+    def configured(self, identity: str) -> bool:
+        return any(identity in ids for ids in self.chargers.values())
+
+
+# Which source's observation of a charge leads when nothing is configured: the wallbox's own
+# meter (go-e, ev.energy) before evcc's session record.
+UNCONFIGURED_RANK = {"goe": 0, "evenergy": 1, "evcc": 2}
+# Two sources' charges are one charge when they start this close and their energies agree
+# within ENERGY_MATCH (or, without both energies, they end this close).
+SAME_START_NS = 600 * 10**9
+SAME_END_NS = 900 * 10**9
+ENERGY_MATCH = 0.10
+# A meter that disagrees with the session's energy by more than this share is flagged, unless
+# the difference is within the meter's resolution (go-e `eto` and evcc's kWh count whole Wh).
+METER_TOLERANCE = 0.01
+METER_RESOLUTION_WH = 2.0
+# How far two sources' clocks and sampling may disagree about one moment (go-e samples every
+# few seconds, OVMS stamps its records to the second): overlaps within a minute count as equal.
+SKEW_NS = 300 * 10**9
+OVERLAP_RESOLUTION_NS = 60 * 10**9
+
+
+def same_charge(a: Interval, b: Interval) -> bool:
+    """Two sources that nothing configures as one charger observed the same charge."""
+    if a.source == b.source or _overlap(a, b) <= 0 or abs(a.start_ns - b.start_ns) > SAME_START_NS:
+        return False
+    if a.energy_wh and b.energy_wh:
+        return abs(a.energy_wh - b.energy_wh) <= ENERGY_MATCH * max(a.energy_wh, b.energy_wh)
+    return abs(a.end_ns - b.end_ns) <= SAME_END_NS
+
+
+def _flow(wall: Interval) -> tuple[int, int]:
+    """When energy started and stopped flowing in a wallbox session (its sampled profile; the
+    plugged-in time without one)."""
+    if not wall.profile or not wall.energy_wh:
+        return wall.start_ns, wall.end_ns
+    final = wall.profile[-1][1]
+    start = next((t for t, wh, _ in wall.profile if wh > 1.0), wall.start_ns)
+    end = next((t for t, wh, _ in wall.profile if wh >= final - 1.0), wall.end_ns)
+    return start, end
+
+
+def mismatch(wall: Interval, vehicle: Interval) -> int:
+    """How far a car's charge is from the wallbox's flow of energy, start and end (ns)."""
+    start, end = _flow(wall)
+    return abs(start - vehicle.start_ns) + abs(end - vehicle.end_ns)
+
+
+def plausible_vehicle(wall: Interval, vehicle: Interval) -> bool:
+    """An unconfigured car's charge can be this wallbox session: it lies inside the plugged-in
+    time (a car charges only while plugged in), began within SAME_START_NS of the energy
+    flowing, the battery took 70-102 % of the wall energy (AC losses), and the car's own
+    estimate of the wall energy is within 15 % of it. When unsure, no join: a vehicle-only
+    session is honest, a wrong car on a statement is not."""
+    if _overlap(wall, vehicle) < (vehicle.end_ns - vehicle.start_ns) - SKEW_NS:
+        return False
+    if abs(_flow(wall)[0] - vehicle.start_ns) > SAME_START_NS:
+        return False
+    if wall.energy_wh and vehicle.vehicle_energy_wh is not None:
+        if not 0.7 <= vehicle.vehicle_energy_wh / wall.energy_wh <= 1.02:
+            return False
+    if wall.energy_wh and vehicle.vehicle_grid_wh is not None:
+        if not 0.85 <= vehicle.vehicle_grid_wh / wall.energy_wh <= 1.15:
+            return False
+    return True
 
 
 def _sum(values: Iterable[float | None]) -> float | None:
@@ -72,7 +146,10 @@ def merge(a: Interval, b: Interval) -> Interval:
         vehicle_grid_wh=_sum([a.vehicle_grid_wh, b.vehicle_grid_wh]),
         odometer_km=a.odometer_km if a.odometer_km is not None else b.odometer_km,
         vehicle=a.vehicle or b.vehicle, parts=a.parts + b.parts, sources=a.sources | b.sources,
-        profile=profile)
+        profile=profile, card=a.card or b.card,
+        meter_start_wh=a.meter_start_wh if a.meter_start_wh is not None else b.meter_start_wh,
+        meter_end_wh=b.meter_end_wh if b.meter_end_wh is not None else a.meter_end_wh,
+        meter=a.meter or b.meter)
 
 
 def merge_gaps(intervals: Iterable[Interval], gap_ns: int) -> list[Interval]:
@@ -103,9 +180,12 @@ def _fill(primary: Interval, other: Interval) -> Interval:
     updates = {}
     for name in ("energy_wh", "solar_wh", "grid_wh", "battery_wh", "solar_pct", "charge_s",
                  "soc_start", "soc_end", "vehicle_energy_wh", "vehicle_grid_wh", "odometer_km",
-                 "vehicle"):
+                 "vehicle", "card"):
         if getattr(primary, name) is None and getattr(other, name) is not None:
             updates[name] = getattr(other, name)
+    if primary.meter is None and other.meter is not None:   # readings of one meter, together
+        updates.update(meter=other.meter, meter_start_wh=other.meter_start_wh,
+                       meter_end_wh=other.meter_end_wh)
     if not primary.profile and other.profile and "energy_wh" in updates:
         updates["profile"] = other.profile
     return replace(primary, sources=primary.sources | other.sources, **updates)
@@ -118,43 +198,93 @@ class Session:
     interval: Interval
 
 
-def join(wallbox: Sequence[Interval], vehicle_side: Sequence[Interval], ids: Identities) -> list[Session]:
-    """One session per charge: a charger's sources combined, then the vehicle side joined."""
-    # Several sources watching one charger (evcc driving a go-e): the first configured wins,
-    # the others fill in what it lacks.
+def _combine_wallbox(wallbox: Sequence[Interval], ids: Identities) -> dict[str, list[Interval]]:
+    """Charger name -> its charges, each the leading source's observation completed by the
+    others' (evcc driving a go-e: go-e's meter leads, evcc adds its vehicle and solar share)."""
     named: dict[str, list[Interval]] = {}
     for iv in sorted(wallbox, key=lambda iv: (ids.charger_rank(iv.charger or ""), iv.start_ns)):
-        group = named.setdefault(ids.charger_name(iv.charger or ""), [])
-        for k, existing in enumerate(group):
-            if _overlap(existing, iv) > 0 and existing.charger != iv.charger:
-                group[k] = _fill(existing, iv)
-                break
-        else:
+        name = ids.charger_name(iv.charger or "")
+        group = named.setdefault(name, [])
+        target = next(((name, k) for k, existing in enumerate(group)
+                       if _overlap(existing, iv) > 0 and existing.charger != iv.charger), None)
+        if target is None:
+            # Nothing configured says these watch one charger: the data may (same_charge).
+            target = next(((other, k) for other, charges in named.items() for k, existing in enumerate(charges)
+                           if not (ids.configured(iv.charger or "") and ids.configured(existing.charger or ""))
+                           and same_charge(existing, iv)), None)
+        if target is None:
             group.append(iv)
+        else:
+            charges = named[target[0]]
+            charges[target[1]] = _fill(charges[target[1]], iv)
+    return {name: charges for name, charges in named.items() if charges}
 
-    sessions: list[Session] = []
-    used: set[int] = set()
+
+def _vehicle_candidates(named: Mapping[str, Sequence[Interval]], vehicle_side: Sequence[Interval],
+                        ids: Identities) -> list[tuple[tuple, str, int, int]]:
+    """(score, charger, charge index, vehicle charge index) for every pairing allowed."""
+    out = []
     for charger, group in named.items():
         allowed = ids.charger_vehicles.get(charger, ())
-        for iv in sorted(group, key=lambda iv: iv.start_ns):
+        for n, iv in enumerate(group):
+            wall_vehicle = ids.vehicle_name(iv.vehicle) if iv.vehicle else None
+            if wall_vehicle is None and len(allowed) == 1:
+                wall_vehicle = allowed[0]
+            for k, v in enumerate(vehicle_side):
+                overlap = _overlap(iv, v)
+                if overlap <= 0:
+                    continue
+                name = ids.vehicle_name(v.vehicle or "")
+                if wall_vehicle is not None and name != wall_vehicle:
+                    continue
+                if allowed and name not in allowed:
+                    continue
+                configured = name is not None and (wall_vehicle is not None or bool(allowed))
+                if configured:
+                    # most overlap (to the minute: sources sample at different moments), then
+                    # the closer start
+                    score = (True, overlap // OVERLAP_RESOLUTION_NS, -abs(iv.start_ns - v.start_ns))
+                elif plausible_vehicle(iv, v):
+                    # two cars charging at once both lie inside an overnight session: the one
+                    # whose charge matches the wallbox's flow of energy is its car
+                    score = (False, -mismatch(iv, v), overlap)
+                else:
+                    continue
+                out.append((score, charger, n, k))
+    return sorted(out, key=lambda c: c[0], reverse=True)
+
+
+def join(wallbox: Sequence[Interval], vehicle_side: Sequence[Interval], ids: Identities) -> list[Session]:
+    """One session per charge: a charger's sources combined, then the vehicle side joined."""
+    named = _combine_wallbox(wallbox, ids)
+    joined: dict[tuple[str, int], int] = {}
+    used: set[int] = set()
+    for _, charger, n, k in _vehicle_candidates(named, vehicle_side, ids):
+        if (charger, n) not in joined and k not in used:
+            joined[(charger, n)] = k
+            used.add(k)
+
+    # An unconfigured evcc vehicle title joined to one car elsewhere in the data is that car
+    # where its own vehicle data is missing, so one car does not appear under two names.
+    seen_as: dict[str, set[str]] = {}
+    for (charger, n), k in joined.items():
+        wall = named[charger][n].vehicle
+        if wall and ids.vehicle_name(wall) is None:
+            v = vehicle_side[k]
+            seen_as.setdefault(wall, set()).add(ids.vehicle_name(v.vehicle or "") or v.vehicle or "")
+
+    sessions: list[Session] = []
+    for charger, group in named.items():
+        allowed = ids.charger_vehicles.get(charger, ())
+        for n, iv in enumerate(group):
             vehicle = ids.vehicle_name(iv.vehicle) if iv.vehicle else None
             if vehicle is None and len(allowed) == 1:
                 vehicle = allowed[0]
-            best, best_overlap = None, 0
-            for k, v in enumerate(vehicle_side):
-                if k in used:
-                    continue
-                name = ids.vehicle_name(v.vehicle or "")
-                if name is None or (vehicle is not None and name != vehicle) or (
-                        vehicle is None and allowed and name not in allowed):
-                    continue
-                ov = _overlap(iv, v)
-                if ov > best_overlap:
-                    best, best_overlap = k, ov
-            if best is not None:
-                used.add(best)
-                v = vehicle_side[best]
-                vehicle = vehicle or ids.vehicle_name(v.vehicle or "")
+            if vehicle is None and len(seen_as.get(iv.vehicle or "", ())) == 1:
+                vehicle = next(iter(seen_as[iv.vehicle or ""])) or None
+            if (charger, n) in joined:
+                v = vehicle_side[joined[(charger, n)]]
+                vehicle = vehicle or ids.vehicle_name(v.vehicle or "") or v.vehicle
                 # the vehicle's own readings are the better vehicle side
                 iv = replace(_fill(iv, v), soc_start=v.soc_start if v.soc_start is not None else iv.soc_start,
                              soc_end=v.soc_end if v.soc_end is not None else iv.soc_end,
@@ -189,6 +319,13 @@ def session_point(session: Session, tariff: Tariff | None, currency: str | None)
     }
     if energy and iv.vehicle_energy_wh:
         values["efficiency_pct"] = iv.vehicle_energy_wh / energy * 100
+    values["card"] = iv.card
+    if iv.meter_start_wh is not None and iv.meter_end_wh is not None:
+        values.update(meter_start_wh=iv.meter_start_wh, meter_end_wh=iv.meter_end_wh, meter=iv.meter)
+        if energy:
+            difference = iv.meter_end_wh - iv.meter_start_wh - energy
+            values["meter_deviation_pct"] = round(difference / energy * 100, 3)
+            values["meter_mismatch"] = abs(difference) > max(METER_TOLERANCE * energy, METER_RESOLUTION_WH)
     if tariff is not None and energy:
         profile = iv.profile if iv.profile else [(iv.start_ns, 0.0, None), (iv.end_ns, energy, None)]
         if profile[-1][1] <= 0 < energy:  # a profile without energy cannot place it: spread it
@@ -199,8 +336,9 @@ def session_point(session: Session, tariff: Tariff | None, currency: str | None)
         if priced is not None:
             # rounded to a millionth: float noise in a ledger column helps nobody
             values.update(cost=round(priced.cost, 6), grid_only_cost=round(priced.grid_only_cost, 6),
-                          savings=round(priced.grid_only_cost - priced.cost, 6), tariff=tariff.name,
-                          currency=currency)
+                          savings=round(priced.grid_only_cost - priced.cost, 6),
+                          price_per_kwh=round(priced.grid_only_cost / (energy / 1000), 6),
+                          price_source=priced.source or tariff.name, currency=currency)
     return CHARGING_SESSION.point({"charger": session.charger}, values, iv.start_ns)
 
 
@@ -208,7 +346,7 @@ def derive_sessions(wallbox: Iterable[Interval], vehicle_side: Iterable[Interval
                     gap_ns: int, now_ns: int, tariff: Tariff | None = None,
                     currency: str | None = None) -> list[Point]:
     """`charging_session` points for every session that has ended for good by `now_ns`."""
-    wall = merge_gaps(wallbox, gap_ns)
+    wall = merge_gaps([iv for iv in wallbox if iv.charger not in ids.ignore], gap_ns)
     veh = merge_gaps(vehicle_side, gap_ns)
 
     def final(iv: Interval) -> bool:

@@ -7,9 +7,11 @@ a window of data never emits a session cut short by the window's edge.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+import bisect
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from collector.sessions.model import Interval
+from collector.sources.goe.parse import card_label
 
 # go-e `car`: 2 charging, 3 waiting for car, 4 complete are "a car is connected"; 1 is idle.
 # 0 unknown/error, 5 error, 6 initializing say nothing about the connection: skipped.
@@ -27,6 +29,10 @@ class PointLike(Protocol):
     time_ns: int
     tags: dict[str, str]
     fields: dict[str, Any]
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _num(value: Any) -> float | None:
@@ -59,8 +65,39 @@ class CounterSum:
         self.last = value
 
 
-def goe_intervals(points: Iterable[PointLike], serial: str) -> list[Interval]:
-    """Connections of a go-eCharger from `goe_status`: car state 2/3/4 between idle states."""
+CardNames = Callable[[int], Mapping[int, str]]   # time_ns -> {card number: name}
+
+
+def goe_card_names(points: Iterable[PointLike]) -> CardNames:
+    """A charger's card names (`goe_card`) as they were at a given time: the latest reading at
+    or before it, else the first after (a card list read after the session)."""
+    times: list[int] = []
+    lists: list[dict[int, str]] = []
+    current: dict[int, str] = {}
+    for p in sorted(points, key=lambda p: p.time_ns):
+        name, card = p.fields.get("name"), p.tags.get("card", "")
+        if isinstance(name, str) and card.isdigit():
+            current = {**current, int(card): name}
+            if times and times[-1] == p.time_ns:
+                lists[-1] = current
+            else:
+                times.append(p.time_ns)
+                lists.append(current)
+
+    def at(time_ns: int) -> Mapping[int, str]:
+        if not lists:
+            return {}
+        return lists[max(bisect.bisect_right(times, time_ns) - 1, 0)]
+    return at
+
+
+def goe_intervals(points: Iterable[PointLike], serial: str,
+                  card_names: CardNames | None = None) -> list[Interval]:
+    """Connections of a go-eCharger from `goe_status`: car state 2/3/4 between idle states.
+
+    The card is the first `trx` seen while connected, named from `card_names`; the meter
+    readings are `eto` at the connection (the idle sample before it) and at the end.
+    """
     out: list[Interval] = []
     seen_idle = False
     cur: dict[str, Any] | None = None
@@ -74,11 +111,16 @@ def goe_intervals(points: Iterable[PointLike], serial: str) -> list[Interval]:
         if wall is None and cur["eto_start"] is not None and cur["eto_end"] is not None:
             wall = max(cur["eto_end"] - cur["eto_start"], 0.0)
         charge_s = cur["cdi"] if cur["cdi"] is not None else cur["charging_ns"] / 1e9
+        names = card_names(cur["end"]) if card_names is not None and cur["trx"] else {}
+        meter = cur["eto_start"] is not None and cur["eto_end"] is not None
         out.append(Interval(
             source="goe", charger=f"goe:{serial}", start_ns=cur["start"], end_ns=cur["end"],
             start_seen=cur["start_seen"], end_seen=end_seen, energy_wh=wall,
             solar_wh=cur["whs"].total, grid_wh=cur["whg"].total, battery_wh=cur["whb"].total,
-            charge_s=charge_s, profile=cur["profile"]))
+            charge_s=charge_s, profile=cur["profile"], card=card_label(cur["trx"], names),
+            meter_start_wh=cur["eto_start"] if meter else None,
+            meter_end_wh=cur["eto_end"] if meter else None,
+            meter=f"goe:{serial} eto" if meter else None))
         cur = None
 
     for p in sorted(points, key=lambda p: p.time_ns):
@@ -95,8 +137,11 @@ def goe_intervals(points: Iterable[PointLike], serial: str) -> list[Interval]:
                        "whb": CounterSum(0.0 if seen_idle else None),
                        "eto_start": last_eto if seen_idle else eto, "eto_end": eto,
                        "cdi": None, "charging_ns": 0, "prev_t": None, "prev_car": None,
-                       "profile": []}
+                       "profile": [], "trx": None}
             c = cur
+            trx = fl.get("transaction_card")
+            if c["trx"] is None and isinstance(trx, int) and not isinstance(trx, bool):
+                c["trx"] = trx
             c["wh"].add(_num(fl.get("energy_session_wh")))
             for key, name in (("whs", "energy_solar_wh"), ("whg", "energy_grid_wh"),
                               ("whb", "energy_battery_wh")):
@@ -147,12 +192,19 @@ def evcc_intervals(points: Iterable[PointLike]) -> list[Interval]:
         else:
             end = p.time_ns
         vehicle = tags.get("vehicle")
+        charger = f"evcc:{tags.get('site', '')}/{tags.get('loadpoint_title', '')}"
+        meter_start, meter_end = _num(fl.get("meter_start_wh")), _num(fl.get("meter_stop_wh"))
+        meter = meter_start is not None and meter_end is not None
+        identifier = fl.get("identifier")
         out.append(Interval(
-            source="evcc", charger=f"evcc:{tags.get('site', '')}/{tags.get('loadpoint_title', '')}",
+            source="evcc", charger=charger,
             vehicle=f"evcc:{vehicle}" if vehicle else None, start_ns=p.time_ns, end_ns=max(end, p.time_ns),
             energy_wh=_num(fl.get("energy_wh")), solar_pct=_num(fl.get("solar_pct")),
             charge_s=_num(fl.get("charge_duration_s")), soc_start=_num(fl.get("soc_start_pct")),
-            soc_end=_num(fl.get("soc_end_pct")), odometer_km=_num(fl.get("odometer_km"))))
+            soc_end=_num(fl.get("soc_end_pct")), odometer_km=_num(fl.get("odometer_km")),
+            card=identifier.strip() if isinstance(identifier, str) and identifier.strip() else None,
+            meter_start_wh=meter_start if meter else None, meter_end_wh=meter_end if meter else None,
+            meter=f"{charger} chargeTotalImport" if meter else None))
     return sorted(out, key=lambda iv: iv.start_ns)
 
 
@@ -174,7 +226,8 @@ def evenergy_intervals(points: Iterable[PointLike], evse: str) -> list[Interval]
         if cur is None:
             return
         energy = None
-        if cur["meter_start"] is not None and cur["meter_end"] is not None:
+        meter = cur["meter_start"] is not None and cur["meter_end"] is not None
+        if meter:
             energy = max(cur["meter_end"] - cur["meter_start"], 0.0)
         elif cur["integral"] is not None:
             energy = cur["integral"]
@@ -182,7 +235,10 @@ def evenergy_intervals(points: Iterable[PointLike], evse: str) -> list[Interval]
             source="evenergy", charger=f"evenergy:{evse}", start_ns=cur["start"], end_ns=cur["end"],
             start_seen=cur["start_seen"], end_seen=end_seen, energy_wh=energy,
             charge_s=cur["charging_ns"] / 1e9, soc_start=cur["soc_start"], soc_end=cur["soc_end"],
-            profile=cur["profile"] if energy is not None else []))
+            profile=cur["profile"] if energy is not None else [],
+            meter_start_wh=cur["meter_start"] if meter else None,
+            meter_end_wh=cur["meter_end"] if meter else None,
+            meter=f"evenergy:{evse} meter reading" if meter else None))
         cur = None
 
     for p in ordered:
@@ -257,7 +313,8 @@ def ovms_intervals(points: Iterable[PointLike], vehicle: str) -> list[Interval]:
                 vehicle_grid_wh=_num(fl.get("charge_grid_energy_wh")),
                 charge_s=_num(fl.get("charge_time_s")),
                 soc_start=_num(start.fields.get("soc_pct")), soc_end=_num(fl.get("soc_pct")),
-                odometer_km=_num(fl.get("odometer_km")) or _num(start.fields.get("odometer_km"))))
+                # the odometer at the start: what a reimbursement record asks for
+                odometer_km=_first(_num(start.fields.get("odometer_km")), _num(fl.get("odometer_km")))))
             start = None
         seen_other = True
     if start is not None:

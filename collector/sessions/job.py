@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 from collector.points import Point
 from collector.sessions.config import SessionsSection
 from collector.sessions.derive import Identities, derive_sessions
-from collector.sessions.extract import evcc_intervals, evenergy_intervals, goe_intervals, ovms_intervals
+from collector.sessions.extract import (evcc_intervals, evenergy_intervals, goe_card_names, goe_intervals,
+                                       ovms_intervals)
 from collector.sessions.model import Interval
 from collector.sessions.pricing import EvccTariff, FixedTariff, Tariff, TouTariff
 from collector.store import Store, StoredPoint
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CURSOR = "sessions:derived_until"
 WINDOW_NS = 7 * 86400 * 10**9
+CARD_LOOKBACK_NS = 7 * 86400 * 10**9
 
 Reader = Callable[[str, int, int], Iterable[StoredPoint]]
 
@@ -38,7 +40,8 @@ Reader = Callable[[str, int, int], Iterable[StoredPoint]]
 # a run over two days of 10 s go-e data stays cheap. Booleans come back as 0/1.
 NEEDED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "goe_status": (("car_state", "energy_total_wh", "energy_session_wh", "energy_solar_wh",
-                    "energy_grid_wh", "energy_battery_wh", "charge_duration_s"), frozenset()),
+                    "energy_grid_wh", "energy_battery_wh", "charge_duration_s", "transaction_card"),
+                   frozenset()),
     "evenergy_status": (("plugged_in", "charging", "charge_power_w", "meter_energy_wh", "soc_pct"),
                         frozenset({"plugged_in", "charging"})),
     "ovms_grid": (("charge_state", "soc_pct", "charge_energy_wh", "charge_grid_energy_wh",
@@ -65,12 +68,13 @@ def identities(cfg: SessionsSection) -> Identities:
     return Identities(
         chargers={name: c.identities() for name, c in cfg.chargers.items()},
         charger_vehicles={name: list(c.vehicles) for name, c in cfg.chargers.items()},
-        vehicles={name: v.identities() for name, v in cfg.vehicles.items()})
+        vehicles={name: v.identities() for name, v in cfg.vehicles.items()},
+        ignore=frozenset(cfg.ignore))
 
 
 def build_tariff(cfg: SessionsSection, read: Reader, start_ns: int, end_ns: int) -> Tariff | None:
-    if cfg.tariff == "fixed" and cfg.price is not None:
-        return FixedTariff(cfg.price)
+    if cfg.tariff in ("fixed", "flat") and cfg.price is not None:
+        return FixedTariff(cfg.price, name=cfg.tariff)
     if cfg.tariff == "tou":
         return TouTariff(tuple(e.rule() for e in cfg.tou), ZoneInfo(cfg.timezone), cfg.price)
     if cfg.tariff == "evcc":
@@ -97,8 +101,12 @@ def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval],
     by_serial: dict[str, list[StoredPoint]] = {}
     for p in read("goe_status", start_ns, end_ns):
         by_serial.setdefault(p.tags.get("serial", ""), []).append(p)
+    cards: dict[str, list[StoredPoint]] = {}
+    # the card list is read hourly: a week before the window finds the names in force
+    for p in read("goe_card", start_ns - CARD_LOOKBACK_NS, end_ns):
+        cards.setdefault(p.tags.get("serial", ""), []).append(p)
     for serial, pts in by_serial.items():
-        wallbox += goe_intervals(pts, serial)
+        wallbox += goe_intervals(pts, serial, goe_card_names(cards.get(serial, ())))
     by_evse: dict[str, list[StoredPoint]] = {}
     for p in read("evenergy_status", start_ns, end_ns):
         by_evse.setdefault(p.tags.get("evse", ""), []).append(p)

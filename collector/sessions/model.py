@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collector.schema import Measurement, Tag, f, i, register, s
+from collector.schema import Measurement, Tag, b, f, i, register, s
 
 CHARGING_SESSION = Measurement(
     name="charging_session",
@@ -35,13 +35,26 @@ CHARGING_SESSION = Measurement(
         f("soc_start_pct", "%", "vehicle state of charge at the start"),
         f("soc_end_pct", "%", "vehicle state of charge at the end"),
         f("vehicle_energy_wh", "Wh", "energy into the battery as the vehicle reports it (OVMS `charge_kwh`)"),
-        f("odometer_km", "km", "odometer at the session"),
+        f("odometer_km", "km", "odometer at the start of the session (OVMS, evcc)"),
         f("efficiency_pct", "%", "`vehicle_energy_wh` / `energy_wh`, where both sides are known"),
+        s("card", "what started the charge: the go-e RFID card's name from the charger's card list "
+                  "(`card <n>` when unnamed, `app` for `trx` 0), or evcc's `identifier`"),
+        f("meter_start_wh", "Wh", "reading of the charger's lifetime meter at the start (go-e `eto`, "
+                                  "ev.energy meter reading, evcc `meterStart`)"),
+        f("meter_end_wh", "Wh", "reading of the same meter at the end"),
+        s("meter", "which meter `meter_start_wh` and `meter_end_wh` are from, e.g. `goe:012345 eto`"),
+        f("meter_deviation_pct", "%", "(`meter_end_wh` - `meter_start_wh` - `energy_wh`) / `energy_wh`"),
+        b("meter_mismatch", "the meter readings disagree with `energy_wh` by more than 1 % "
+                            "(and more than the meter's 2 Wh resolution)"),
+        f("price_per_kwh", "currency/kWh", "the tariff's price averaged over the session's energy, "
+                                           "each part at its own time (`grid_only_cost` / kWh)"),
+        s("price_source", "where the price comes from: fixed, time-of-use, dynamic (evcc's grid "
+                          "tariff) or flat (a published flat price per kWh); `dynamic+fixed` or "
+                          "`time-of-use+fixed` when `[sessions] price` filled hours the tariff lacks"),
         f("cost", "currency", "cost of the grid part of the energy at the configured tariff"),
         f("grid_only_cost", "currency", "what all of `energy_wh` would have cost from the grid"),
         f("savings", "currency", "`grid_only_cost` - `cost`"),
         s("currency", "currency of the cost fields, from `[sessions] currency`"),
-        s("tariff", "how the cost was priced: fixed, tou or evcc"),
         s("sources", "the sources that contributed, e.g. `goe+ovms`"),
     ),
     source="sessions",
@@ -75,6 +88,10 @@ class Interval:
     vehicle_energy_wh: float | None = None
     vehicle_grid_wh: float | None = None  # the vehicle's estimate of energy from the wall
     odometer_km: float | None = None
+    card: str | None = None           # what started it: an RFID card's name, evcc's identifier
+    meter_start_wh: float | None = None   # the charger's lifetime meter at the start
+    meter_end_wh: float | None = None     # ... and at the end
+    meter: str | None = None          # which meter, e.g. "goe:012345 eto"
     parts: int = 1
     sources: frozenset[str] = frozenset()
     profile: list[tuple[int, float, float | None]] = field(default_factory=list)

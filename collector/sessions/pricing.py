@@ -1,4 +1,4 @@
-"""What a session's energy cost: fixed price, a time-of-use table, or evcc's grid tariff.
+"""What a session's energy cost: a fixed or flat price, a time-of-use table, or evcc's grid tariff.
 
 Energy is priced where it was drawn: a session's cumulative energy profile is cut into slices
 of at most `SLICE_NS` (linear between samples) and each slice takes the price at its middle.
@@ -22,14 +22,23 @@ class Tariff(Protocol):
     def price_at(self, t_ns: int) -> float | None:
         """Price per kWh at `t_ns`, or None when unknown."""
 
+    def source_at(self, t_ns: int) -> str:
+        """Where the price at `t_ns` comes from: fixed, time-of-use, dynamic or flat."""
+
 
 @dataclass(frozen=True)
 class FixedTariff:
+    """One price for every kWh: the driver's own contract price (`fixed`), or a published flat
+    price per kWh an employer reimburses (`flat`), which prices the same way."""
+
     price: float
     name: str = "fixed"
 
     def price_at(self, t_ns: int) -> float | None:
         return self.price
+
+    def source_at(self, t_ns: int) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,16 @@ class TouTariff:
     fallback: float | None = None
     name: str = "tou"
 
-    def price_at(self, t_ns: int) -> float | None:
+    def _rule(self, t_ns: int) -> TouRule | None:
         local = datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
-        for rule in self.rules:
-            if rule.matches(local):
-                return rule.price
-        return self.fallback
+        return next((rule for rule in self.rules if rule.matches(local)), None)
+
+    def price_at(self, t_ns: int) -> float | None:
+        rule = self._rule(t_ns)
+        return rule.price if rule is not None else self.fallback
+
+    def source_at(self, t_ns: int) -> str:
+        return "time-of-use" if self._rule(t_ns) is not None else "fixed"
 
 
 class EvccTariff:
@@ -75,19 +88,32 @@ class EvccTariff:
         self._rates = ordered
         self.fallback = fallback
 
-    def price_at(self, t_ns: int) -> float | None:
+    def _rate(self, t_ns: int) -> float | None:
         idx = bisect.bisect_right(self._starts, t_ns) - 1
         if idx >= 0:
             start, duration, price = self._rates[idx]
             if duration is None or t_ns < start + duration * 1e9:
                 return price
-        return self.fallback
+        return None
+
+    def price_at(self, t_ns: int) -> float | None:
+        rate = self._rate(t_ns)
+        return rate if rate is not None else self.fallback
+
+    def source_at(self, t_ns: int) -> str:
+        return "dynamic" if self._rate(t_ns) is not None else "fixed"
 
 
 @dataclass(frozen=True)
 class Cost:
     cost: float
     grid_only_cost: float
+    sources: frozenset[str] = frozenset()   # where the prices of the slices came from
+
+    @property
+    def source(self) -> str:
+        """`dynamic`, or `dynamic+fixed` when the fallback price filled some slices."""
+        return "+".join(sorted(self.sources, key=lambda s: (s == "fixed", s)))
 
 
 def price_profile(profile: Sequence[tuple[int, float, float | None]], tariff: Tariff,
@@ -98,6 +124,7 @@ def price_profile(profile: Sequence[tuple[int, float, float | None]], tariff: Ta
     Returns None when the tariff has no price for some slice that drew energy.
     """
     cost = grid_only = 0.0
+    sources: set[str] = set()
     prev_t, prev_wall, prev_grid = profile[0][0], 0.0, 0.0
     for t, wall, grid in profile:
         d_wall = wall - prev_wall
@@ -109,9 +136,10 @@ def price_profile(profile: Sequence[tuple[int, float, float | None]], tariff: Ta
                 price = tariff.price_at(mid)
                 if price is None:
                     return None
+                sources.add(tariff.source_at(mid))
                 part_wall = d_wall / slices
                 part_grid = (d_grid / slices) if d_grid is not None else part_wall * grid_fraction
                 cost += part_grid / 1000 * price
                 grid_only += part_wall / 1000 * price
         prev_t, prev_wall, prev_grid = t, wall, grid if grid is not None else None
-    return Cost(cost, grid_only)
+    return Cost(cost, grid_only, frozenset(sources))

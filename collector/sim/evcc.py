@@ -5,6 +5,11 @@ takes the surplus, and loadpoints whose charging sessions start and finish on a 
 schedule, so the session list grows as time passes. Everything is a function of (seed, time),
 so a frozen clock gives the same answers every time.
 
+Meters advance only with the energy that flows: a loadpoint's `chargeTotalImport` is the
+energy of its sessions so far (a session's `meterStart`/`meterStop` are its readings), and the
+site's PV, grid-import and battery-discharge meters integrate their powers in 5-minute steps
+from `start` (the power in the middle of each step stands for the whole step).
+
 Shapes follow `version`, any evcc version from 0.130 ("0.130", "0.206", "0.207", "0.301" name
 0.130.9, 0.206.1, 0.207.5 and 0.301.1):
 - before 0.133: `gridPower`/`gridPowers`/`gridCurrents`/`gridEnergy`, `vehicles` as an array
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import logging
 import math
@@ -45,6 +51,7 @@ VERSIONS = {"0.130": "0.130.9", "0.206": "0.206.1", "0.207": "0.207.5", "0.301":
 OLDEST = (0, 130, 0)
 TARIFF_TYPES = ("grid", "feedin", "co2", "planner", "solar")
 DAY = 86400.0
+METER_STEP = 300.0                # seconds per integration step of the site meters
 
 
 _ROUNDED = frozenset({float, dict, list})
@@ -76,6 +83,24 @@ def _noise(seed: int, *key: object) -> float:
     """A deterministic number in [0, 1) for (seed, key)."""
     digest = hashlib.sha256(repr((seed,) + key).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@functools.lru_cache(maxsize=16)
+def _noise_blocks(seed: int, kind: str, first: int, last: int) -> Any:
+    """`_noise(seed, kind, block)` for blocks first..last, as an array (cached: every simulator
+    of a process that starts at the same anchor needs the same years of it)."""
+    import numpy as np
+
+    return np.array([_noise(seed, kind, block) for block in range(first, last + 1)])
+
+
+def _block_noise(seed: int, kind: str, block_s: int, times: Any) -> Any:
+    """`_noise(seed, kind, int(t // block_s))` for each of `times`."""
+    import numpy as np
+
+    blocks = (times // block_s).astype(np.int64)
+    first, last = int(blocks[0]), int(blocks[-1])
+    return _noise_blocks(seed, kind, first, last)[blocks - first]
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,72 @@ class EvccSim:
                 return session
         return None
 
+    def _lp_sessions(self, lp: int, now: float) -> list[Session]:
+        """The loadpoint's sessions created up to `now`, oldest first."""
+        return [s for s in self.sessions(now) if s.lp == lp]
+
+    def charged_wh(self, lp: int, now: float) -> float:
+        """Energy the loadpoint has delivered from `start` up to `now` (its meter's advance)."""
+        return sum(s.power_w * max(0.0, min(now - s.created, s.charge_s)) / 3600.0
+                   for s in self._lp_sessions(lp, now))
+
+    def meter_kwh(self, lp: int, now: float) -> float:
+        """`chargeTotalImport`: a base reading plus what the loadpoint has delivered."""
+        return 1500.0 + 700.0 * lp + self.charged_wh(lp, now) / 1000.0
+
+    def _lp_power_at(self, lp: int, times: Any) -> Any:
+        """Charging power of a loadpoint at each of `times` (a numpy array of unix seconds)."""
+        import numpy as np
+
+        rows = self._lp_sessions(lp, float(times[-1])) if len(times) else []
+        if not rows:
+            return np.zeros(len(times))
+        created = np.array([r.created for r in rows])
+        ends = created + np.array([r.charge_s for r in rows])
+        power = np.array([r.power_w for r in rows])
+        idx = np.searchsorted(created, times, side="right") - 1
+        ok = idx >= 0
+        idx = np.where(ok, idx, 0)
+        return np.where(ok & (times < ends[idx]), power[idx], 0.0)
+
+    def _site_meters(self, now: float) -> tuple[float, float, float]:
+        """PV, grid-import and battery-discharge energy (Wh) from `start` up to `now`."""
+        import numpy as np
+
+        steps = max(0, int((now - self.start) // METER_STEP))
+        cum = getattr(self, "_meter_cum", None)
+        if cum is None or len(cum[0]) <= steps + 1:
+            have = 0 if cum is None else len(cum[0]) - 1
+            per_day = int(DAY // METER_STEP)
+            upto = (steps // per_day + 2) * per_day     # whole days ahead: extended rarely
+            mids = self.start + (np.arange(have, upto) + 0.5) * METER_STEP
+            pv, grid, battery = self._site_powers(mids)
+            new = [x * METER_STEP / 3600.0 for x in (pv, np.maximum(grid, 0.0), np.maximum(battery, 0.0))]
+            old = self._meter_steps if cum is not None else [np.zeros(0)] * 3
+            self._meter_steps = [np.concatenate((a, b)) for a, b in zip(old, new)]
+            # One cumulative sum over all steps, however they were added: the same readings
+            # whatever order of calls extended them (histories of other lengths agree).
+            cum = tuple(np.concatenate(([0.0], np.cumsum(x))) for x in self._meter_steps)
+            self._meter_cum = cum
+        part = (now - self.start - steps * METER_STEP) / METER_STEP
+        return tuple(float(c[steps] + (c[steps + 1] - c[steps]) * part) for c in cum)  # type: ignore[return-value]
+
+    def _site_powers(self, times: Any) -> tuple[Any, Any, Any]:
+        """PV, grid and battery power (W) at each of `times`, as `state` computes them."""
+        import numpy as np
+
+        # _pv_w and _home_w, vectorized (a history from the anchor has ~10^5 steps per year)
+        offset = self.tz.utcoffset(None).total_seconds()  # type: ignore[union-attr]
+        hour = ((times + offset) % DAY) / 3600.0
+        clouds = 0.6 + 0.4 * _block_noise(self.seed, "cloud", 600, times)
+        daylight = (hour > 6.0) & (hour < 20.0)
+        pv = np.where(daylight, np.round(9800.0 * np.sin(np.pi * (hour - 6.0) / 14.0) ** 2 * clouds, 3), 0.0)
+        home = 350.0 + 900.0 * _block_noise(self.seed, "home", 300, times)
+        lp_total = sum(self._lp_power_at(lp, times) for lp in range(len(self.loadpoints)))
+        battery = -np.clip(pv - home - lp_total, -3000.0, 5000.0)
+        grid = home + lp_total - pv - battery
+        return pv, grid, battery
+
     def _pv_w(self, now: float) -> float:
         local = datetime.fromtimestamp(now, self.tz)
         hour = local.hour + local.minute / 60 + local.second / 3600
@@ -210,8 +301,8 @@ class EvccSim:
         battery_power = round(-max(-3000.0, min(5000.0, surplus)), 3)
         soc = self._battery_soc(now)
         grid = round(home + lp_total - pv - battery_power, 3) + 0.0
-        elapsed_h = (now - self.start) / 3600
-        grid_energy = round(12000.0 + 0.45 * elapsed_h, 3)
+        pv_wh, grid_wh, battery_wh = self._site_meters(now)
+        grid_energy = round(12000.0 + grid_wh / 1000.0, 3)
         per_phase = [round(grid / 3, 3)] * 3
         currents = [round(p / 230.0, 3) for p in per_phase]
         state: dict[str, Any] = {
@@ -219,7 +310,7 @@ class EvccSim:
             "version": self.version,
             "currency": "EUR",
             "pvPower": pv,
-            "pvEnergy": round(8000.0 + 0.5 * elapsed_h, 3),
+            "pvEnergy": round(8000.0 + pv_wh / 1000.0, 3),
             "pv": [{"power": round(pv * 0.6, 3)}, {"power": round(pv * 0.4, 3)}],
             "homePower": home,
             "tariffGrid": self._grid_price(now, now),
@@ -254,7 +345,7 @@ class EvccSim:
                                                   "minSoc": 0, "limitSoc": 80, "plan": None}
                                  for s in vehicles}
         device = {"power": battery_power, "soc": soc, "capacity": 10.24,
-                  "energy": round(900.0 + 0.05 * elapsed_h, 3), "controllable": False}
+                  "energy": round(900.0 + battery_wh / 1000.0, 3), "controllable": False}
         if self.release >= (0, 301, 0):
             state["battery"] = {"power": battery_power, "soc": soc, "capacity": 10.24,
                                 "energy": device["energy"], "devices": [device]}
@@ -291,7 +382,7 @@ class EvccSim:
             "sessionEnergy": charged_wh,
             "chargeDuration": int(charged_s),          # durations: whole seconds
             "connectedDuration": int(now - session.created) if session else 0,
-            "chargeTotalImport": round(1500.0 + 0.3 * (now - self.start) / 3600, 3),
+            "chargeTotalImport": round(self.meter_kwh(index, now), 3),
             "vehicleName": spec.vehicle_name if vehicle else "",
             "vehicleTitle": spec.vehicle_title if vehicle else "",
             "vehicleSoc": round(30.0 + 100.0 * charged_wh / 1000 / spec.capacity_kwh, 1) if vehicle else 0,
@@ -333,7 +424,7 @@ class EvccSim:
             running = s.finished > now
             digits = s.id % 10  # 0..9 fractional digits, as seen in real databases
             energy_kwh = s.power_w * s.charge_s / 3600 / 1000
-            meter_start = round(1500.0 + 0.3 * (s.created - self.start) / 3600, 3)
+            meter_start = round(self.meter_kwh(s.lp, s.created), 3)
             vehicle = spec.vehicle_name is not None
             row: dict[str, Any] = {
                 "id": s.id,

@@ -19,6 +19,10 @@ offline does not answer (in-process: `httpx.ReadTimeout`).
 Each charger runs a charging cycle: idle, a car connects, waits a few seconds, charges at
 `min(amp, car limit)` on its phases until the session's energy is in, stays complete, leaves.
 Energy counters are the integral of the nominal power, so `eto` and `wh` rise consistently.
+A charge started with an RFID card (`card`, an index into `cards`) shows `trx` = index + 1
+while the car is connected (0: started without a card, as by the app; null when idle), and
+that card's energy counter rises with `eto`. The card list comes as go-e sends it: the
+`cards` array (firmware before 60.0) and, from 60.0 on, also `c<n>n`/`c<n>e`/`c<n>i` per card.
 Everything is a pure function of (seed, serial, second): deterministic for a given seed.
 """
 
@@ -66,17 +70,26 @@ def _noise(seed: str, second: int, channel: int) -> float:
     return int.from_bytes(digest, "big") / 2**31 - 1.0
 
 
+CARD_SLOTS = 10                           # go-e keeps ten RFID cards
+UNNAMED_CARD = "n/a"                      # the name go-e reports for a card never named
+# API v1 names the cards' keys by letters for cards 1..3, digits for 4..9 and 1 for card 10.
+V1_CARD_NAMES = ("rna", "rnm", "rne", "rn4", "rn5", "rn6", "rn7", "rn8", "rn9", "rn1")
+V1_CARD_ENERGY = ("eca", "ecr", "ecd", "ec4", "ec5", "ec6", "ec7", "ec8", "ec9", "ec1")
+V1_CARD_IDS = ("rca", "rcr", "rcd", "rc4", "rc5", "rc6", "rc7", "rc8", "rc9", "rc1")
+# From firmware 60.0 each card has keys of its own (the `cards` array is still sent).
+CARD_KEYS = tuple(f"c{n}{kind}" for n in range(CARD_SLOTS) for kind in "nei")
+
 # Firmware variants: version string, keys (firmware order) beyond the common ones.
 FIRMWARE = {
     "055.8": ("psm",),                    # older V3: sends psm, no energy split
     "058.2": ("psm",),
-    "60.4": ("whg", "whs", "whb"),        # newer: psm dropped from the key list, energy split
+    "60.4": ("whg", "whs", "whb") + CARD_KEYS,   # newer: psm dropped, energy split, card keys
 }
 
 _COMMON_KEYS = ("sse", "fna", "typ", "oem", "fwv", "var", "rbt", "rbc", "utc", "loc", "car",
                 "amp", "ama", "acu", "alw", "adi", "cbl", "frc", "lmo", "modelStatus", "err",
                 "eto", "etop", "wh", "tma", "amt", "nrg", "pha", "cdi", "trx", "rssi", "wst",
-                "tpa", "cae", "lbr")
+                "tpa", "cae", "lbr", "cards")
 
 
 @dataclass
@@ -98,15 +111,31 @@ class SimCharger:
     cloud_enabled: bool = True
     offline_since: float | None = None
     keys: tuple[str, ...] = ()
+    cards: tuple[str, ...] = ()       # names of the learned cards, index 0 first
+    card: int | None = None           # the card that starts each charge; None: without a card
+    card_energy_base: int | None = None   # `eto` when the card list was set up (default eto_start)
 
     def __post_init__(self) -> None:
         if not self.keys:
             extra = FIRMWARE.get(self.firmware, ())
             keys = list(_COMMON_KEYS)
             for key in extra:
-                keys.insert(keys.index("wh") + 1 if key.startswith("wh") else keys.index("frc") + 1, key)
+                if key in CARD_KEYS:
+                    keys.append(key)
+                else:
+                    keys.insert(keys.index("wh") + 1 if key.startswith("wh") else keys.index("frc") + 1, key)
             self.keys = tuple(keys)
         self._key_set = frozenset(self.keys)
+
+    def _card_list(self, eto: int) -> list[dict[str, Any]]:
+        """The card list: names, whether a chip is learned, energy charged with each card."""
+        base = self.eto_start if self.card_energy_base is None else self.card_energy_base
+        out = []
+        for n in range(CARD_SLOTS):
+            learned = n < len(self.cards)
+            out.append({"name": self.cards[n] if learned else UNNAMED_CARD,
+                        "energy": max(eto - base, 0) if n == self.card else 0, "cardId": learned})
+        return out
 
     @property
     def power_w(self) -> float:
@@ -174,10 +203,17 @@ class SimCharger:
             "pha": [True, True, True] + [charging and ch < self.phases for ch in range(3)],
             "cdi": ({"type": 0, "value": int(charging_s * 1000)} if charging else
                     {"type": 1, "value": int(charging_s * 1000)} if car == 4 else None),
-            "trx": 0 if car != 1 else None,
+            "trx": None if car == 1 else (0 if self.card is None else self.card + 1),
             "rssi": -60 + int(4 * _noise(seed, t, 30)), "wst": 3,
             "tpa": round(sum(powers), 1), "cae": self.cloud_enabled, "lbr": 255,
         }
+        if "cards" in self._key_set:
+            cards = self._card_list(eto)
+            status["cards"] = cards
+            if "c0n" in self._key_set:
+                for n, entry in enumerate(cards):
+                    status[f"c{n}n"], status[f"c{n}e"] = entry["name"], entry["energy"]
+                    status[f"c{n}i"] = entry["cardId"]
         return {key: status[key] for key in self.keys if key in status}
 
     def has(self, key: str) -> bool:
@@ -189,19 +225,25 @@ class SimCharger:
         nrg = v2["nrg"]
         scale = (1, 1, 1, 1, 10, 10, 10, 0.01, 0.01, 0.01, 0.01, 0.1, 1, 1, 1, 1)
         mask = sum(1 << n for n, on in enumerate(v2["pha"]) if on)
+        cards = self._card_list(v2["eto"])
+        v1_cards: dict[str, str] = {}
+        for entry, name, energy, ident in zip(cards, V1_CARD_NAMES, V1_CARD_ENERGY, V1_CARD_IDS):
+            v1_cards[name] = "" if entry["name"] == UNNAMED_CARD else entry["name"][:10]
+            v1_cards[energy] = str(entry["energy"] // 100)          # 0.1 kWh
+            v1_cards[ident] = "04a1b2c3d4" if entry["cardId"] else ""
         return {
             "version": "B", "tme": datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%d%m%y%H%M"),
             "rbc": str(v2["rbc"]), "rbt": str(v2["rbt"]), "car": str(min(max(v2["car"], 1), 4)),
             "amp": str(v2["amp"]), "err": "0", "ast": "0", "alw": "1" if v2["alw"] else "0",
             "stp": "0", "cbl": str(v2["cbl"] or 0), "pha": str(mask),
             "tmp": str(int(v2["tma"][0])), "dws": str(int(v2["wh"] * 360)), "dwo": "0",
-            "adi": "0", "uby": "0", "eto": str(v2["eto"] // 100), "wst": "3",
+            "adi": "0", "uby": str(v2.get("trx") or 0), "eto": str(v2["eto"] // 100), "wst": "3",
             "nrg": [int(round(value * factor)) for value, factor in zip(nrg, scale)],
             "fwv": "040", "sse": self.serial, "wss": "home", "wke": "********",
             "wen": "1", "tof": "101", "tds": "1", "lbr": "255", "aho": "2", "afi": "8",
             "ama": str(v2["ama"]), "al1": "6", "al2": "10", "al3": "16", "al4": "20", "al5": "0",
             "cid": "255", "cch": "65535", "cfi": "65280", "lse": "0", "ust": "0", "wak": "********",
-            "r1x": "2", "dto": "0", "nmo": "0", "rna": "", "rnm": "", "rne": "", "rn4": "",
+            "r1x": "2", "dto": "0", "nmo": "0", **v1_cards,
         }
 
 
@@ -220,6 +262,7 @@ class GoeSimulator:
     bad_token_status: int = 403                # 401 has been seen too
     requests: Counter = field(default_factory=Counter)          # serial -> requests
     request_times: dict[str, list[float]] = field(default_factory=dict)
+    request_filters: dict[str, list[str | None]] = field(default_factory=dict)  # beside request_times
     overrides: dict[str, SimResponse] = field(default_factory=dict)   # serial -> canned answer
 
     @classmethod
@@ -287,9 +330,15 @@ class GoeSimulator:
             return self._local(prefix[1], request)
         return SimResponse.text("Not found", 404)
 
-    def _record(self, serial: str, now: float) -> None:
+    def _record(self, serial: str, now: float, request: SimRequest | None = None) -> None:
         self.requests[serial] += 1
         self.request_times.setdefault(serial, []).append(now)
+        self.request_filters.setdefault(serial, []).append(request.query.get("filter") if request else None)
+
+    def status_request_times(self, serial: str) -> list[float]:
+        """When `serial` was asked for its status (not for its card list alone)."""
+        return [t for t, wanted in zip(self.request_times.get(serial, []), self.request_filters.get(serial, []))
+                if not wanted or not wanted.startswith("cards,")]
 
     def _filtered(self, charger: SimCharger, status: dict[str, Any],
                   query: Any) -> tuple[dict[str, Any], bool]:
@@ -306,7 +355,7 @@ class GoeSimulator:
         charger = self.chargers.get(serial)
         if charger is None:
             return SimResponse.text("Forbidden", 403)
-        self._record(serial, now)
+        self._record(serial, now, request)
         if serial in self.overrides:
             return self.overrides[serial]
         auth = request.headers.get("authorization", "")
@@ -330,14 +379,14 @@ class GoeSimulator:
         return _json(status, headers={"Last-Modified": email.utils.formatdate(sent, usegmt=True)})
 
     def _local_v1(self, serial: str) -> SimResponse:
-        reached = self._reach_local(serial)
+        reached = self._reach_local(serial, None)
         if isinstance(reached, SimResponse):
             return reached
         charger, second = reached
         return _json(charger.state_v1(int(second - self.epoch), second))  # type: ignore[operator]
 
     def _local(self, serial: str, request: SimRequest) -> SimResponse:
-        reached = self._reach_local(serial)
+        reached = self._reach_local(serial, request)
         if isinstance(reached, SimResponse):
             return reached
         charger, second = reached
@@ -346,14 +395,14 @@ class GoeSimulator:
         full = "filter" not in request.query
         return _json(status, 400 if charger.quirk_400 and (missing or full) else 200)
 
-    def _reach_local(self, serial: str):
+    def _reach_local(self, serial: str, request: SimRequest | None):
         """What both local APIs do first: the charger and the current second, or the answer
         that stands instead (unknown charger, an override); an offline charger times out."""
         now = self._now()
         charger = self.chargers.get(serial)
         if charger is None:
             return SimResponse.text("Not found", 404)
-        self._record(serial, now)
+        self._record(serial, now, request)
         if serial in self.overrides:
             return self.overrides[serial]
         if charger.offline_since is not None:

@@ -10,7 +10,9 @@
   firmware with an extra trailing field in its grid log), DEMO3 (never connected: `{}`
   everywhere, no history).
 - Each connected car follows a daily cycle in UTC: a commute out around 07:30, back around
-  17:00, charging at home from about 18:30 to 90 % SOC. While driving or charging the module
+  17:00, charging at home from about 18:30 to 90 % SOC. The on-board charger draws
+  `CHARGE_KW` from the wall and puts 88-92 % of it into the battery (a seeded efficiency per
+  day), so the energy a wallbox meters exceeds what the car reports as charged. While driving or charging the module
   reports every 60 s, else every 600 s, so `m_msgtime_*` stays put while the car is parked.
   Values are strings, flags are bit values (charging 16, caron 128, carlocked 8, ...).
 - History: `*-LOG-Trip` at the start and end of each drive, `*-LOG-Grid` at each charge state
@@ -46,7 +48,8 @@ DAY = 86400
 MILE_KM = 1.609344
 REFERENCE_DAY = 19723          # 2024-01-01: odometers count from here
 CONSUMPTION_KWH_PER_KM = 0.17
-CHARGE_KW = 7.2
+CHARGE_KW = 7.2               # what the on-board charger draws from the wall
+EFFICIENCY = (0.88, 0.92)      # share of it that reaches the battery (AC losses 8-12 %)
 FULL_SOC = 90.0
 
 
@@ -79,6 +82,12 @@ class Day:
     charge_start: int
     charge_end: int
     km_before: float            # odometer at 00:00 (km)
+    efficiency: float = 0.9     # battery energy / wall energy of the evening charge
+
+    @property
+    def battery_kw(self) -> float:
+        """Power into the battery while charging."""
+        return CHARGE_KW * self.efficiency
 
 
 @dataclass
@@ -141,10 +150,11 @@ class OvmsSim:
         vehicle = self.vehicles[vid]
         used = (km1 + km2) * CONSUMPTION_KWH_PER_KM
         charge_start = s2 + d2 + 1200 + rng.randrange(0, 1800)
-        charge_end = charge_start + int(used / CHARGE_KW * 3600)
+        efficiency = round(rng.uniform(*EFFICIENCY), 4)
+        charge_end = charge_start + int(used / (CHARGE_KW * efficiency) * 3600)
         km_before = vehicle.odometer_base_km + self._km_until(vid, day)
         return Day((Trip(s1, s1 + d1, km1, True), Trip(s2, s2 + d2, km2, False)),
-                   charge_start, charge_end, km_before)
+                   charge_start, charge_end, km_before, efficiency)
 
     def _km_until(self, vid: str, day: int) -> float:
         if day <= REFERENCE_DAY:
@@ -198,15 +208,16 @@ class OvmsSim:
             state["parked_since"] = last_stop
         if t >= today.charge_start:
             charged = min(t, today.charge_end) - today.charge_start
-            soc += charged / 3600.0 * CHARGE_KW / vehicle.battery_kwh * 100.0
+            soc += charged / 3600.0 * today.battery_kw / vehicle.battery_kwh * 100.0
             state["plugged"] = True
             state["charging"] = t < today.charge_end
         elif t < t1.start:
             state["plugged"] = True   # still plugged in from last night, charge done
         state["soc"] = max(0.0, min(100.0, soc))
         state["odometer_km"] = km
-        state["charge_kwh"] = (min(t, today.charge_end) - today.charge_start) / 3600.0 * CHARGE_KW \
+        state["charge_kwh"] = (min(t, today.charge_end) - today.charge_start) / 3600.0 * today.battery_kw \
             if t >= today.charge_start else 0.0
+        state["efficiency"] = today.efficiency
         state["charge_seconds"] = max(0, int(min(t, today.charge_end) - today.charge_start)) \
             if t >= today.charge_start else 0
         state["ambient_c"] = round(8.0 + 6.0 * math.sin((t % DAY) / DAY * 2 * math.pi - 2.0), 1)
@@ -237,7 +248,8 @@ class OvmsSim:
         soc = st["soc"]
         full_range = vehicle.battery_kwh / CONSUMPTION_KWH_PER_KM
         charging = st["charging"]
-        remaining_min = int((FULL_SOC - soc) / 100.0 * vehicle.battery_kwh / CHARGE_KW * 60) if charging else 0
+        battery_kw = CHARGE_KW * st["efficiency"]
+        remaining_min = int((FULL_SOC - soc) / 100.0 * vehicle.battery_kwh / battery_kw * 60) if charging else 0
         return {
             "soc": f"{soc:.1f}", "units": vehicle.units,
             "idealrange": str(int(self._dist(vehicle, full_range * soc / 100.0))),
@@ -248,9 +260,9 @@ class OvmsSim:
             "cac100": "120.5", "soh": "97", "cooldown_active": "-1",
             "linevoltage": "230" if charging else "0",
             "chargecurrent": f"{CHARGE_KW * 1000 / 230 / 3:.2f}" if charging else "0.00",
-            "chargepower": f"{CHARGE_KW:.2f}" if charging else "0.00",
-            "chargepowerinput": f"{CHARGE_KW / 0.92:.2f}" if charging else "0.00",
-            "chargerefficiency": "92.00" if charging else "0.00",
+            "chargepower": f"{battery_kw:.2f}" if charging else "0.00",
+            "chargepowerinput": f"{CHARGE_KW:.2f}" if charging else "0.00",
+            "chargerefficiency": f"{st['efficiency'] * 100:.2f}" if charging else "0.00",
             "battvoltage": f"{360 + soc * 0.4:.2f}",
             "chargetype": "0", "chargelimit": "16",
             "chargeduration": str(st["charge_seconds"]), "chargeb4": "0",
@@ -321,7 +333,8 @@ class OvmsSim:
             "altitude": "4", "gpslock": "1", "stalegps": "1",
             "speed": f"{self._dist(vehicle, st['speed']):.1f}",
             "tripmeter": str(int(self._dist(vehicle, st["trip_km"]) * 10)),
-            "drivemode": "0", "power": f"{(-CHARGE_KW if st['charging'] else (12.5 if st['driving'] else 0.0)):.3f}",
+            "drivemode": "0",
+            "power": f"{(-CHARGE_KW * st['efficiency'] if st['charging'] else (12.5 if st['driving'] else 0.0)):.3f}",
             "energyused": f"{st['trip_km'] * CONSUMPTION_KWH_PER_KM:.3f}", "energyrecd": f"{st['trip_km'] * 0.02:.3f}",
             "invpower": "11.8" if st["driving"] else "0", "invefficiency": "94" if st["driving"] else "0",
             "m_msgtime_l": _ts(when), "m_msgage_l": int(now - when),
@@ -373,7 +386,9 @@ class OvmsSim:
         ]
         return ",".join(cells)
 
-    def _grid_record(self, vehicle: SimVehicle, t: int, state: str, seconds: int, kwh: float) -> str:
+    def _grid_record(self, vehicle: SimVehicle, t: int, state: str, seconds: int, kwh: float,
+                     efficiency: float = 0.92) -> str:
+        """A `*-LOG-Grid` record: `kwh` into the battery, `kwh / efficiency` from the wall."""
         st = self.state(vehicle.id, t)
         lat, lon = vehicle.home
         full = vehicle.battery_kwh / CONSUMPTION_KWH_PER_KM
@@ -382,7 +397,7 @@ class OvmsSim:
             "1", f"{lat:.6f}", f"{lon:.6f}", "4.0", "Home", "type2", state,
             "onrequest" if state == "charging" else "", "standard", "16.0", "0.0", f"{FULL_SOC:.1f}",
             "", "", "", "", "0.0", "0.0", "0.0",
-            str(seconds), f"{kwh:.3f}", f"{kwh / 0.92:.3f}", f"{total_grid:.3f}",
+            str(seconds), f"{kwh:.3f}", f"{kwh / efficiency:.3f}", f"{total_grid:.3f}",
             "0", "0.000", "0.000", "0.000",
             f"{st['soc']:.1f}", f"{full * st['soc'] / 100 * 0.92:.1f}", f"{full * st['soc'] / 100:.1f}",
             f"{full:.1f}", f"{360 + st['soc'] * 0.4:.1f}", "18.0", "35.0" if state == "charging" else "15.0",
@@ -417,7 +432,8 @@ class OvmsSim:
                             self._grid_record(vehicle, today.charge_start, "charging", 0, 0.0)))
             seconds = today.charge_end - today.charge_start
             entries.append((today.charge_end, "*-LOG-Grid", "2",
-                            self._grid_record(vehicle, today.charge_end, "done", seconds, seconds / 3600 * CHARGE_KW)))
+                            self._grid_record(vehicle, today.charge_end, "done", seconds,
+                                              seconds / 3600 * today.battery_kw, today.efficiency)))
             for t, kind, number, data in entries:
                 if t <= now and t >= now - self.history_days * DAY:
                     out.setdefault(kind, []).append((_ts(t), number, data))

@@ -31,6 +31,16 @@ class Job:
     run: Callable[[], Awaitable[Outcome | None]]   # None: done (a housekeeping job)
     source: str
     device: str = ""                          # its fixed phase in the interval comes from this
+    # What a configuration error (401/403, a wrong serial) is about: jobs that share it share
+    # one back-off and one log line, since a wrong token fails every stream it opens alike.
+    # Default: the device ("<source>:<device>"), else the job itself.
+    credentials: str = ""
+
+    @property
+    def config_scope(self) -> str:
+        if self.credentials:
+            return self.credentials
+        return f"{self.source}:{self.device}" if self.device else self.id
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def test_a_full_store_says_so_loses_nothing_and_recovers(tmp_path, influxdb, inf
     # the points waited in memory and were committed when space returned
     stored = {(dict(k[1])["serial"], k[2] // 1_000_000_000) for k in read_store(store, ("goe_status",))}
     for serial in ("000001", "000002"):
-        served = sorted({int(t) for t in sim.request_times[serial]})
+        served = sorted({int(t) for t in sim.status_request_times(serial)})
         during = [t for t in served if full_at + 0.5 <= t <= full_at + 3.5]
         assert during
         assert all((serial, t) in stored or (serial, t - 1) in stored for t in during), serial

@@ -54,12 +54,14 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
 
         stored = read_store(store)
         shipped = {}
-        for measurement in ("goe_status", "collector_health"):
-            tags = sorted(t.name for t in measurement_named(measurement).tags)
+        measurements = ("goe_status", "collector_health", "rollup_daily", "rollup_monthly")
+        assert set(measurements) >= {key[0] for key in stored}
+        for measurement in measurements:
+            names = tuple(sorted(t.name for t in measurement_named(measurement).tags))
             for row in influx.query(f'SELECT * FROM "{measurement}"', db=DB):
-                key = (measurement, tuple((tag, row[tag]) for tag in tags), row["time"])
+                key = (measurement, tuple((tag, row[tag]) for tag in names), row["time"])
                 shipped[key] = {k: v for k, v in row.items()
-                                if v is not None and k not in ("time", "_measurement", *tags)}
+                                if v is not None and k not in ("time", "_measurement", *names)}
 
     assert len(stored) > 20
     assert stored.keys() == shipped.keys()      # nothing lost, nothing extra

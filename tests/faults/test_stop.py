@@ -46,7 +46,8 @@ def test_a_stop_lets_the_poll_in_flight_finish_commit_and_ship(tmp_path, influxd
     store = tmp_path / "store.db"
     with SimServer(slow) as server:
         cfg = goe_config(tmp_path / "c.toml", store, server.url, TOKEN, chargers=1,
-                         influx_url=influxdb.url, database=influx_db, goe='timeout = "5s"')
+                         influx_url=influxdb.url, database=influx_db,
+                         goe='timeout = "5s"\ncards_interval = 0')   # status polls only
         with CollectorProcess(cfg, tmp_path / "collector.log") as collector:
             wait_until(lambda: sim.count("000001") >= 3, what="first polls", proc=collector.proc,
                        log=collector.log)

@@ -22,6 +22,9 @@ def test_documented_example_parses():
 
 @pytest.mark.parametrize("section, message", [
     ({"tariff": "fixed"}, 'tariff = "fixed" needs price'),
+    ({"tariff": "flat"}, 'tariff = "flat" needs price'),
+    ({"ignore": ["Heat pump"]}, "not source identities"),
+    ({"vehicles": {"car": {"holder": "A", "plates": "X"}}}, "sessions.vehicles.car.plates: unknown key"),
     ({"tariff": "tou", "price": 1}, "needs a [[sessions.tou]] table"),
     ({"tou": [{"start": "25:00", "end": "06:00", "price": 1}]}, "expected a time as HH:MM"),
     ({"tou": [{"start": "22:00", "end": "06:00", "price": 1, "days": ["monday"]}]}, "unknown day"),
@@ -43,8 +46,14 @@ def test_collector_schedules_the_sessions_job(tmp_path):
         assert job.interval == 120.0
     finally:
         collector.close()
+    # on by default: without the section, every 5 minutes; enabled = false stops it
     plain = Collector(parse_config({"store": {"path": str(tmp_path / "t.db")}}))
     try:
-        assert not [j for j in plain.jobs() if j.id == "collector:sessions"]
+        assert [j.interval for j in plain.jobs() if j.id == "collector:sessions"] == [300.0]
     finally:
         plain.close()
+    off = Collector(parse_config({"store": {"path": str(tmp_path / "u.db")}, "sessions": {"enabled": False}}))
+    try:
+        assert not [j for j in off.jobs() if j.id == "collector:sessions"]
+    finally:
+        off.close()

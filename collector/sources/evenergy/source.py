@@ -208,17 +208,18 @@ class EvEnergySource:
 
     def jobs(self) -> Sequence[Job]:
         jobs = []
+        client = f"{NAME}:{self.config.name}"   # a wrong secret fails all its streams alike
         for evse in self.evse_ids():
             self._jobbed.add(evse)
             self.fair.register(f"{evse}:{STATUS_LOGS.name}", self.config.status_interval)
             self.fair.register(f"{evse}:{COMMAND_LOGS.name}", self.config.command_interval)
             jobs.append(Job(f"{NAME}:{evse}:status_logs", self.config.status_interval,
-                            partial(self.run, evse, STATUS_LOGS), self.origin, evse))
+                            partial(self.run, evse, STATUS_LOGS), self.origin, evse, client))
             jobs.append(Job(f"{NAME}:{evse}:command_logs", self.config.command_interval,
-                            partial(self.run, evse, COMMAND_LOGS), self.origin, evse))
+                            partial(self.run, evse, COMMAND_LOGS), self.origin, evse, client))
         if not self.config.evses:
             jobs.append(Job(f"{NAME}:{self.config.client_id}:evses", self.config.status_interval,
-                            self.discovery_job, self.origin, self.config.client_id))
+                            self.discovery_job, self.origin, self.config.client_id, client))
         return jobs
 
     async def run(self, evse: str, stream: Stream) -> Outcome:

@@ -89,12 +89,23 @@ class Config(Model):
     # Cloud only: how old a status may be before the cloud answers 404 (its default is 30 s).
     age: Duration | None = None
     timeout: Duration = 5.0
+    # How often to read each charger's RFID card list (names for the sessions' `card`);
+    # 0 turns it off.
+    cards_interval: Duration = Field(default=3600.0, ge=0.0)
     chargers: list[ChargerConfig] = Field(min_length=1)
 
     @field_validator("interval")
     @classmethod
     def _interval_floor(cls, value: float) -> float:
         return _check_interval(value)  # type: ignore[return-value]
+
+    @field_validator("cards_interval")
+    @classmethod
+    def _cards_interval(cls, value: float) -> float:
+        if 0 < value < 60:
+            raise ValueError("must be 0 (off) or at least 60 s: the card list is configuration, "
+                             "it rarely changes")
+        return value
 
     @field_validator("filter", mode="before")
     @classmethod

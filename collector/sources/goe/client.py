@@ -75,21 +75,26 @@ class GoeClient:
         self.cloud_url = cloud_url.rstrip("/")
         self.filter = ",".join(filter_keys)
         self.age = age
-        self._cache: dict[tuple[Charger, bool], tuple[httpx.URL, dict[str, str]]] = {}
+        self._cache: dict[tuple[Charger, str], tuple[httpx.URL, dict[str, str]]] = {}
 
-    def request_for(self, charger: Charger, with_serial: bool = False
+    def keys_with(self, *extra: str) -> list[str] | None:
+        """The configured filter plus `extra` keys; None when the filter asks for everything."""
+        if not self.filter:
+            return None
+        keys = self.filter.split(",")
+        return keys + [key for key in extra if key not in keys]
+
+    def request_for(self, charger: Charger, keys: Sequence[str] | None = None
                     ) -> tuple[str, dict[str, str], dict[str, str]]:
         """URL, query parameters and headers of a status request (the token only in headers).
 
-        `with_serial` adds `sse` to a `filter` that lacks it, so `check` can compare serials
-        whatever keys the configuration asks for.
+        `keys`: the status keys to ask for instead of the configured filter.
         """
         params: dict[str, str] = {}
         headers: dict[str, str] = {}
-        if self.filter and charger.api != "local_v1":   # API v1 has no filter
-            params["filter"] = self.filter
-            if with_serial and "sse" not in self.filter.split(","):
-                params["filter"] += ",sse"
+        wanted = ",".join(keys) if keys is not None else self.filter
+        if wanted and charger.api != "local_v1":   # API v1 has no filter
+            params["filter"] = wanted
         if charger.api == "cloud":
             if "{serial}" in self.cloud_url:
                 url = self.cloud_url.replace("{serial}", charger.serial) + "/api/status"
@@ -108,16 +113,18 @@ class GoeClient:
             headers["Authorization"] = f"Bearer {charger.token.reveal()}"
         return url, params, headers
 
-    def _prepared(self, charger: Charger, with_serial: bool) -> tuple[httpx.URL, dict[str, str]]:
+    def _prepared(self, charger: Charger, keys: Sequence[str] | None) -> tuple[httpx.URL, dict[str, str]]:
         """The request of a charger, built once: URL parsing is a large part of a poll's CPU."""
-        prepared = self._cache.get((charger, with_serial))
+        cache_key = (charger, ",".join(keys) if keys is not None else "\0")
+        prepared = self._cache.get(cache_key)
         if prepared is None:
-            url, params, headers = self.request_for(charger, with_serial)
-            prepared = self._cache[(charger, with_serial)] = (httpx.URL(url, params=params), headers)
+            url, params, headers = self.request_for(charger, keys)
+            prepared = self._cache[cache_key] = (httpx.URL(url, params=params), headers)
         return prepared
 
-    async def fetch_status(self, charger: Charger, with_serial: bool = False) -> StatusResponse:
-        url, headers = self._prepared(charger, with_serial)
+    async def fetch_status(self, charger: Charger, keys: Sequence[str] | None = None) -> StatusResponse:
+        """The status object; `keys` asks for those keys instead of the configured filter."""
+        url, headers = self._prepared(charger, keys)
         what = charger.label
         try:
             response = await self.http.get(url, headers=headers)

@@ -49,6 +49,7 @@ _DIRECT: tuple[tuple[str, str], ...] = (
     ("fwv", "firmware_version"),
     ("rssi", "rssi_dbm"),
     ("var", "variant_kw"),
+    ("trx", "transaction_card"),
 )
 
 # The keys this parser reads: the default `filter`, so a poll transfers only what we store,
@@ -111,11 +112,42 @@ STATUS = Measurement(
         i("rssi_dbm", "dBm", "`rssi`: WiFi signal strength"),
         i("variant_kw", "kW", "`var`: hardware variant, 11 or 22"),
         f("uptime_s", "s", "`rbt`: time since the charger booted"),
+        i("transaction_card", "code", "`trx` (API v1 `uby`): what started the charge: 0 without a "
+                                      "card (the app, or open access), n the card numbered n (go-e's "
+                                      "card index + 1; names in `goe_card`); absent: no transaction"),
     ),
     source=NAME,
 )
 
-MEASUREMENTS = (STATUS,)
+CARD_SLOTS = 10                  # a go-eCharger keeps ten RFID cards
+UNNAMED_CARD = "n/a"             # the name go-e reports for a card nobody named
+
+CARD = Measurement(
+    name="goe_card",
+    description="One entry of a go-eCharger's RFID card list (names and energy per card), polled "
+                "every `cards_interval` (1 h). Only cards that are learned, named or have energy are "
+                "written. Firmware from 60.0 sends `c<n>n`/`c<n>e`/`c<n>i` per card (and still the "
+                "`cards` array, which older firmware sends alone); API v1 sends `rna`...`rn1`, "
+                "`eca`...`ec1`, `rca`...`rc1`. The card's chip id is never stored.",
+    time="Cloud API: the `last-modified` header; local API: the poll time",
+    tags=(Tag("serial", "charger serial number, from the config"),
+          Tag("card", "the card's number as `trx` counts it: 1..10 (go-e's index + 1)")),
+    fields=(
+        s("name", "the card's name as set in the app (`n/a` when never named)"),
+        i("energy_wh", "Wh", "energy charged with this card over the charger's life (counter)"),
+        b("learned", "a chip is learned for this card (`c<n>i`, `cardId`; v1: `rc<x>` not empty)"),
+    ),
+    source=NAME,
+)
+
+MEASUREMENTS = (STATUS, CARD)
+
+# The keys a card poll asks for (firmware 60 and later, and the older `cards` array).
+CARD_KEYS: tuple[str, ...] = ("cards",) + tuple(f"c{n}{kind}" for n in range(CARD_SLOTS) for kind in "nei")
+# API v1: cards 1..3 by letters, 4..9 by digits, 10 by "1".
+_V1_CARD_NAMES = ("rna", "rnm", "rne", "rn4", "rn5", "rn6", "rn7", "rn8", "rn9", "rn1")
+_V1_CARD_ENERGY = ("eca", "ecr", "ecd", "ec4", "ec5", "ec6", "ec7", "ec8", "ec9", "ec1")
+_V1_CARD_IDS = ("rca", "rcr", "rcd", "rc4", "rc5", "rc6", "rc7", "rc8", "rc9", "rc1")
 
 
 def denoise(value: Any) -> Any:
@@ -201,10 +233,12 @@ def status_values(status: Mapping[str, Any], report: CoercionReport) -> dict[str
 
 
 def reported_serial(status: Mapping[str, Any]) -> str | None:
-    """The serial the charger reports (`sse`, API v1 and v2), or None when it sends none."""
+    """The serial the charger reports (`sse`, API v1 and v2), or None when it sends none.
+
+    go-e sends the serial as text. Anything else is a garbled payload, not another charger:
+    it must not put the charger into the long back-off of a configuration error.
+    """
     sse = status.get("sse")
-    if isinstance(sse, int) and not isinstance(sse, bool):
-        return f"{sse:06d}"
     if isinstance(sse, str) and sse.strip():
         return sse.strip()
     return None
@@ -215,7 +249,7 @@ def check_serial(status: Mapping[str, Any], serial: str) -> None:
 
     A local host that now belongs to another charger (a DHCP lease moved) or a proxy that
     routes wrongly would otherwise store one charger's data under the other's serial.
-    Compared without leading zeros, so a serial sent as a number matches too.
+    Compared without leading zeros ("60435" is charger 060435).
     """
     reported = reported_serial(status)
     if reported is not None and reported.lstrip("0") != serial.lstrip("0"):
@@ -285,6 +319,86 @@ def parse_last_modified(value: str | None) -> int | None:
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
+# -- the card list ------------------------------------------------------------------------------
+
+def _card_entries(status: Mapping[str, Any], report: CoercionReport) -> dict[int, dict[str, Any]]:
+    """Card number (1..10) -> raw values, from the per-card keys or the `cards` array.
+
+    Firmware 60 sends both; per-card keys win, the array fills what they lack.
+    """
+    entries: dict[int, dict[str, Any]] = {}
+    cards = status.get("cards")
+    if isinstance(cards, list):
+        for index, card in enumerate(cards[:CARD_SLOTS]):
+            if isinstance(card, dict):
+                entries[index + 1] = {"name": card.get("name"), "energy_wh": card.get("energy"),
+                                      "learned": card.get("cardId")}
+            elif card is not None:
+                report.rejected.append(("cards", f"entry {index} is not an object: {card!r}"[:120]))
+    elif cards is not None:
+        report.rejected.append(("cards", f"expected an array, got {type(cards).__name__}"))
+    for index in range(CARD_SLOTS):
+        for key, name in ((f"c{index}n", "name"), (f"c{index}e", "energy_wh"), (f"c{index}i", "learned")):
+            if status.get(key) is not None:
+                entries.setdefault(index + 1, {})[name] = status[key]
+    return entries
+
+
+def _card_entries_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[int, dict[str, Any]]:
+    entries: dict[int, dict[str, Any]] = {}
+    for number, (name, energy, ident) in enumerate(zip(_V1_CARD_NAMES, _V1_CARD_ENERGY, _V1_CARD_IDS), 1):
+        entry: dict[str, Any] = {}
+        if status.get(name) is not None:
+            entry["name"] = status[name]
+        if status.get(energy) is not None:
+            tenths = _number(status[energy], energy, report)      # 0.1 kWh
+            if tenths is not None:
+                entry["energy_wh"] = round(tenths * 100)
+        if status.get(ident) is not None:
+            entry["learned"] = bool(str(status[ident]).strip())
+        if entry:
+            entries[number] = entry
+    return entries
+
+
+def _in_use(entry: Mapping[str, Any]) -> bool:
+    name = entry.get("name")
+    named = isinstance(name, str) and name.strip() not in ("", UNNAMED_CARD)
+    energy = entry.get("energy_wh")
+    return bool(named or entry.get("learned") is True or (type(energy) in (int, float) and energy > 0))
+
+
+def parse_cards(status: Any, serial: str, time_ns: int, v1: bool = False,
+                report: CoercionReport | None = None) -> list[Point]:
+    """`goe_card` points of the cards in use (learned, named or with energy)."""
+    if isinstance(status, dict) and v1 and isinstance(status.get("data"), dict) and "success" in status:
+        status = status["data"]
+    if not isinstance(status, dict):
+        raise SourceError(Action.DROP, f"goe charger {serial}: status is not a JSON object "
+                                       f"but {type(status).__name__}")
+    if report is None:
+        report = CoercionReport()
+    entries = (_card_entries_v1 if v1 else _card_entries)(status, report)
+    points = []
+    for number, entry in sorted(entries.items()):
+        if _in_use(entry):
+            point = CARD.point({"serial": serial, "card": str(number)}, entry, time_ns, report)
+            if point is not None:
+                points.append(point)
+    return points
+
+
+def card_label(transaction: int | None, names: Mapping[int, str]) -> str | None:
+    """What a session's `card` says for a `trx` value: the card's name, `card <n>` when it has
+    none, `app` for 0 (started without a card), None when no transaction was seen."""
+    if transaction is None:
+        return None
+    if transaction == 0:
+        return "app"
+    name = (names.get(transaction) or "").strip()
+    return name if name and name != UNNAMED_CARD else f"card {transaction}"
+
+
 # -- API v1 (old firmware and hardware before V3; modern firmware still answers `/status`) ----
 
 # `nrg` in v1: voltages V, currents 0.1 A, phase power 0.1 kW, total 0.01 kW, power factor %.
@@ -299,6 +413,7 @@ _DIRECT_V1: tuple[tuple[str, str], ...] = (
     ("err", "error_code"),          # v1 codes: 1 RCCB, 3 phase, 8 no ground, 10 internal
     ("cbl", "cable_current_limit_a"),
     ("fwv", "firmware_version"),
+    ("uby", "transaction_card"),    # the card that unlocked this charge (0: none)
 )
 
 

@@ -1,4 +1,5 @@
-"""The go-eCharger jobs: one status poll per charger, at most one request per second.
+"""The go-eCharger jobs: a status poll per charger, a rare card-list poll, at most one
+request per second per charger.
 
 A poll is the poll step (`collector/poll.py`) with the limiter key `goe:<serial>`: one request
 per second per charger (API v1: one per 5 s) whatever the schedule says, counted from the
@@ -28,8 +29,9 @@ from collector.poll import IntervalGate, Outcome, Parsed
 from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.goe.client import Charger, DataOutdated, GoeClient, StatusResponse
-from collector.sources.goe.parse import (NAME, nrg_all_zero, parse_last_modified, parse_status,
-                                        parse_status_v1, reported_serial)
+from collector.sources.goe.parse import (CARD_KEYS, NAME, nrg_all_zero, parse_cards,
+                                        parse_last_modified, parse_status, parse_status_v1,
+                                        reported_serial)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,43 @@ class StatusPoller:
             log.info("%s: the charger reports again", self.charger.label)
 
 
+class CardPoller:
+    """One charger's RFID card list (`goe_card`): names, so a session can say whose card
+    started it. Config data that rarely changes: asked for every `cards_interval` with a
+    filter of the card keys only (the list is large: go-e split it per card in 60.0 to save
+    traffic). It shares the charger's limiter key with the status poll, and waits for its
+    turn (up to `CARD_SLACK` seconds) rather than lose the hour."""
+
+    CARD_SLACK = 10.0
+
+    def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext, interval: float) -> None:
+        self.charger = charger
+        self.client = client
+        self.interval = interval
+        gate = IntervalGate(ctx.limits, limiter_key(charger.serial), min_interval(charger.api),
+                            self.CARD_SLACK)
+        self.step = ctx.poll_step(NAME, f"{charger.label} card list",
+                                  ctx.payload_problems(NAME, log), gate)
+
+    def job(self) -> Job:
+        return Job(id=f"{NAME}:{self.charger.serial}:cards", interval=self.interval, run=self.run,
+                   source=NAME, device=self.charger.serial)
+
+    async def run(self) -> Outcome:
+        return await self.step.run(self.fetch, self.parse)
+
+    async def fetch(self) -> tuple[StatusResponse, int]:
+        return await self.client.fetch_status(self.charger, CARD_KEYS), round(time.time_ns(), -6)
+
+    def parse(self, fetched: tuple[StatusResponse, int]) -> Parsed:
+        response, poll_ns = fetched
+        time_ns = parse_last_modified(response.last_modified) if self.charger.api == "cloud" else None
+        report = CoercionReport()
+        points = parse_cards(response.payload, self.charger.serial, time_ns or poll_ns,
+                             v1=self.charger.api == "local_v1", report=report)
+        return Parsed(points, rejected=report.rejected, nothing="no card in use")
+
+
 def pool_limits(chargers: int, longest_interval: float) -> httpx.Limits:
     """One keep-alive connection per charger (the cloud has one host per charger, and each
     local charger is a host of its own), kept open across polls."""
@@ -184,9 +223,11 @@ class GoeSource:
                                  host=entry.host),
                          client, ctx, entry.interval or config.interval)
             for entry in owned]
+        self.card_pollers = ([CardPoller(poller.charger, client, ctx, config.cards_interval)
+                              for poller in self.pollers] if config.cards_interval else [])
 
     def jobs(self) -> Sequence[Job]:
-        return [poller.job() for poller in self.pollers]
+        return [poller.job() for poller in self.pollers] + [cards.job() for cards in self.card_pollers]
 
     async def start(self) -> None:
         return None
@@ -204,7 +245,8 @@ class GoeSource:
             try:
                 # The charger's own serial is asked for whatever `filter` says, and the
                 # parser refuses a status that reports another one (every API).
-                response = await poller.client.fetch_status(charger, with_serial=True)
+                response = await poller.client.fetch_status(charger,
+                                                            poller.client.keys_with("sse"))
                 points = poller._parse(response.payload, charger.serial, time.time_ns(), report)
             except SourceError as exc:
                 ok = exc.action is Action.NO_DATA  # reachable and authenticated, just quiet

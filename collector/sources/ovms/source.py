@@ -128,14 +128,17 @@ class OvmsSource:
         else:
             targets = [None]
         jobs = []
+        account = f"{NAME}:{cfg.name}"   # a wrong password fails every vehicle's streams alike
         for vehicle in targets:
             device = vehicle or ("all" if cfg.name == NAME else f"{cfg.name}:all")
             for stream in cfg.streams:
-                jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval, source=self.origin,
-                                device=device, run=self._runner(self.poll, stream, vehicle)))
+                jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval,
+                                source=self.origin, device=device, credentials=account,
+                                run=self._runner(self.poll, stream, vehicle)))
             if cfg.history:
                 jobs.append(Job(id=f"{NAME}:{device}:history", interval=cfg.history_interval,
-                                source=self.origin, device=device, run=self._runner(self._history_job, vehicle)))
+                                source=self.origin, device=device, credentials=account,
+                                run=self._runner(self._history_job, vehicle)))
         return jobs
 
     def _runner(self, fn: Callable[..., Awaitable[Outcome]], *args: Any) -> Callable[[], Awaitable[Outcome]]:

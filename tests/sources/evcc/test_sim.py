@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from collector.sim.evcc import EvccSim
 from tests.servers import free_port
@@ -35,6 +37,36 @@ def test_pv_follows_the_day() -> None:
     night = sim.state(T0 - 15 * 3600 + 2 * 3600)   # 03:00 local
     noon = sim.state(T0 - 15 * 3600 + 11 * 3600)   # 12:00 local
     assert night["pvPower"] == 0 and noon["pvPower"] > 3000
+
+
+def test_meters_advance_only_with_the_energy_that_flows() -> None:
+    sim = EvccSim(clock=lambda: T0)
+    start = sim.start + 3600.0
+    times = [start + k * 300.0 for k in range(int(2 * 86400 / 300))]
+    states = [sim.state(t) for t in times]
+    for lp in (0, 1):
+        meter = [s["loadpoints"][lp]["chargeTotalImport"] for s in states]
+        for (a, b), before, after in zip(zip(meter, meter[1:]), states, states[1:]):
+            idle = not before["loadpoints"][lp]["charging"] and not after["loadpoints"][lp]["charging"]
+            if idle:
+                assert b == a                       # nothing charges: the meter stands
+            assert b >= a
+        charged = sum(r["chargedEnergy"] for r in sim.session_rows(times[-1])
+                      if r["loadpoint"] == sim.loadpoints[lp].title and r["finished"]
+                      and times[0] <= datetime.fromisoformat(r["created"]).timestamp()
+                      and datetime.fromisoformat(r["finished"]).timestamp() <= times[-1])
+        assert meter[-1] - meter[0] >= charged - 0.01  # at least every finished session's energy
+    garage = [s["loadpoints"][0]["chargeTotalImport"] for s in states]
+    heat_pump = [s["loadpoints"][1]["chargeTotalImport"] for s in states]
+    assert garage[-1] - garage[0] != heat_pump[-1] - heat_pump[0]
+    # a session's meter readings are the loadpoint's meter when it was created and its energy on top
+    row = next(r for r in sim.session_rows(times[-1]) if r["meterStart"] is not None and r["finished"])
+    created = datetime.fromisoformat(row["created"]).timestamp()
+    assert row["meterStart"] == sim.state(created)["loadpoints"][0]["chargeTotalImport"]
+    assert row["meterStop"] - row["meterStart"] == pytest.approx(row["chargedEnergy"], abs=0.002)
+    pv = [s["pvEnergy"] for s in states]
+    night = [(a, b) for (a, b), s in zip(zip(pv, pv[1:]), states) if s["pvPower"] == 0]
+    assert night and all(a == b for a, b in night)    # no sun, no PV energy
 
 
 def test_runs_as_a_process(tmp_path) -> None:

@@ -193,7 +193,8 @@ def test_403_is_one_clear_error_line_then_asked_less_and_less_often(tmp_path, ca
     assert "offline" in errors[0] and "Cloud API" in errors[0] and "asking again in 10 s" in errors[0]
     assert "repeated 5 times" in errors[1]
     recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
-    assert recovered == ["goe:000001:status: recovered from HTTP 403 (after 6 failures)"]
+    # a configuration error is about the charger (all its jobs), so the line names the charger
+    assert recovered == ["goe:000001: recovered from HTTP 403 (after 6 failures)"]
     assert TOKEN not in caplog.text
     assert not any(r.exc_info for r in caplog.records)
     assert ctx.health.get("goe", "errors_config") == 6
@@ -352,7 +353,10 @@ def test_jobs_one_per_owned_charger_with_its_interval(tmp_path) -> None:
         {"serial": "000002", "api": "local", "host": "10.0.0.2"}])
     jobs = build(config, ctx).jobs()
     assert [(j.id, j.interval, j.device, j.source) for j in jobs] == [
-        ("goe:000001:status", 1.0, "000001", "goe"), ("goe:000002:status", 2.0, "000002", "goe")]
+        ("goe:000001:status", 1.0, "000001", "goe"), ("goe:000002:status", 2.0, "000002", "goe"),
+        ("goe:000001:cards", 3600.0, "000001", "goe"), ("goe:000002:cards", 3600.0, "000002", "goe")]
+    off = goe_config(cards_interval="0", chargers=[{"serial": "000001", "token": TOKEN}])
+    assert [j.id for j in build(off, ctx).jobs()] == ["goe:000001:status"]
     many = goe_config(chargers=[{"serial": f"{n:06d}", "token": TOKEN} for n in range(1, 41)])
     shards = []
     for shard in range(3):

@@ -43,7 +43,8 @@ def test_jobs_to_influxdb_and_back(tmp_path, influxdb, influx_db):
     [charge] = influxdb.query("SELECT soc_pct, charge_power_w, charge_state FROM ovms_charge "
                               "WHERE vehicle = 'DEMO1'", db=influx_db)
     assert charge["time"] == 1795200300 * 10**9           # m_msgtime_s, 18:45:00
-    assert charge["charge_state"] == "charging" and charge["charge_power_w"] == 7200.0
+    # 7.2 kW from the wall, of which 88-92 % reach the battery (`chargepower`)
+    assert charge["charge_state"] == "charging" and 7200 * 0.88 <= charge["charge_power_w"] <= 7200 * 0.92
     [flags] = influxdb.query("SELECT charging, locked, odometer_km FROM ovms_vehicle WHERE vehicle = 'DEMO1'",
                              db=influx_db)
     assert flags["charging"] is True and flags["odometer_km"] > 10000
