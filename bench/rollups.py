@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector.points import to_line  # noqa: E402
-from collector.rollups.compute import Samples, compute_days, compute_months  # noqa: E402
+from collector.query.samples import Samples  # noqa: E402
+from collector.rollups.compute import compute_days, compute_months  # noqa: E402
 from collector.rollups.periods import days, months_of  # noqa: E402
 
 NS = 10**9
@@ -76,7 +77,7 @@ def samples(t: np.ndarray) -> dict[str, np.ndarray]:
 
 def reader(first_s: int, last_s: int):
     """A rollup reader over the generated year: samples in [start, end) plus the nearest
-    sample either side, as `collector.rollups.job.store_reader` gives them from the store."""
+    sample either side, as `collector.query.samples.store_samples` gives them from the store."""
 
     def read(measurement: str, fields, start_ns: int, end_ns: int, at=None) -> list[Samples]:
         if measurement != "goe_status":

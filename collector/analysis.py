@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from collector.export import Request, sessions_frame
+from collector.query import FrameReader
+from collector.query.frames import Request, sessions_frame
 
 NO_VEHICLE = "(no vehicle)"
 
@@ -122,7 +123,7 @@ def _meters(s: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["meter", "charger", "sessions", "advanced", "sessions_wh"])
 
 
-def analyse(reader: Any, start_ns: int, end_ns: int, tz: ZoneInfo) -> Analysis:
+def analyse(reader: FrameReader, start_ns: int, end_ns: int, tz: ZoneInfo) -> Analysis:
     frame = sessions_frame(reader, Request("sessions", start_ns, end_ns, tz))
     s = rounded(frame)
     if not s.empty:

@@ -155,6 +155,12 @@ class Collector:
             self.limits.stop()            # polls waiting for their turn have sent nothing: done
             await self._finish(runner, grace)
             scheduler.shutdown(wait=False)
+            try:
+                # The counters as they stand at the stop, shipped with the flush below: without
+                # it the last health sample predates the stop's own work (a backlog drained).
+                await self.write_health()
+            except Exception as exc:  # the flush below must still run
+                log.warning("the last health sample could not be written: %s", exc)
             for source in self.sources:
                 try:
                     await source.close()

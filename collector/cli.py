@@ -13,8 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Sequence
 
 from collector.config import ConfigError, load_config
+from collector.errors import CollectorError
 from collector.shards import add_shard_argument
-from collector.store import StoreError
 
 log = logging.getLogger("collector")
 
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             return _schema(args)
         return args.handler(args)
-    except (ConfigError, StoreError) as exc:
+    except CollectorError as exc:   # a failure we name: one line, not a traceback
         print(f"ev-collector: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,10 +17,11 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, create_model, field_validator, model_validator)
 from pydantic import Tag as PydanticTag
 
+from collector.errors import CollectorError
 from collector.shards import SHARD_ENV, shard_from_environment
 
 
-class ConfigError(ValueError):
+class ConfigError(CollectorError, ValueError):
     """A configuration problem; the message names the file, the key and what is wrong."""
 
 

@@ -583,7 +583,7 @@ def next_steps(result: DemoResult) -> list[str]:
     lines = ["", "Next, on what it collected (it stays in the store; the simulators have stopped):",
              f"  {program} report --config {config} --html {_shown(workdir / 'report.html')}",
              f"  {program} export sessions --config {config} --out {csv}",
-             f"  {program} statement --month {month} --config {config}"]
+             f"  {program} statement --month {month} --config {config} --out {_shown(workdir)}"]
     if result.influx:
         lines += [f"Grafana: the data is in {result.influx}.",
                   "Give Grafana an InfluxDB data source for it (InfluxQL, uid \"influxdb\") and the",

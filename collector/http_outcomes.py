@@ -1,5 +1,7 @@
 """Errors as data: every HTTP outcome maps to exactly one action.
 
+One status table (`classify_status`) for every request: the sources' polls and the
+forwarder's InfluxDB writes (`collector.influx.WriteError` carries an `Action` too).
 Sources raise `SourceError` with an `Action`; the scheduler's job wrapper turns it into one
 clear (throttled) log line and a health counter, and the next run goes on. A source may
 override a status's meaning (go-e's 404 is "no fresh data", not a wrong URL) by passing its
@@ -15,10 +17,12 @@ import re
 import socket
 import ssl
 from datetime import datetime, timezone
-from typing import Awaitable, Callable, Mapping
+from typing import Awaitable, Callable, Mapping, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+
+from collector.errors import CollectorError
 
 
 class Action(enum.Enum):
@@ -29,7 +33,7 @@ class Action(enum.Enum):
     DROP = "drop"            # this response is unusable (malformed payload); log the reason
 
 
-class SourceError(Exception):
+class SourceError(CollectorError):
     """A poll that did not produce data, with what to do about it.
 
     The message must already be safe to log: no token, password or cookie.
@@ -45,26 +49,37 @@ class SourceError(Exception):
         self.cause = cause or action.value
 
 
-DEFAULT_STATUS_ACTIONS: Mapping[int, Action] = {
+# What each HTTP status means, for every request the collector makes: a source's poll and an
+# InfluxDB write alike. Exact statuses first, then the class ("4xx", "5xx", "other": a 1xx
+# or 3xx httpx did not follow). A caller passes overrides for what its API means otherwise
+# (evcc's tariff 404 is "no such tariff": no data; InfluxDB's 413 is a refused batch).
+StatusKey = Union[int, str]
+DEFAULT_STATUS_ACTIONS: Mapping[StatusKey, Action] = {
     400: Action.DROP,
     401: Action.CONFIG,
     403: Action.CONFIG,
     404: Action.CONFIG,
     408: Action.RETRY,
     429: Action.WAIT,
+    "4xx": Action.DROP,
+    "5xx": Action.RETRY,
+    "other": Action.NO_DATA,
 }
 
 
-def classify_status(status: int, overrides: Mapping[int, Action] | None = None) -> Action:
-    if overrides and status in overrides:
+def status_class(status: int) -> str:
+    return "5xx" if status >= 500 else "4xx" if status >= 400 else "other"
+
+
+def classify_status(status: int, overrides: Mapping[StatusKey, Action] | None = None) -> Action:
+    """The action for `status`: an exact entry (overrides first) before a class entry."""
+    overrides = overrides or {}
+    if status in overrides:
         return overrides[status]
     if status in DEFAULT_STATUS_ACTIONS:
         return DEFAULT_STATUS_ACTIONS[status]
-    if status >= 500:
-        return Action.RETRY
-    if status >= 400:
-        return Action.DROP
-    return Action.NO_DATA  # 1xx/3xx that httpx did not follow: nothing usable
+    kind = status_class(status)
+    return overrides.get(kind, DEFAULT_STATUS_ACTIONS[kind])
 
 
 def failure_cause(exc: BaseException) -> str:
@@ -211,7 +226,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 def error_for_response(response: httpx.Response, what: str,
-                       overrides: Mapping[int, Action] | None = None) -> SourceError:
+                       overrides: Mapping[StatusKey, Action] | None = None) -> SourceError:
     """The SourceError for a non-2xx response, with a short excerpt of its body."""
     action = classify_status(response.status_code, overrides)
     body = response.text[:200].strip().replace("\n", " ") if response.content else ""

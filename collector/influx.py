@@ -19,28 +19,42 @@ import gzip
 import logging
 import random
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import httpx
 
 from collector.config import InfluxV1, InfluxV2
 from collector.health import COLLECTOR, Health
-from collector.http_outcomes import (connect_failure, describe_exception, os_reason,
-                                     parse_retry_after, redact_text, timed_out, url_address)
+from collector.errors import CollectorError
+from collector.http_outcomes import (Action, StatusKey, classify_status, connect_failure,
+                                     describe_exception, os_reason, parse_retry_after, redact_text,
+                                     timed_out, url_address)
 from collector.store import BatchItem, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 
-class WriteError(Exception):
-    """A write that did not go through, and what kind of failure it was."""
+class WriteError(CollectorError):
+    """A write that did not go through, and what to do about it (an `Action`).
 
-    def __init__(self, message: str, *, rejected: bool = False, config: bool = False,
+    DROP: InfluxDB refused (some of) these lines, bisect to find them; CONFIG: credentials,
+    permissions or a missing database, report and retry slowly, never drop; RETRY and WAIT:
+    try again after a backoff or the time InfluxDB named.
+    """
+
+    def __init__(self, message: str, action: Action = Action.RETRY,
                  retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.rejected = rejected        # InfluxDB refused (some of) these lines: bisect
-        self.config = config            # credentials or permissions: report, retry slowly
+        self.action = action
         self.retry_after = retry_after
+
+    @property
+    def rejected(self) -> bool:
+        return self.action is Action.DROP
+
+    @property
+    def config(self) -> bool:
+        return self.action is Action.CONFIG
 
 
 class InfluxTarget(Protocol):
@@ -52,17 +66,26 @@ class InfluxTarget(Protocol):
     def close(self) -> None: ...
 
 
+# InfluxDB's meanings where they differ from the shared table: a batch too large (413) or
+# unprocessable (422) is refused like a bad line; any other 4xx, or a redirect not followed,
+# is a write that did not land and is retried: a write is never dropped on a guess.
+WRITE_STATUS_ACTIONS: Mapping[StatusKey, Action] = {
+    413: Action.DROP, 422: Action.DROP, "4xx": Action.RETRY, "other": Action.RETRY}
+_STATUS_HINTS = {401: "check the InfluxDB credentials and permissions",
+                 403: "check the InfluxDB credentials and permissions",
+                 404: "does the database/bucket exist?"}
+
+
 def _error_for_status(status: int, body: str, headers: "httpx.Headers | dict") -> WriteError:
     body = redact_text(body.strip().replace("\n", " ")[:500])
     message = f"InfluxDB answered HTTP {status}: {body}"
-    if status in (400, 413, 422):
-        return WriteError(message, rejected=True)
-    if status in (401, 403):
-        return WriteError(f"{message} (check the InfluxDB credentials and permissions)", config=True)
-    if status == 404:
-        return WriteError(f"{message} (does the database/bucket exist?)", config=True)
-    retry_after = parse_retry_after(headers.get("retry-after") if headers else None)
-    return WriteError(message, retry_after=retry_after)
+    if status in _STATUS_HINTS:
+        message += f" ({_STATUS_HINTS[status]})"
+    action = classify_status(status, WRITE_STATUS_ACTIONS)
+    retry_after = None
+    if action in (Action.RETRY, Action.WAIT):
+        retry_after = parse_retry_after(headers.get("retry-after") if headers else None)
+    return WriteError(message, action, retry_after)
 
 
 class V1Target:
@@ -116,7 +139,7 @@ class V1Target:
         if error:
             raise WriteError(f"{self.description} does not exist and cannot be created here "
                              f"({redact_text(str(error))}): create it as an InfluxDB admin with "
-                             f"influx -execute '{statement}'", config=True)
+                             f"influx -execute '{statement}'", Action.CONFIG)
         return f"database {database} created"
 
     def _databases(self) -> set[str]:
@@ -216,7 +239,7 @@ class V2Target:
             said = f"HTTP {status}: {reason}" if status else reason
             raise WriteError(f"{self.description} does not exist and cannot be created here "
                              f"({redact_text(said)[:300]}): check --influx-org and the token, "
-                             f"or {fix}", config=True) from None
+                             f"or {fix}", Action.CONFIG) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
             raise WriteError(f"{self.description}: {self._describe(exc)}") from None
         return f"bucket {bucket} created in organisation {org}"

@@ -19,10 +19,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from collector.errors import CollectorError
+
 Clock = Callable[[], float]
 
 
-class Stopping(Exception):
+class Stopping(CollectorError):
     """The collector is stopping: a poll still waiting for its turn sends nothing."""
 
 

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Union
 
+from collector.errors import CollectorError
+
 FieldValue = Union[float, int, bool, str]
 
 
@@ -51,7 +53,7 @@ def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
     return ",".join(parts)
 
 
-class NonFiniteField(ValueError):
+class NonFiniteField(CollectorError, ValueError):
     """NaN and infinity cannot be written to InfluxDB; callers drop them and count them."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
 from collector.health import Health
+from collector.http_outcomes import Action, SourceError
 from collector.limits import IntervalLimiter, Limits, Stopping
 from collector.log_throttle import PAYLOAD_WARN_EVERY, LogThrottle
 from collector.points import Point
@@ -30,7 +31,11 @@ T = TypeVar("T")
 
 
 class Outcome(enum.Enum):
-    """What one run of a job did (a failure is a `SourceError` instead)."""
+    """What one run of a job did (a failure is a `SourceError` instead).
+
+    `NO_DATA` is the one way to say a run found nothing: a parse that gives no points and no
+    cursors, and an answer the status table classifies `Action.NO_DATA`, both end here.
+    """
 
     WRITTEN = "written"     # points or cursors were committed
     NO_DATA = "no data"     # the device answered, with nothing new
@@ -147,6 +152,13 @@ class PollStep(Generic[T]):
                 return Outcome.SKIPPED
         try:
             payload = await fetch()
+        except SourceError as exc:
+            if exc.action is not Action.NO_DATA:
+                raise
+            # The answer itself says there is nothing fresh (go-e's cloud 404, a tariff evcc
+            # does not have): an outcome, not a failure.
+            log.debug("%s: %s", self.what, exc)
+            return Outcome.NO_DATA
         finally:
             if self.gate is not None:
                 self.gate.release()

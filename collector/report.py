@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from collector.analysis import NO_VEHICLE, Analysis, analyse, energy_by_day
-from collector.export import NS, ExportError, add_common, make_reader, parse_when
+from collector.export import add_common
+from collector.query import NS, QueryError, make_reader, parse_when
 from collector.pages import blank, esc, kwh, money, number, page, pct, table
 
 COLORS = {"solar": "#e0a800", "grid": "#4f6d9a", "battery": "#2e8b57", "unknown": "#b7bdc6",
@@ -344,7 +345,7 @@ def _handle(args: argparse.Namespace) -> int:
         try:
             tz = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ExportError(f"unknown time zone {args.tz!r}") from None
+            raise QueryError(f"unknown time zone {args.tz!r}") from None
         now = datetime.now(timezone.utc)
         start, end = period_range(args.period, now, tz)
         if args.from_:
@@ -355,8 +356,8 @@ def _handle(args: argparse.Namespace) -> int:
         try:
             result = analyse(reader, start, end, tz)
         finally:
-            (getattr(reader, "close", None) or reader.store.close)()
-    except ExportError as exc:
+            reader.close()
+    except QueryError as exc:
         print(f"ev-collector report: {exc}", file=sys.stderr)
         return 2
     print(summary_text(result), end="", flush=True)

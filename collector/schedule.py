@@ -139,12 +139,12 @@ class JobRunner:
         except Stopping:
             return
         except SourceError as exc:
-            if exc.action is Action.NO_DATA:
-                health.count(job.source, "no_data")
-                self._succeeded(job, scope)
+            if exc.action is not Action.NO_DATA:
+                self._failed(job, state, scope, exc)
                 return
-            self._failed(job, state, scope, exc)
-            return
+            # A job that asked outside a poll step (a listing) and was told "nothing": the
+            # same outcome as a poll step's.
+            outcome = Outcome.NO_DATA
         except StoreError:
             # The store, not this job: the writer says so once for the whole collector and
             # once more when a commit succeeds again (collector/writer.py).

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from collector.errors import CollectorError
 from collector.points import FieldValue, Point
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ class FieldType(enum.Enum):
     STRING = "string"
 
 
-class CoercionError(ValueError):
-    pass
+class CoercionError(CollectorError, ValueError):
+    """A value that does not fit its declared field type; the message says how."""
 
 
 _TRUE_STRINGS = {"true", "1", "yes", "on"}

@@ -25,9 +25,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from collector.analysis import rounded, summarise
-from collector.export import COUNTERS, LEAD_IN_NS, NS, ExportError, Request, make_reader, sessions_frame
-from collector.export import _schema as measurement
+from collector.export import COUNTERS
 from collector.pages import blank, esc, kwh, money, page, table
+from collector.query import NS, FrameReader, QueryError, make_reader
+from collector.query.counters import LEAD_IN_NS, CounterSpec
+from collector.query.frames import Request, sessions_frame
+from collector.query.readers import declared
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 METER_NAMES = {"eto": "the go-eCharger's internal meter (eto)",
@@ -77,7 +80,7 @@ class Statement:
 def month_range(month: str, tz: ZoneInfo) -> tuple[int, int]:
     match = MONTH.match(month)
     if not match:
-        raise ExportError(f"--month must be YYYY-MM, e.g. 2026-11, got {month!r}")
+        raise QueryError(f"--month must be YYYY-MM, e.g. 2026-11, got {month!r}")
     year, mon = int(match.group(1)), int(match.group(2))
     start = datetime(year, mon, 1, tzinfo=tz)
     end = datetime(year + (mon == 12), 1 if mon == 12 else mon + 1, 1, tzinfo=tz)
@@ -119,23 +122,24 @@ def meter_line(meters: Sequence[str], unmetered: int, sources: Sequence[str]) ->
     return text.strip()
 
 
-def _counter_spec(meter: str):
-    """The counter behind a session's `meter` ("goe:012345 eto"): its identity, the export's
-    counter spec of that source, and the measurement's tag names."""
+def _counter_spec(meter: str, specs: Sequence[CounterSpec]) -> tuple[str, CounterSpec | None, list[str]]:
+    """The counter behind a session's `meter` ("goe:012345 eto"): its identity, the counter
+    spec of that source among `specs`, and the measurement's tag names."""
     identity = meter.partition(" ")[0]
     source = identity.partition(":")[0]
-    for spec in COUNTERS:
-        m = measurement(spec.measurement)
+    for spec in specs:
+        m = declared(spec.measurement)
         if m.source == source:
             return identity, spec, [t.name for t in m.tags]
     return identity, None, []
 
 
-def count_meter(reader: Any, meter: str, start_ns: int, end_ns: int, tz: ZoneInfo) -> MeterCount:
+def count_meter(reader: FrameReader, meter: str, start_ns: int, end_ns: int, tz: ZoneInfo,
+                specs: Sequence[CounterSpec] = COUNTERS) -> MeterCount:
     """A meter's readings at the month's edges and what it counted in between (a reading
     just before the month starts counts as its start)."""
     out = MeterCount(meter)
-    identity, spec, tag_names = _counter_spec(meter)
+    identity, spec, tag_names = _counter_spec(meter, specs)
     if spec is None:
         return out
     fieldname = spec.counters[0][0]
@@ -232,8 +236,8 @@ def facts(s: Statement) -> list[tuple[str, str]]:
 
 # -- build --------------------------------------------------------------------------------------
 
-def build(reader: Any, month: str, tz: ZoneInfo, sessions_cfg: Any, vehicle: str | None = None,
-          card: str | None = None) -> tuple[list[Statement], list[str]]:
+def build(reader: FrameReader, month: str, tz: ZoneInfo, sessions_cfg: Any, vehicle: str | None = None,
+          card: str | None = None, specs: Sequence[CounterSpec] = COUNTERS) -> tuple[list[Statement], list[str]]:
     """The statements asked for, and notes on sessions no statement covers."""
     from collector.sessions.config import Holder
 
@@ -268,7 +272,7 @@ def build(reader: Any, month: str, tz: ZoneInfo, sessions_cfg: Any, vehicle: str
         st = Statement(name, kind, month, tz, g, summarise(g), holder,
                        tariff_method(sessions_cfg, [v for v in g["price_source"].dropna()]), currency)
         for meter in sorted({m for m in g["meter"].dropna()}):
-            count = count_meter(reader, meter, start, end, tz)
+            count = count_meter(reader, meter, start, end, tz, specs)
             count.sessions_wh = float(g.loc[g["meter"] == meter, "wall_wh"].sum())
             st.meters.append(count)
         out.append(st)
@@ -418,7 +422,7 @@ def _handle(args: argparse.Namespace) -> int:
         try:
             tz = ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ExportError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)") from None
+            raise QueryError(f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)") from None
         month_range(args.month, tz)                     # a bad month fails before any reading
         out_dir = Path(args.out)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -426,8 +430,8 @@ def _handle(args: argparse.Namespace) -> int:
         try:
             statements, notes = build(reader, args.month, tz, sessions_cfg, args.vehicle, args.card)
         finally:
-            (getattr(reader, "close", None) or reader.store.close)()
-    except (ExportError, OSError) as exc:
+            reader.close()
+    except (QueryError, OSError) as exc:
         print(f"ev-collector statement: {exc}", file=sys.stderr)
         return 2
     if not statements:

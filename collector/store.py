@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
+from collector.errors import CollectorError
 from collector.points import Point, field_set, series_prefix
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ ON CONFLICT (series_id, time_ns) DO UPDATE
 """
 
 
-class StoreError(RuntimeError):
+class StoreError(CollectorError, RuntimeError):
     """The store cannot be written (disk full, permissions, corruption); nothing was committed."""
 
 

@@ -64,7 +64,11 @@ def history_influx(influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFact
     from collector.store import Store
     from tests.health_history import health_points
 
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    # The evening of the 15th of last month, not the clock: panels of "this month" or "today",
+    # and a month's rollup point in a 30-day range, would otherwise find nothing when the suite
+    # runs in the first hours of a month or of a day. The 14th's charge has ended by then.
+    month_start = datetime.now(timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    now = (month_start - timedelta(days=16)).replace(day=15, hour=21)
     name = "history"
     influxdb.create_database(name)
     store = Store(tmp_path_factory.mktemp("history") / "store.db", synchronous="off")

@@ -210,7 +210,7 @@ def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path, monkeypatch,
     commands = [line.strip() for line in lines if line.startswith("  ev-collector ")]
     assert commands == ["ev-collector report --config demo/config.toml --html demo/report.html",
                         "ev-collector export sessions --config demo/config.toml --out demo/sessions.csv",
-                        f"ev-collector statement --month {month} --config demo/config.toml"]
+                        f"ev-collector statement --month {month} --config demo/config.toml --out demo"]
     assert "Grafana reads InfluxDB, not the embedded store" in text and "docker compose up" in text
     capsys.readouterr()
     assert run_as_printed(commands[0]) == 0

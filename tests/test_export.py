@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from collector.cli import main
-from collector.export import InfluxQuery, InfluxReader, Request, StoreReader, parse_when, write_csv
+from collector.export import write_csv
+from collector.query import InfluxQuery, InfluxReader, StoreReader, parse_when
+from collector.query.frames import Request
 from collector.points import Point, to_line
 from collector.sessions.config import SessionsSection
 from collector.sessions.job import SessionDeriver

@@ -124,6 +124,8 @@ def test_v2_write_sends_org_bucket_precision_token_and_gzip(tmp_path):
     (401, {}, {"config": True}),
     (403, {}, {"config": True}),
     (400, {}, {"rejected": True}),
+    (413, {}, {"rejected": True}),
+    (405, {}, {"rejected": False, "config": False}),     # a write is never dropped on a guess
     (429, {"Retry-After": "17"}, {"retry_after": 17.0}),
     (503, {}, {"rejected": False, "config": False}),
 ])

@@ -11,7 +11,7 @@ import pytest
 
 from collector.analysis import analyse, energy_by_day
 from collector.cli import main
-from collector.export import StoreReader, parse_when
+from collector.query import StoreReader, parse_when
 from collector.points import Point
 from collector.report import html_report, period_range, summary_text
 from collector.sessions.config import SessionsSection

@@ -181,14 +181,14 @@ def test_a_counter_that_restarts_adds_its_increments(store):
 def test_lifetime_meters_are_read_around_midnight_only(store):
     """A charger polled every second: the job reads the samples either side of each midnight,
     not the 86,400 of each day, and gets the same energy."""
-    from collector.rollups.job import store_reader
+    from collector.query.samples import store_samples
 
     start = ts("2026-05-03T22:00:00+02:00") // S
     seconds = list(range(start, start + 26 * 3600 + 2))
     store.append(goe_meter(seconds, [1000.0 + k * 0.5 for k in range(len(seconds))]))
     midnight = day(datetime(2026, 5, 4).date(), BERLIN)
-    [series] = store_reader(store)("goe_status", ["energy_total_wh"], midnight.start_ns, midnight.end_ns,
-                                   at=[midnight.start_ns, midnight.end_ns])
+    [series] = store_samples(store)("goe_status", ["energy_total_wh"], midnight.start_ns, midnight.end_ns,
+                                    at=[midnight.start_ns, midnight.end_ns])
     assert len(series.t_ns) == 4 and series.t_ns[1] == midnight.start_ns
     run(store, (start + 26 * 3600) * S)
     assert stored(store, "rollup_daily")[("charger", "goe:012345", "2026-05-04")].fields["energy_wh"] == \

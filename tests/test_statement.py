@@ -15,7 +15,7 @@ import pytest
 from collector.analysis import analyse
 from collector.cli import main
 from collector.config import parse_config
-from collector.export import StoreReader, parse_when
+from collector.query import StoreReader, parse_when
 from collector.points import Point
 from collector.report import html_report
 from collector.sessions.config import SessionsSection

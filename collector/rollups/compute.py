@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from collector.points import Point
+from collector.query.samples import SampleReader, Samples
 from collector.rollups import series as calc
 from collector.rollups.model import CALENDAR, LATEST, MEAN, RATIOS, ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.rollups.periods import Period
@@ -26,40 +26,6 @@ from collector.sessions.derive import Identities
 # a parked OVMS module may report only every few hours.
 PARKED_MAX_GAP_S = 24 * 3600.0
 DECIMALS = 6
-
-
-@dataclass
-class Samples:
-    """One series' samples in time order: its tags, times (ns) and one list per field."""
-
-    tags: dict[str, str]
-    t_ns: np.ndarray
-    columns: dict[str, list[Any]]
-
-    def numbers(self, name: str) -> np.ndarray:
-        """A field as floats, NaN where a sample lacks it (or holds text)."""
-        values = self.columns.get(name)
-        if values is None:
-            return np.full(len(self.t_ns), np.nan)
-        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(np.float64)
-
-    def rows(self) -> Iterable[tuple[int, dict[str, Any]]]:
-        names = list(self.columns)
-        for k, t in enumerate(self.t_ns):
-            yield int(t), {n: self.columns[n][k] for n in names if self.columns[n][k] is not None}
-
-
-class Reader(Protocol):
-    """Where samples come from (the local store; InfluxDB would do as well).
-
-    Returns the series of `measurement` with the samples in [start_ns, end_ns) and, per
-    series, the nearest sample on either side that has any of the fields, however far away:
-    interpolation needs them. With `at`, only the samples nearest each of those instants on
-    either side (all that lifetime meters need).
-    """
-
-    def __call__(self, measurement: str, fields: Sequence[str], start_ns: int, end_ns: int,
-                 at: Sequence[int] | None = None) -> list[Samples]: ...
 
 
 @dataclass(frozen=True)
@@ -221,7 +187,7 @@ def _finish(values: dict[str, Any], period: Period) -> dict[str, Any]:
     return out
 
 
-def compute_days(read: Reader, days: Sequence[Period], names: Names | None = None,
+def compute_days(read: SampleReader, days: Sequence[Period], names: Names | None = None,
                  specs: Sequence[Spec] = SPECS) -> list[Point]:
     """`rollup_daily` points for every entity that has data on any of `days` (consecutive)."""
     if not days:

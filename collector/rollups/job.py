@@ -22,11 +22,11 @@ from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import orjson
 
 from collector.points import Point
-from collector.rollups.compute import Names, Reader, Samples, compute_days, compute_months
+from collector.query.samples import SampleReader, store_samples
+from collector.rollups.compute import Names, compute_days, compute_months
 from collector.rollups.config import RollupsSection
 from collector.rollups.model import ROLLUP_DAILY
 from collector.rollups.periods import Period, day, days, local_date, months_of
@@ -48,36 +48,6 @@ HORIZON_MARGIN_NS = 6 * 3600 * 10**9
 INPUTS = frozenset(m for spec in SPECS for m in measurements(spec))
 # one point per session or trip: a source or the sessions job may rewrite it in place
 EVENTS = frozenset(spec.measurement for spec in SPECS if isinstance(spec, Events))
-
-
-def store_reader(store: Store) -> Reader:
-    """Samples from the local store, with each series' nearest samples outside the range
-    (with `at`, only the nearest samples either side of each instant: index lookups)."""
-
-    def read(measurement: str, fields: Sequence[str], start_ns: int, end_ns: int,
-             at: Sequence[int] | None = None) -> list[Samples]:
-        rows: dict[int, dict[int, tuple]] = {}          # series -> time -> values
-        tags: dict[int, dict[str, str]] = {}
-        if at is None:
-            for chunk_tags, chunk in store.query_rows(measurement, fields, start_ns, end_ns):
-                tags.update(chunk_tags)
-                for sid, t, *values in chunk:
-                    rows.setdefault(sid, {})[t] = tuple(values)
-        for instant, before in [(start_ns, True), (end_ns, False)] if at is None else \
-                [(t, side) for t in at for side in (True, False)]:
-            edge_tags, edge = store.nearest_rows(measurement, fields, instant, before)
-            for sid, t, *values in edge:
-                tags.setdefault(sid, edge_tags[sid])
-                rows.setdefault(sid, {})[t] = tuple(values)
-        out = []
-        for sid, by_time in rows.items():
-            times = sorted(by_time)
-            columns = list(zip(*(by_time[t] for t in times)))
-            out.append(Samples(tags[sid], np.array(times, dtype=np.int64),
-                               {name: list(col) for name, col in zip(fields, columns)}))
-        return out
-
-    return read
 
 
 def names_from(sessions: object | None) -> Names:
@@ -116,10 +86,10 @@ def _stored_daily(store: Store, months: Sequence[Period]) -> list[Point]:
 
 
 def recompute(store: Store, zone: ZoneInfo, names: Names, first_ns: int, now_ns: int,
-              read: Reader | None = None, floor_ns: int | None = None) -> list[Point]:
+              read: SampleReader | None = None, floor_ns: int | None = None) -> list[Point]:
     """Daily points for every local day from the one before `first_ns` to today (none that
     starts before `floor_ns`), and the monthly points of their months."""
-    read = read or store_reader(store)
+    read = read or store_samples(store)
     start = day(local_date(min(first_ns, now_ns), zone) - timedelta(days=1), zone).start_ns
     wanted = [d for d in days(start, now_ns + 1, zone) if floor_ns is None or d.start_ns >= floor_ns]
     if not wanted:

@@ -12,7 +12,7 @@ import dataclasses
 
 from collector.sim.base import SimRequest, SimResponse, SimServer
 from collector.sim.goe import GoeSimulator
-from tests.faults.harness import CollectorProcess, goe_config, read_store, wait_until
+from tests.faults.harness import CollectorProcess, goe_config, last_health, read_store, wait_until
 
 TOKEN = "tok-stop-SECRET-1618"
 
@@ -69,4 +69,6 @@ def test_a_stop_lets_the_poll_in_flight_finish_commit_and_ship(tmp_path, influxd
     stored = {k[2] // 1_000_000_000 for k in read_store(store, ("goe_status",))}
     assert second in stored
     assert influxdb.count(influx_db, "goe_status", "energy_total_wh") == len(stored)
+    # the last health sample is taken at the stop: it counts the slow answer's point too
+    assert last_health(store, "goe")["points"] == len(stored)
     assert any("stopping" in line for line in lines)

@@ -13,13 +13,13 @@ from typing import Any, Mapping
 import httpx
 
 from collector.config import Secret
-from collector.http_outcomes import (Action, SourceError, error_for_exception, error_for_response,
-                                     safe_url)
+from collector.http_outcomes import (Action, SourceError, StatusKey, error_for_exception,
+                                     error_for_response, safe_url)
 from collector.sources.base import SourceContext
 
 # evcc answers 404 `{"error": ...}` for a tariff type that is not configured: no data, not a
 # broken configuration (the type may be configured later, or only for part of the day).
-TARIFF_STATUS = {404: Action.NO_DATA}
+TARIFF_STATUS: Mapping[StatusKey, Action] = {404: Action.NO_DATA}
 
 
 class EvccClient:
@@ -35,7 +35,7 @@ class EvccClient:
         self._http = ctx.http_client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None,
-                       status_actions: Mapping[int, Action] | None = None) -> Any:
+                       status_actions: Mapping[StatusKey, Action] | None = None) -> Any:
         what = f"evcc {self.where}{path}"
         try:
             response = await self._http.get(path, params=params)

@@ -156,7 +156,9 @@ class OvmsSource:
             try:
                 outcomes.append(await fn(each))
             except SourceError as exc:
-                if exc.action is not Action.NO_DATA:
+                if exc.action is Action.NO_DATA:
+                    outcomes.append(Outcome.NO_DATA)
+                else:
                     failures.append((each, exc))
         if failures:
             # One error for the job (the runner logs it, throttled), naming every vehicle.
