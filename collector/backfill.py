@@ -28,8 +28,9 @@ from collector.health import Health
 from collector.http_outcomes import SourceError
 from collector.influx import Forwarder, WriteError, make_target
 from collector.limits import Limits
+from collector.shards import add_shard_argument
 from collector.sources import instances, load_all_sources
-from collector.sources.base import SourceContext
+from collector.sources.base import ElsewhereSource, SourceContext
 from collector.store import Store
 from collector.writer import PointWriter
 
@@ -88,7 +89,7 @@ async def run_backfill(config: Any, source_name: str, since: datetime | None = N
     if not sections:
         raise ConfigError(f"source {source_name!r} is not configured: add a [sources.{source_name}] section")
     store = Store(config.store.path, config.store.synchronous)
-    health = Health()
+    health = Health(collector=config.collector.name, shard=config.collector.shard)
     context = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(), health=health,
                             shard=config.collector.shard, shards=config.collector.shards,
                             http_transport=http_transport)
@@ -96,6 +97,11 @@ async def run_backfill(config: Any, source_name: str, since: datetime | None = N
         for section in sections:      # every instance ([[sources.<name>]]) in turn
             source = modules[source_name].build(section, context)
             label = source_name if len(sections) == 1 else f"{source_name} {section.name}"
+            if isinstance(source, ElsewhereSource):
+                # Its cursors live in the owning shard's store: backfill there.
+                print(f"backfill {label}: collected by shard {source.shard} of {source.shards}; "
+                      f"run this command with --shard {source.shard}", file=sys.stderr)
+                continue
             if reread and "reread" not in inspect.signature(getattr(source, "backfill", lambda: None)).parameters:
                 print(f"ev-collector: source {source_name!r} does not support --reread", file=sys.stderr)
                 await source.close()
@@ -141,7 +147,7 @@ async def _ship(store: Store, config: Any, health: Health) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, args.shard)
     progress = TqdmProgress(enabled=False if args.no_progress else None)
     try:
         return asyncio.run(run_backfill(config, args.source, args.since, progress, reread=args.reread))
@@ -153,6 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "backfill", help="pull the history a source's server still holds (resumable)")
     parser.add_argument("--config", required=True, help="TOML configuration file")
+    add_shard_argument(parser)
     parser.add_argument("--source", required=True, help="source name, e.g. ovms")
     parser.add_argument("--since", type=parse_since, default=None,
                         help="only records from this date (UTC), e.g. 2025-06-01")

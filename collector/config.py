@@ -18,6 +18,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
 from pydantic import Tag as PydanticTag
 
 from collector.errors import CollectorError
+from collector.shards import SHARD_ENV, shard_from_environment
 
 
 class ConfigError(CollectorError, ValueError):
@@ -112,16 +113,28 @@ class CollectorSection(Model):
     # On SIGTERM/SIGINT: how long polls in flight may take to finish and commit, and then how
     # long the forwarder may take to ship what is committed.
     stop_grace: Duration = Field(default=10.0, ge=0.0, le=600.0)
-    # For fleets too large for one process: this process owns devices whose shard index is
-    # `shard` out of `shards` (a stable hash of the device id). Both default to one shard.
+    # For fleets too large for one process: `shards` processes share one configuration, and
+    # each collects the units (go-e charger, ev.energy client, OVMS account, evcc site) whose
+    # owner is its `shard` (collector/shards.py). `--shard N` or EV_COLLECTOR_SHARD override
+    # `shard`, so every process can read the same file.
     shard: int = Field(default=0, ge=0)
     shards: int = Field(default=1, ge=1)
+    # Names this collector in `collector_health` (the `collector` tag, beside `shard`): every
+    # shard of one fleet shares it; collectors writing into one database need their own.
+    name: str = "default"
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> "CollectorSection":
         if self.shard >= self.shards:
             raise ValueError(f"shard must be below shards ({self.shards})")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _name_plain(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
 
 
 class StoreSection(Model):
@@ -263,15 +276,35 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> Any:
+SHARD_PLACEHOLDER = "{shard}"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", shard: int | None = None,
+                 shard_origin: str = "--shard") -> Any:
+    """Validate a config; `shard` (from `shard_origin`) replaces `[collector] shard`, and
+    `{shard}` in `[store] path` becomes the shard index, so shards can share one file."""
     try:
-        return config_model().model_validate(data)
+        config: Any = config_model().model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+    collector = config.collector
+    if shard is not None and shard != collector.shard:
+        if shard >= collector.shards:
+            raise ConfigError(f"{source}: shard {shard} (from {shard_origin}) must be below "
+                              f"[collector] shards = {collector.shards}")
+        collector = collector.model_copy(update={"shard": shard})
+        config = config.model_copy(update={"collector": collector})
+    if SHARD_PLACEHOLDER in str(config.store.path):
+        path = Path(str(config.store.path).replace(SHARD_PLACEHOLDER, str(collector.shard)))
+        config = config.model_copy(update={"store": config.store.model_copy(update={"path": path})})
+    return config
 
 
-def load_config(path: str | Path) -> Any:
-    """Read, validate and freeze a TOML config; raises ConfigError with a clear message."""
+def load_config(path: str | Path, shard: int | None = None) -> Any:
+    """Read, validate and freeze a TOML config; raises ConfigError with a clear message.
+
+    The shard index is `shard` (the command line), else EV_COLLECTOR_SHARD, else the file's.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -281,7 +314,14 @@ def load_config(path: str | Path) -> Any:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    config = parse_config(data, str(path))
+    origin = "--shard"
+    if shard is None:
+        try:
+            shard = shard_from_environment()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        origin = SHARD_ENV
+    config = parse_config(data, str(path), shard, origin)
     if not config.store.path.is_absolute():
         # Relative store paths are relative to the config file, not to wherever we were started.
         store = config.store.model_copy(update={"path": (path.parent / config.store.path).resolve()})

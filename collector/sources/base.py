@@ -8,7 +8,6 @@ wrong. Sources keep their HTTP I/O in `client.py`, the mapping to points in pure
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import httpx
@@ -18,6 +17,7 @@ from typing import Awaitable, Callable, Protocol, Sequence
 from collector.health import Health
 from collector.limits import Limits
 from collector.poll import Gate, Outcome, PayloadProblems, PollStep
+from collector.shards import owner
 from collector.store import Store
 from collector.writer import PointWriter
 
@@ -91,12 +91,17 @@ class SourceContext:
         """Counts and logs (once per kind) what a source's parsers leave out."""
         return PayloadProblems(self.health, source, logger)
 
-    def owns(self, device_id: str) -> bool:
-        """Whether this process owns the device when a fleet is split across processes."""
-        if self.shards <= 1:
-            return True
-        digest = hashlib.sha256(device_id.encode("utf-8")).digest()
-        return int.from_bytes(digest[:8], "big") % self.shards == self.shard
+    def owner(self, unit: str) -> int:
+        """The shard that collects `unit` (a charger, an OAuth client, an account, a site)."""
+        return owner(unit, self.shards)
+
+    def owns(self, unit: str) -> bool:
+        """Whether this process collects `unit` when a fleet is split across processes."""
+        return self.shards <= 1 or owner(unit, self.shards) == self.shard
+
+    def collected_elsewhere(self, name: str, what: str, unit: str) -> Source:
+        """The stand-in for a source instance another shard collects: no jobs, no I/O."""
+        return ElsewhereSource(name, what, self.owner(unit), self.shards)
 
 
 class Source(Protocol):
@@ -113,3 +118,30 @@ class Source(Protocol):
 
     async def close(self) -> None:
         """Release connections, log out."""
+
+
+@dataclass
+class ElsewhereSource:
+    """A source instance whose unit belongs to another shard of the fleet (collector/shards.py).
+
+    Built instead of the source so that this process neither polls it, logs in to it nor
+    holds its quota; `check` says which shard does.
+    """
+
+    name: str
+    what: str           # e.g. "ev.energy client fleet-a"
+    shard: int
+    shards: int
+
+    def jobs(self) -> Sequence[Job]:
+        return ()
+
+    async def start(self) -> None:
+        return None
+
+    async def check(self) -> Sequence[CheckResult]:
+        return [CheckResult(self.what, True, f"collected by shard {self.shard} of {self.shards}; "
+                                             f"checked there")]
+
+    async def close(self) -> None:
+        return None

@@ -114,9 +114,17 @@ class Config(Model):
         return self
 
 
+def shard_unit(config: Config) -> str:
+    """What one process collects whole: the site (its REST client and MQTT subscription)."""
+    return f"{NAME}:{config.name}"
+
+
 def build(config: Config, ctx: SourceContext):
     from collector.sources.evcc.source import EvccSource
 
+    unit = shard_unit(config)
+    if not ctx.owns(unit):
+        return ctx.collected_elsewhere(NAME, f"evcc {config.name}", unit)
     return EvccSource(config, ctx)
 
 

@@ -33,6 +33,7 @@ from typing import Any, Awaitable, Callable
 
 import paho.mqtt.client as mqtt
 
+from collector.health import origin
 from collector.http_outcomes import (Action, SourceError, address, connect_failure, os_reason,
                                      timed_out)
 from collector.log_throttle import LogThrottle
@@ -65,6 +66,7 @@ class EvccMqtt:
         self.config = config
         self.ctx = ctx
         self.site = site
+        self.origin = origin(NAME, site)
         self.report = report
         self.root = config.root
         self.topics: dict[str, str] = {}
@@ -240,7 +242,7 @@ class EvccMqtt:
 
     def _connect_failed(self, reason: str) -> None:
         self._failures += 1
-        self.ctx.health.count(NAME, "errors_transient")
+        self.ctx.health.count(self.origin, "errors_transient")
         # The first failure in a row is a warning; the retries after it (paho backs off up to
         # reconnect_max) are reminders every 30 failures, so a broker down all night is visible
         # without flooding the log.
@@ -248,11 +250,11 @@ class EvccMqtt:
             failure = connect_failure(f"MQTT broker {self._address}", reason or "no reason given")
             attempts = f"{self._failures} attempt{'s' if self._failures > 1 else ''}"
             message = f"{failure} ({attempts}); retrying with backoff"
-            self.ctx.health.error(NAME, message)
+            self.ctx.health.error(self.origin, message)
             log.warning("evcc %s: %s", self.site, message)
 
     def _undecodable(self, topic: str) -> None:
-        self.ctx.health.count(NAME, "errors_payload")
+        self.ctx.health.count(self.origin, "errors_payload")
         log.warning("evcc %s: MQTT payload on %s is not UTF-8, ignored", self.site, topic)
 
     def _receive(self, topic: str, payload: str) -> None:
@@ -344,7 +346,7 @@ class EvccMqtt:
             time_ns = self._time_ns()
             points = parse_state(state, self.site, time_ns, report)
         except Exception as exc:  # a parser bug must not kill the subscription
-            self.ctx.health.count(NAME, "errors_payload")
+            self.ctx.health.count(self.origin, "errors_payload")
             log.error("evcc %s: MQTT snapshot could not be parsed: %s: %s", self.site,
                       type(exc).__name__, exc)
             return
@@ -391,7 +393,7 @@ class EvccMqtt:
             payload = await self._rest_state()
             rest = parse_state(payload, self.site, time_ns, report)
         except SourceError as exc:
-            self.ctx.health.count(NAME, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
+            self.ctx.health.count(self.origin, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
             self._meter_warnings.log("rest", logging.WARNING,
                                      "evcc %s: lifetime meters not read over REST (%s); this "
                                      "snapshot is written without them", self.site, exc)
@@ -409,10 +411,10 @@ class EvccMqtt:
                 if coarse and self._rest_state is not None:
                     points = await self._meters_from_rest(points, time_ns)
                 if points:
-                    await self.ctx.writer.write(points, source=NAME)
+                    await self.ctx.writer.write(points, source=self.origin)
                     self.snapshots_written += 1
             except Exception as exc:  # the store failed; the next snapshot tries again
-                self.ctx.health.count(NAME, "polls_failed")
-                self.ctx.health.error(NAME, f"MQTT snapshot not stored: {exc}")
+                self.ctx.health.count(self.origin, "polls_failed")
+                self.ctx.health.error(self.origin, f"MQTT snapshot not stored: {exc}")
                 log.error("evcc %s: MQTT snapshot not stored: %s", self.site, exc)
                 self._dirty = True

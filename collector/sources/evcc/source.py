@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
+from collector.health import origin
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep
@@ -71,8 +72,9 @@ class EvccSource:
         self.config = config
         self.ctx = ctx
         self.site = config.name
+        self.origin = origin(NAME, config.name)
         self.clock = ctx.limits.clock
-        self.problems = ctx.payload_problems(NAME, log)
+        self.problems = ctx.payload_problems(self.origin, log)
         self.client = (EvccClient(ctx, config.url, config.username, config.password, config.timeout)
                        if config.url else None)
         self.mqtt = None
@@ -93,7 +95,7 @@ class EvccSource:
         floors = {"state": MIN_STATE_INTERVAL, "sessions": MIN_SESSIONS_INTERVAL}
         floors.update({f"tariff-{tariff}": MIN_TARIFF_INTERVAL for tariff in self.tariff_types})
         self.steps: dict[str, PollStep] = {
-            stream: ctx.poll_step(NAME, f"evcc {self.site} {stream.replace('-', ' ')}", self.problems,
+            stream: ctx.poll_step(self.origin, f"evcc {self.site} {stream.replace('-', ' ')}", self.problems,
                                   IntervalGate(ctx.limits, f"{NAME}:{self.site}:{stream}", floor / 2))
             for stream, floor in floors.items()}
 
@@ -107,19 +109,19 @@ class EvccSource:
     # -- jobs ---------------------------------------------------------------------------------
 
     def jobs(self) -> Sequence[Job]:
-        if not self.ctx.owns(f"{NAME}:{self.site}") or self.client is None:
+        if self.client is None:
             return []
         config = self.config
         jobs = []
         if self.mqtt is None:
             jobs.append(Job(f"{NAME}:{self.site}:state", config.state_interval, self.poll_state,
-                            NAME, self.site))
+                            self.origin, self.site))
         if config.sessions:
             jobs.append(Job(f"{NAME}:{self.site}:sessions", config.sessions_interval,
-                            self.sync_sessions, NAME, self.site))
+                            self.sync_sessions, self.origin, self.site))
         for tariff in self.tariff_types:
             jobs.append(Job(f"{NAME}:{self.site}:tariff-{tariff}", config.tariff_interval,
-                            lambda t=tariff: self.poll_tariff(t), NAME, self.site))
+                            lambda t=tariff: self.poll_tariff(t), self.origin, self.site))
         return jobs
 
     async def poll_state(self) -> Outcome:
@@ -209,7 +211,7 @@ class EvccSource:
         mark = result.watermark_ns()
         if mark is not None:
             cursors[self.sessions_cursor] = format_time_ns(mark)
-        await self.ctx.writer.write(result.points, cursors=cursors, source=NAME)
+        await self.ctx.writer.write(result.points, cursors=cursors, source=self.origin)
         self.sessions_written.remember(result.points, since_ns)
         if progress is not None:
             progress.advance(count, f"{len(result.points)} finished sessions")
@@ -236,7 +238,7 @@ class EvccSource:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.mqtt is not None and self.ctx.owns(f"{NAME}:{self.site}"):
+        if self.mqtt is not None:
             await self.mqtt.start()
 
     async def check(self) -> Sequence[CheckResult]:

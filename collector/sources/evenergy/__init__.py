@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from collector.config import Duration, Model, SecretValue, instance_name
 from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.sources.base import Source, SourceContext
 from collector.sources.evenergy.parse import COMMAND, MEASUREMENTS, NAME, STATUS
 from collector.sources.evenergy.source import EvEnergySource, build_source
 
@@ -92,7 +92,7 @@ class Config(Model):
         return urlunsplit((parts.scheme, parts.netloc, "/o/token/", "", ""))
 
 
-def build(config: Config, ctx: SourceContext) -> EvEnergySource:
+def build(config: Config, ctx: SourceContext) -> EvEnergySource | Source:
     return build_source(config, ctx)
 
 

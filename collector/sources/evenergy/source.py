@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Sequence
 
+from collector.health import origin
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
 from collector.poll import Outcome, Parsed
 from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.base import CheckResult, Job, Source, SourceContext
 from collector.sources.evenergy.client import EvEnergyClient, Page
 from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,
                                               parse_evses, parse_status_logs, parse_time_ns)
@@ -126,15 +127,17 @@ class EvEnergySource:
         self.ctx = ctx
         self.clock = clock
         self.label = f"ev.energy {config.name}"
+        self.origin = origin(NAME, config.name)
         self.fair = ctx.limits.fair_quota(f"{NAME}:{config.client_id}", config.quota_limit,
                                           config.reserve)
         self.budget = self.fair.budget
+        ctx.health.watch(self.origin, "quota_remaining", self.budget.remaining)
         http = ctx.http_client(timeout=config.timeout)
         self.client = EvEnergyClient(
             http, base_url=config.base_url, token_url=config.resolved_token_url(),
             client_id=config.client_id, client_secret=config.client_secret, user=config.user,
             quota=self.fair, clock=clock)
-        self.problems = ctx.payload_problems(NAME, log)
+        self.problems = ctx.payload_problems(self.origin, log)
         self.fair.register(self._discovery_stream, config.discovery_interval)
         self._discovered: list[str] | None = None
         self._last_discovery = -math.inf
@@ -179,7 +182,7 @@ class EvEnergySource:
         if ids != self._discovered:
             log.info("ev.energy: client %s sees %d EVSEs: %s", self.config.client_id, len(ids), ", ".join(ids))
         self._discovered = ids
-        await self.ctx.writer.write([], cursors={self._evses_key: json.dumps(ids)}, source=NAME)
+        await self.ctx.writer.write([], cursors={self._evses_key: json.dumps(ids)}, source=self.origin)
         self._warn_if_over_quota(len(ids))
         return ids
 
@@ -207,18 +210,16 @@ class EvEnergySource:
         jobs = []
         client = f"{NAME}:{self.config.name}"   # a wrong secret fails all its streams alike
         for evse in self.evse_ids():
-            if not self.ctx.owns(evse):
-                continue
             self._jobbed.add(evse)
             self.fair.register(f"{evse}:{STATUS_LOGS.name}", self.config.status_interval)
             self.fair.register(f"{evse}:{COMMAND_LOGS.name}", self.config.command_interval)
             jobs.append(Job(f"{NAME}:{evse}:status_logs", self.config.status_interval,
-                            partial(self.run, evse, STATUS_LOGS), NAME, evse, client))
+                            partial(self.run, evse, STATUS_LOGS), self.origin, evse, client))
             jobs.append(Job(f"{NAME}:{evse}:command_logs", self.config.command_interval,
-                            partial(self.run, evse, COMMAND_LOGS), NAME, evse, client))
+                            partial(self.run, evse, COMMAND_LOGS), self.origin, evse, client))
         if not self.config.evses:
             jobs.append(Job(f"{NAME}:{self.config.client_id}:evses", self.config.status_interval,
-                            self.discovery_job, NAME, self.config.client_id, client))
+                            self.discovery_job, self.origin, self.config.client_id, client))
         return jobs
 
     async def run(self, evse: str, stream: Stream) -> Outcome:
@@ -237,7 +238,7 @@ class EvEnergySource:
             await self.discover()
         wrote = False
         for evse in self.evse_ids():
-            if evse in self._jobbed or not self.ctx.owns(evse):
+            if evse in self._jobbed:
                 continue
             for stream in STREAMS:
                 interval = (self.config.status_interval if stream is STATUS_LOGS
@@ -299,7 +300,7 @@ class EvEnergySource:
         first = todo.resumed
         url: str | None = self.client.url(f"evses/{evse}/{stream.name}")
         params: dict[str, str | int] | None = todo.params(stream.time_key, cfg.page_size)
-        step = self.ctx.poll_step(NAME, f"{self.label} {evse} {stream.name}", self.problems)
+        step = self.ctx.poll_step(self.origin, f"{self.label} {evse} {stream.name}", self.problems)
         result = SyncResult()
         while url is not None:
             if result.pages >= cfg.max_pages_per_run:
@@ -359,7 +360,15 @@ class EvEnergySource:
         return None
 
 
-def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:
+def shard_unit(config: Any) -> str:
+    """What one process collects whole: the OAuth client, whose quota all its EVSEs share."""
+    return f"{NAME}:{config.client_id}"
+
+
+def build_source(config: Any, ctx: SourceContext) -> EvEnergySource | Source:
+    unit = shard_unit(config)
+    if not ctx.owns(unit):
+        return ctx.collected_elsewhere(NAME, f"ev.energy client {config.client_id} ({config.base_url})", unit)
     if config.evses:
         warning = quota_plan(len(config.evses), config.status_interval, config.command_interval,
                              config.quota_limit, config.reserve)
@@ -369,4 +378,4 @@ def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:
 
 
 __all__ = ["EvEnergySource", "STREAMS", "STATUS_LOGS", "COMMAND_LOGS", "SyncResult", "quota_plan",
-           "build_source"]
+           "build_source", "shard_unit"]

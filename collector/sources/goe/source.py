@@ -53,6 +53,11 @@ def limiter_key(serial: str) -> str:
     return f"{NAME}:{serial}"
 
 
+def shard_unit(serial: str) -> str:
+    """What one process collects whole: a charger, whose one request per second is its own."""
+    return f"{NAME}:{serial}"
+
+
 def cursor_key(serial: str) -> str:
     return f"{NAME}:{serial}:last_modified"
 
@@ -198,7 +203,8 @@ class GoeSource:
     def __init__(self, config: Any, ctx: SourceContext) -> None:
         self.config = config
         self.ctx = ctx
-        owned = [entry for entry in config.chargers if ctx.owns(entry.serial)]
+        owned = [entry for entry in config.chargers if ctx.owns(shard_unit(entry.serial))]
+        self.elsewhere = len(config.chargers) - len(owned)
         longest = max([entry.interval or config.interval for entry in owned], default=config.interval)
         limits = pool_limits(max(1, len(owned)), longest)
         tls = ssl.create_default_context(cafile=certifi.where())
@@ -228,6 +234,10 @@ class GoeSource:
 
     async def check(self) -> Sequence[CheckResult]:
         results = []
+        if self.elsewhere:
+            results.append(CheckResult("goe chargers of other shards", True,
+                                       f"{self.elsewhere} of {self.elsewhere + len(self.pollers)} "
+                                       f"collected by the other shards; checked there"))
         for poller in self.pollers:
             charger = poller.charger
             await self.ctx.limits.intervals.acquire(poller.key)

@@ -11,10 +11,10 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.config import Duration, Model, SecretValue, instance_name
 from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.sources.base import Source, SourceContext
 
-from .parse import MEASUREMENTS
-from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource
+from .parse import MEASUREMENTS, NAME
+from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource, claim_vehicles, shard_unit
 
 MIN_HISTORY_INTERVAL = 60.0
 
@@ -100,7 +100,12 @@ class Config(Model):
 register(*MEASUREMENTS)
 
 
-def build(config: Config, ctx: SourceContext) -> OvmsSource:
+def build(config: Config, ctx: SourceContext) -> OvmsSource | Source:
+    unit = shard_unit(config)
+    if not ctx.owns(unit):
+        if config.vehicles:
+            claim_vehicles(ctx, config.name, config.vehicles)
+        return ctx.collected_elsewhere(NAME, f"ovms {config.url} (account {config.username})", unit)
     return OvmsSource(config, ctx)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
+from collector.health import origin
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep, combine
@@ -59,6 +60,29 @@ class SyncResult:
     types: int = 0       # record types fetched
 
 
+def claim_vehicles(ctx: SourceContext, instance: str, vehicles: Sequence[str]) -> list[str]:
+    """The vehicles no other OVMS instance collects: points are tagged by vehicle id only,
+    so two instances (two servers) with the same id would write into one series. Every shard
+    claims the configured vehicles of every instance, its own or not, in the config's order,
+    so each shard refuses the same duplicates."""
+    owners: dict[str, str] = ctx.extra.setdefault("ovms_vehicles", {})  # type: ignore[assignment]
+    mine = []
+    for vehicle in vehicles:
+        owner = owners.setdefault(vehicle, instance)
+        if owner == instance:
+            mine.append(vehicle)
+        else:
+            log.error("OVMS %s: vehicle %s is collected by [[sources.ovms]] %r already; not "
+                      "collected twice (rename the vehicle on one server, or list `vehicles` "
+                      "without it)", instance, vehicle, owner)
+    return mine
+
+
+def shard_unit(config: Any) -> str:
+    """What one process collects whole: the account (one login session), all its vehicles."""
+    return f"{NAME}:{config.url}:{config.username}"
+
+
 class OvmsSource:
     name = NAME
 
@@ -68,10 +92,12 @@ class OvmsSource:
         http = ctx.http_client(config.url.rstrip("/"), timeout=config.timeout,
                                verify=config.verify_tls)
         self.client = OvmsClient(http, config.username, config.password)
-        self._vehicles: list[str] | None = self._claim(config.vehicles) if config.vehicles else None
+        self.origin = origin(NAME, config.name)
+        self._vehicles: list[str] | None = (claim_vehicles(ctx, config.name, config.vehicles)
+                                            if config.vehicles else None)
         self._msgtimes: dict[str, str | None] = {}
         self._units: dict[str, str] = {}
-        self.problems = ctx.payload_problems(NAME, log)
+        self.problems = ctx.payload_problems(self.origin, log)
         self._steps: dict[tuple[str, str], PollStep] = {}
 
     # -- vehicles --------------------------------------------------------------------------
@@ -83,23 +109,8 @@ class OvmsSource:
             if not found:
                 raise SourceError(Action.CONFIG, "the OVMS account has no vehicles; set `vehicles`")
             log.info("OVMS vehicles found on %s: %s", self.client.server, ", ".join(found))
-            self._vehicles = self._claim(found)
-        return [v for v in self._vehicles if self.ctx.owns(v)]
-
-    def _claim(self, vehicles: Sequence[str]) -> list[str]:
-        """The vehicles no other OVMS instance collects: points are tagged by vehicle id only,
-        so two instances (two servers) with the same id would write into one series."""
-        owners: dict[str, str] = self.ctx.extra.setdefault("ovms_vehicles", {})  # type: ignore[assignment]
-        mine = []
-        for vehicle in vehicles:
-            owner = owners.setdefault(vehicle, self.config.name)
-            if owner == self.config.name:
-                mine.append(vehicle)
-            else:
-                log.error("OVMS %s: vehicle %s is collected by [[sources.ovms]] %r already; not "
-                          "collected twice (rename the vehicle on one server, or list `vehicles` "
-                          "without it)", self.config.name, vehicle, owner)
-        return mine
+            self._vehicles = claim_vehicles(self.ctx, self.config.name, found)
+        return list(self._vehicles)
 
     async def start(self) -> None:
         if self._vehicles is None:
@@ -113,7 +124,7 @@ class OvmsSource:
         """One job per (vehicle, stream) when vehicles are known, else one per stream for all."""
         cfg = self.config
         if self._vehicles is not None:
-            targets: list[str | None] = [v for v in self._vehicles if self.ctx.owns(v)]
+            targets: list[str | None] = list(self._vehicles)
         else:
             targets = [None]
         jobs = []
@@ -121,12 +132,12 @@ class OvmsSource:
         for vehicle in targets:
             device = vehicle or ("all" if cfg.name == NAME else f"{cfg.name}:all")
             for stream in cfg.streams:
-                jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval, source=NAME,
-                                device=device, credentials=account,
+                jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval,
+                                source=self.origin, device=device, credentials=account,
                                 run=self._runner(self.poll, stream, vehicle)))
             if cfg.history:
                 jobs.append(Job(id=f"{NAME}:{device}:history", interval=cfg.history_interval,
-                                source=NAME, device=device, credentials=account,
+                                source=self.origin, device=device, credentials=account,
                                 run=self._runner(self._history_job, vehicle)))
         return jobs
 
@@ -198,7 +209,7 @@ class OvmsSource:
         if step is None:
             gate = IntervalGate(self.ctx.limits, f"{NAME}:{vehicle}:{stream}", MIN_SAMPLE_INTERVAL)
             step = self._steps[(vehicle, stream)] = self.ctx.poll_step(
-                NAME, f"OVMS {stream} {vehicle}", self.problems, gate)
+                self.origin, f"OVMS {stream} {vehicle}", self.problems, gate)
         return step
 
     async def sample(self, vehicle: str, stream: str) -> Outcome:
@@ -309,9 +320,9 @@ class OvmsSource:
                 reached = parse.format_server_time(
                     datetime.fromtimestamp(chunk[-1].time_ns // parse.NS, tz=timezone.utc))
                 cursor = max(filter(None, (old, reached)))   # the overlap must not move it back
-            await self.ctx.writer.write(chunk, cursors={key: cursor} if cursor else None, source=NAME)
+            await self.ctx.writer.write(chunk, cursors={key: cursor} if cursor else None, source=self.origin)
         if not points and new and new != old:
-            await self.ctx.writer.write([], cursors={key: new}, source=NAME)
+            await self.ctx.writer.write([], cursors={key: new}, source=self.origin)
 
     async def backfill(self, since: datetime | None = None, progress: Progress | None = None,
                        reread: bool = False) -> SyncResult:
