@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from collector.http_outcomes import Action
 from collector.points import Point
 from collector.schema import Measurement, Tag, b, i, register, s
 
@@ -56,6 +57,14 @@ HEALTH = Measurement(
     ),
 )
 register(HEALTH)
+
+# The health counter each failed outcome counts towards (NO_DATA is no failure: `no_data`).
+ERROR_COUNTERS: dict[Action, str] = {
+    Action.RETRY: "errors_transient",
+    Action.WAIT: "errors_rate_limited",
+    Action.CONFIG: "errors_config",
+    Action.DROP: "errors_payload",
+}
 
 
 @dataclass

@@ -33,8 +33,9 @@ from typing import Any, Awaitable, Callable
 
 import paho.mqtt.client as mqtt
 
-from collector.http_outcomes import (Action, SourceError, address, connect_failure, os_reason,
+from collector.http_outcomes import (SourceError, address, connect_failure, os_reason,
                                      timed_out)
+from collector.health import ERROR_COUNTERS
 from collector.log_throttle import LogThrottle
 from collector.points import Point
 from collector.schema import CoercionReport
@@ -49,9 +50,6 @@ MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is writte
 MAX_TOPICS = 20_000
 CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root must not eat memory
 METER_LOG_EVERY = 600.0
-# A failed REST read of the meters counts as a failed poll of that kind would.
-_FAILURE_COUNTER = {Action.CONFIG: "errors_config", Action.DROP: "errors_payload",
-                    Action.WAIT: "errors_rate_limited"}
 
 
 class EvccMqtt:
@@ -391,7 +389,8 @@ class EvccMqtt:
             payload = await self._rest_state()
             rest = parse_state(payload, self.site, time_ns, report)
         except SourceError as exc:
-            self.ctx.health.count(NAME, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
+            # counted as a failed poll of that kind would be
+            self.ctx.health.count(NAME, ERROR_COUNTERS.get(exc.action, "errors_transient"))
             self._meter_warnings.log("rest", logging.WARNING,
                                      "evcc %s: lifetime meters not read over REST (%s); this "
                                      "snapshot is written without them", self.site, exc)
