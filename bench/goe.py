@@ -39,7 +39,7 @@ from collector.health import Health  # noqa: E402
 from collector.http_outcomes import SourceError  # noqa: E402
 from collector.limits import Limits  # noqa: E402
 from collector.points import to_line  # noqa: E402
-from collector.schema import CoercionReport, FieldType  # noqa: E402
+from collector.measurement import CoercionReport, FieldType  # noqa: E402
 from collector.sources.base import SourceContext  # noqa: E402
 from collector.sources.goe import build  # noqa: E402
 from collector.sources.goe.parse import STATUS, STATUS_KEYS, parse_status, status_values  # noqa: E402

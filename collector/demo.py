@@ -26,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from collector.config import ConfigError, load_config, parse_duration
+from collector.config import ConfigError, load_config
+from collector.config_types import parse_duration
 from collector.health import COLLECTOR
 from collector.influx import WriteError
 from collector.history import (CAR_VEHICLE, EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from collector.schema import FieldType, Measurement, all_measurements
+from collector.measurement import FieldType, Measurement
+from collector.schema import all_measurements
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from collector.http_outcomes import Action
 from collector.points import Point
-from collector.schema import Measurement, Tag, b, i, register, s
+from collector.measurement import Measurement, Tag, b, i, register, s
 
 COLLECTOR = "collector"
 
@@ -22,7 +22,7 @@ HEALTH = Measurement(
                 "for the store and the forwarder. Counters are cumulative since the process "
                 "started.",
     time="when the health sample was taken (wall clock)",
-    tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
+    tags=(Tag("source", "source name (as in `[sources.<name>]`), `sessions` for the derived "
                         "charging sessions, `rollups` for the daily and monthly rollups, or "
                         "`collector` for the pipeline"),),
     fields=(

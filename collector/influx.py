@@ -23,7 +23,7 @@ from typing import Any, Protocol, Sequence
 
 import httpx
 
-from collector.config import InfluxV1, InfluxV2
+from collector.config_types import InfluxV1, InfluxV2
 from collector.health import COLLECTOR, Health
 from collector.http_outcomes import (connect_failure, describe_exception, os_reason,
                                      parse_retry_after, redact_text, timed_out, url_address)

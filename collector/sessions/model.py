@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collector.schema import Measurement, Tag, b, f, i, register, s
+from collector.measurement import Measurement, Tag, b, f, i, register, s
 
 CHARGING_SESSION = Measurement(
     name="charging_session",

@@ -1,13 +1,17 @@
 """The source registry: one line per source.
 
-A source package exposes `Config` (its pydantic config section), `MEASUREMENTS` (registered
-into the schema) and `build(config, context) -> Source`. See `collector/sources/base.py`.
+A source package exposes `SOURCE`, a `SourcePackage` (`collector/sources/base.py`): its config
+section, measurements, jobs and whatever else it contributes. Central modules iterate
+`load_all_sources()` and name no source. See docs/adding-a-source.md.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # the base module imports nothing of the registry; only the types here
+    from collector.sources.base import SourcePackage
 
 REGISTRY: dict[str, str] = {
     # name in [sources.<name>]  ->  package
@@ -17,15 +21,21 @@ REGISTRY: dict[str, str] = {
     "ovms": "collector.sources.ovms",
 }
 
-_loaded: dict[str, ModuleType] = {}
+_loaded: dict[tuple[str, str], SourcePackage] = {}     # (name, package) -> its SOURCE
 
 
-def load_all_sources() -> dict[str, ModuleType]:
-    """Import every registered source package (which registers its measurements)."""
+def load_all_sources() -> dict[str, SourcePackage]:
+    """Every registered source package, imported (which registers its measurements)."""
+    out = {}
     for name, package in REGISTRY.items():
-        if name not in _loaded:
-            _loaded[name] = importlib.import_module(package)
-    return dict(_loaded)
+        if (name, package) not in _loaded:
+            source: SourcePackage = importlib.import_module(package).SOURCE
+            if source.name != name:
+                raise ValueError(f"source package {package} declares {source.name!r}, "
+                                 f"registered as {name!r}")
+            _loaded[name, package] = source
+        out[name] = _loaded[name, package]
+    return out
 
 
 def instances(sources: object, name: str) -> list:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import httpx
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol, Sequence
 
+from collector.config_types import Model
 from collector.health import Health
 from collector.limits import Limits
+from collector.measurement import Measurement
 from collector.poll import Gate, Outcome, PayloadProblems, PollStep
 from collector.store import Store
 from collector.writer import PointWriter
@@ -113,3 +116,63 @@ class Source(Protocol):
 
     async def close(self) -> None:
         """Release connections, log out."""
+
+
+# -- backfill: optional, for sources whose server keeps history ------------------------------
+
+
+class Progress(Protocol):
+    """What a backfill reports to: records expected, then records done."""
+
+    def add_total(self, records: int) -> None: ...
+
+    def advance(self, records: int, note: str = "") -> None: ...
+
+
+class NoProgress:
+    """A Progress that shows nothing (polling jobs, tests)."""
+
+    def add_total(self, records: int) -> None:
+        pass
+
+    def advance(self, records: int, note: str = "") -> None:
+        pass
+
+
+@dataclass
+class BackfillResult:
+    records: int = 0     # rows read from the server
+    points: int = 0      # points committed (new or changed rows are fewer on a re-read)
+
+
+class Backfill(Protocol):
+    """A source that can pull the history its server still holds (`ev-collector backfill`).
+
+    Commits points and cursors together like its polling jobs, so an interrupted backfill
+    resumes where it stopped; `reread` ignores the cursors and reads everything (from `since`)
+    again, rewriting stored points identically.
+    """
+
+    async def backfill(self, since: datetime | None, progress: Progress,
+                       reread: bool = False) -> BackfillResult: ...
+
+    async def close(self) -> None: ...
+
+
+# -- the registry entry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcePackage:
+    """Everything the collector knows of one source, as its package declares it (`SOURCE`).
+
+    The collector's central modules (configuration, schema, scheduler, backfill, sessions,
+    rollups, export, demo) reach a source only through this, for every registered source.
+    """
+
+    name: str                                  # the key of `[sources.<name>]`
+    config: type[Model]                        # its configuration section
+    measurements: tuple[Measurement, ...]      # registered into the schema
+    build: Callable[[Any, SourceContext], Source]
+    # Builds the source as a backfill, when its server keeps history; None: it has none.
+    backfill: Callable[[Any, SourceContext], Backfill] | None = None

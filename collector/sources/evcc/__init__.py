@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.sources.base import SourceContext, SourcePackage
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
 
@@ -120,4 +120,6 @@ def build(config: Config, ctx: SourceContext):
     return EvccSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build, backfill=build)
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]

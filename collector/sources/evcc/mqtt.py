@@ -38,7 +38,7 @@ from collector.http_outcomes import (SourceError, address, connect_failure, os_r
 from collector.health import ERROR_COUNTERS
 from collector.log_throttle import LogThrottle
 from collector.points import Point
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sources.base import CheckResult, SourceContext
 from collector.sources.evcc.parse import (mqtt_rounds_floats, parse_state, state_from_topics,
                                           with_meters_from)

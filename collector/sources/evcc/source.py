@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep
-from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.measurement import CoercionReport
+from collector.sources.base import BackfillResult, CheckResult, Job, Progress, SourceContext
 from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
                                      MIN_TARIFF_INTERVAL, NAME, Config)
 from collector.sources.evcc.client import EvccClient
@@ -35,12 +34,6 @@ def session_months(since_ns: int, now_ns: int) -> list[tuple[int, int]]:
         months.append((year, month))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
-
-
-@dataclass
-class BackfillResult:
-    records: int = 0     # session rows read
-    points: int = 0      # session points committed
 
 
 class WrittenPoints:
@@ -189,8 +182,8 @@ class EvccSource:
         log.debug("evcc %s: %d sessions new or changed, cursor %s", self.site, len(parsed.points),
                   parsed.cursors.get(self.sessions_cursor, "unchanged"))
 
-    async def backfill(self, since: datetime | None = None, progress: Any = None,
-                       reread: bool = False) -> "BackfillResult":
+    async def backfill(self, since: datetime | None = None, progress: Progress | None = None,
+                       reread: bool = False) -> BackfillResult:
         """`ev-collector backfill --source evcc`: every finished session evcc holds (from
         `since`), in one request, as the first sync does. evcc keeps its whole session
         history, so resuming and `reread` are the same thing: read it all, rewrite it (stored

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.measurement import register
+from collector.sources.base import SourceContext, SourcePackage
 from collector.sources.evenergy.parse import COMMAND, MEASUREMENTS, NAME, STATUS
 from collector.sources.evenergy.source import EvEnergySource, build_source
 
@@ -96,4 +96,6 @@ def build(config: Config, ctx: SourceContext) -> EvEnergySource:
     return build_source(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "STATUS", "COMMAND", "NAME", "build"]
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build)
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "STATUS", "COMMAND", "NAME", "build"]

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
 from collector.poll import Outcome, Parsed
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.evenergy.client import EvEnergyClient, Page
 from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,

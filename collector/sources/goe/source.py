@@ -26,7 +26,7 @@ import httpx
 from collector.aiohttp_transport import FleetTransport, proxy_configured
 from collector.http_outcomes import Action, SourceError
 from collector.poll import IntervalGate, Outcome, Parsed
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.goe.client import Charger, DataOutdated, GoeClient, StatusResponse
 from collector.sources.goe.parse import (CARD_KEYS, NAME, nrg_all_zero, parse_cards,

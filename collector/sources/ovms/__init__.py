@@ -9,11 +9,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.measurement import register
+from collector.sources.base import SourceContext, SourcePackage
 
-from .parse import MEASUREMENTS
+from .parse import MEASUREMENTS, NAME
 from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource
 
 MIN_HISTORY_INTERVAL = 60.0
@@ -104,4 +104,6 @@ def build(config: Config, ctx: SourceContext) -> OvmsSource:
     return OvmsSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "build", "OvmsSource"]
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build, backfill=build)
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "OvmsSource"]

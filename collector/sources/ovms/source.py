@@ -19,19 +19,16 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep, combine
-from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.measurement import CoercionReport
+from collector.sources.base import BackfillResult, CheckResult, Job, NoProgress, Progress, SourceContext
 
 from . import parse
 from .client import OvmsClient
-
-if TYPE_CHECKING:
-    from collector.backfill import Progress
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +41,8 @@ WRITE_CHUNK = 5000
 MIN_SAMPLE_INTERVAL = 10.0
 
 
-class _NoProgress:
-    def add_total(self, records: int) -> None:
-        pass
-
-    def advance(self, records: int, note: str = "") -> None:
-        pass
-
-
 @dataclass
-class SyncResult:
-    records: int = 0     # rows read from the server
-    points: int = 0      # points committed (new or changed rows are fewer on a re-read)
+class SyncResult(BackfillResult):
     types: int = 0       # record types fetched
 
 
@@ -263,7 +250,7 @@ class OvmsSource:
         rewritten identically. Cursors never move back. `expected` (records per type) is what
         the progress advances by, so a bar reaches its total even for types not fetched.
         """
-        progress = progress or _NoProgress()
+        progress = progress or NoProgress()
         result = SyncResult()
         floor = parse.format_server_time(since - timedelta(seconds=1)) if since else None
         summary = parse.parse_history_summary(await self.client.history_summary(vehicle))
@@ -315,7 +302,7 @@ class OvmsSource:
                        reread: bool = False) -> SyncResult:
         """Pull all history the server still has (from `since`), resuming at the cursors
         (or, with `reread`, reading it all again)."""
-        progress = progress or _NoProgress()
+        progress = progress or NoProgress()
         total = SyncResult()
         vehicles = await self.vehicles()
         # `since` for the summary is exclusive, like for the records.

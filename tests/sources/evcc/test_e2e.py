@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from collector.config import InfluxV1
+from collector.config_types import InfluxV1
 from collector.health import Health
 from collector.http_outcomes import Action, SourceError
 from collector.influx import Forwarder, make_target

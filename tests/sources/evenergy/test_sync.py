@@ -15,7 +15,7 @@ from collector.http_outcomes import Action, SourceError
 from collector.limits import Limits
 from collector.sim.evenergy import EvEnergySim
 from collector.sources.evenergy.client import EvEnergyClient
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.sources.evenergy.parse import parse_time_ns
 from collector.sources.evenergy.source import COMMAND_LOGS, STATUS_LOGS
 from tests.virtual_time import run_frozen

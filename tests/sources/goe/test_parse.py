@@ -9,7 +9,7 @@ import pytest
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import to_line
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sources.goe.parse import (STATUS, denoise, nrg_all_zero, parse_last_modified,
                                         parse_status, parse_status_v1)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from collector.config import ConfigError, Secret, parse_config
+from collector.config import ConfigError, parse_config
+from collector.config_types import Secret
 from collector.health import Health
 from collector.limits import Limits
 from collector.schedule import JobRunner
