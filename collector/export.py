@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -24,6 +24,8 @@ import pandas as pd
 
 from collector.measurement import FieldType, Measurement
 from collector.schema import all_measurements
+from collector.sources import counter_specs, load_all_sources
+from collector.specs import CounterSpec
 
 log = logging.getLogger(__name__)
 
@@ -226,24 +228,6 @@ def period_start(time_ns: pd.Series, tz: ZoneInfo, period: str) -> pd.Series:
 
 # -- rollups ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class CounterSpec:
-    """A source's energy counters: which field gives which energy column."""
-
-    measurement: str
-    identity: Callable[[dict[str, str]], str]
-    counters: tuple[tuple[str, str], ...]   # (field, output column)
-
-
-COUNTERS = (
-    CounterSpec("goe_status", lambda t: f"goe:{t.get('serial', '')}",
-                (("energy_total_wh", "energy_wh"), ("energy_solar_wh", "solar_energy_wh"),
-                 ("energy_grid_wh", "grid_energy_wh"), ("energy_battery_wh", "battery_energy_wh"))),
-    CounterSpec("evenergy_status", lambda t: f"evenergy:{t.get('evse', '')}",
-                (("meter_energy_wh", "energy_wh"),)),
-    CounterSpec("evcc_loadpoint", lambda t: f"evcc:{t.get('site', '')}/{t.get('loadpoint_title', '')}",
-                (("charge_total_import_wh", "energy_wh"),)),
-)
 ENERGY_COLUMNS = ("energy_wh", "solar_energy_wh", "grid_energy_wh", "battery_energy_wh")
 SESSION_SUMS = ("vehicle_energy_wh", "cost", "grid_only_cost", "savings")
 
@@ -396,7 +380,7 @@ def rollup_frame(reader: Any, req: Request) -> pd.DataFrame:
     period = "day" if req.kind == "daily" else "month"
     names = req.charger_names or {}
     rollup = CounterRollup(req.tz, period, req.start_ns)
-    specs = [s for s in COUNTERS if req.source is None or _schema(s.measurement).source == req.source]
+    specs = [s for s in counter_specs() if req.source is None or _schema(s.measurement).source == req.source]
     bar = _progress((req.end_ns - req.start_ns) * max(1, len(specs)), req.progress)
     state = {"start": req.start_ns, "done": 0}
     try:
@@ -519,7 +503,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="from_", help="start, local date or time (default: 30 days ago)")
     parser.add_argument("--to", help="end, exclusive (default: now)")
     parser.add_argument("--tz", default="UTC", help="IANA time zone for local times and days (default UTC)")
-    parser.add_argument("--source", choices=["goe", "evcc", "evenergy", "ovms"], help="only this source")
+    parser.add_argument("--source", choices=sorted(load_all_sources()), help="only this source")
 
 
 def register(subparsers: Any) -> None:

@@ -12,7 +12,7 @@ import enum
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from collector.points import FieldValue, Point
 

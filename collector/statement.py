@@ -25,9 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from collector.analysis import rounded, summarise
-from collector.export import COUNTERS, LEAD_IN_NS, NS, ExportError, Request, make_reader, sessions_frame
+from collector.export import LEAD_IN_NS, NS, ExportError, Request, make_reader, sessions_frame
 from collector.export import _schema as measurement
 from collector.pages import blank, esc, kwh, money, page, table
+from collector.sources import counter_specs
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 METER_NAMES = {"eto": "the go-eCharger's internal meter (eto)",
@@ -124,7 +125,7 @@ def _counter_spec(meter: str):
     counter spec of that source, and the measurement's tag names."""
     identity = meter.partition(" ")[0]
     source = identity.partition(":")[0]
-    for spec in COUNTERS:
+    for spec in counter_specs():
         m = measurement(spec.measurement)
         if m.source == source:
             return identity, spec, [t.name for t in m.tags]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:   # the base module imports nothing of the registry; only the types here
     from collector.sources.base import SourcePackage
+    from collector.specs import CounterSpec
 
 REGISTRY: dict[str, str] = {
     # name in [sources.<name>]  ->  package
@@ -36,6 +37,16 @@ def load_all_sources() -> dict[str, SourcePackage]:
             _loaded[name, package] = source
         out[name] = _loaded[name, package]
     return out
+
+
+def by_preference() -> list[SourcePackage]:
+    """The registered sources, preferred first (`SourcePackage.preference`), then by name."""
+    return sorted(load_all_sources().values(), key=lambda source: (source.preference, source.name))
+
+
+def counter_specs() -> list[CounterSpec]:
+    """Every source's energy counters for exported sums, preferred source first."""
+    return [spec for source in by_preference() for spec in source.export_counters]
 
 
 def instances(sources: object, name: str) -> list:

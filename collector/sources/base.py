@@ -21,6 +21,7 @@ from collector.health import Health
 from collector.limits import Limits
 from collector.measurement import Measurement
 from collector.poll import Gate, Outcome, PayloadProblems, PollStep
+from collector.specs import CounterSpec, Spec
 from collector.store import Store
 from collector.writer import PointWriter
 
@@ -174,5 +175,10 @@ class SourcePackage:
     config: type[Model]                        # its configuration section
     measurements: tuple[Measurement, ...]      # registered into the schema
     build: Callable[[Any, SourceContext], Source]
+    # Where a charger several sources see takes its data from, when the configuration does not
+    # say: lower first (a wallbox's own meter before the record of a controller driving it).
+    preference: int = 100
     # Builds the source as a backfill, when its server keeps history; None: it has none.
     backfill: Callable[[Any, SourceContext], Backfill] | None = None
+    rollups: tuple[Spec, ...] = ()             # what it adds to the daily and monthly rollups
+    export_counters: tuple[CounterSpec, ...] = ()   # its energy counters in exported sums

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.config_types import Duration, Model, SecretValue, instance_name
 from collector.sources.base import SourceContext, SourcePackage
+from collector.sources.evcc import counters
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
 
@@ -120,6 +121,7 @@ def build(config: Config, ctx: SourceContext):
     return EvccSource(config, ctx)
 
 
-SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build, backfill=build)
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT, backfill=build)
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]
