@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import httpx
 
+from collector.charges import ChargeExtractor
 from collector.config_types import Model
 from collector.health import Health
 from collector.limits import Limits
@@ -182,3 +183,4 @@ class SourcePackage:
     backfill: Callable[[Any, SourceContext], Backfill] | None = None
     rollups: tuple[Spec, ...] = ()             # what it adds to the daily and monthly rollups
     export_counters: tuple[CounterSpec, ...] = ()   # its energy counters in exported sums
+    sessions: ChargeExtractor | None = None    # the charges it observes, for charging sessions

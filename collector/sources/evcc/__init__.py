@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.config_types import Duration, Model, SecretValue, instance_name
 from collector.sources.base import SourceContext, SourcePackage
-from collector.sources.evcc import counters
+from collector.sources.evcc import counters, sessions
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
 
@@ -122,6 +122,7 @@ def build(config: Config, ctx: SourceContext):
 
 
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
-                       preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT, backfill=build)
+                       preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, backfill=build)
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collector.specs import CounterSpec, Device, Events, Tags, field_value, share
 
+
 def _loadpoint(tags: Tags) -> str | None:
     return f"{tags.get('site', '')}/{tags['loadpoint_title']}" if tags.get("loadpoint_title") else None
 

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from collector.config_types import Duration, Model, SecretValue
 from collector.measurement import register
 from collector.sources.base import SourceContext, SourcePackage
-from collector.sources.goe import counters
+from collector.sources.goe import counters, sessions
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
 from collector.sources.goe.parse import MEASUREMENTS, STATUS_KEYS
 from collector.sources.goe.source import MIN_INTERVAL, MIN_INTERVAL_V1, GoeSource
@@ -177,6 +177,7 @@ def build(config: Config, ctx: SourceContext) -> GoeSource:
 
 
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
-                       preference=0, rollups=counters.ROLLUPS, export_counters=counters.EXPORT)
+                       preference=0, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR)
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "NAME"]

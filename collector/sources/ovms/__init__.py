@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from collector.config_types import Duration, Model, SecretValue, instance_name
 from collector.measurement import register
 from collector.sources.base import SourceContext, SourcePackage
-from collector.sources.ovms import counters
+from collector.sources.ovms import counters, sessions
 
 from .parse import MEASUREMENTS, NAME
 from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource
@@ -106,6 +106,7 @@ def build(config: Config, ctx: SourceContext) -> OvmsSource:
 
 
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
-                       preference=3, rollups=counters.ROLLUPS, export_counters=counters.EXPORT, backfill=build)
+                       preference=3, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, backfill=build)
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "OvmsSource"]

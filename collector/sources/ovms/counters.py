@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collector.sources.ovms.sessions import OVMS_CHARGING_STATES
 from collector.specs import Device, Events, Fields, Parked, Tags, field_value, num
+
 
 def _ovms(tags: Tags) -> str | None:
     return f"ovms:{tags['vehicle']}" if tags.get("vehicle") else None
@@ -31,7 +33,7 @@ ROLLUPS = (
     Parked("vehicle", _ovms, level=("ovms_charge", "soc_pct"), range=("ovms_charge", "ideal_range_km"),
            activity=(("ovms_vehicle", "car_on"), ("ovms_vehicle", "charging"),
                      ("ovms_charge", "charge_state")),
-           active_states=frozenset({"charging", "topoff", "heating", "prepare"})),
+           active_states=OVMS_CHARGING_STATES),
 )
 
 EXPORT: tuple = ()     # no energy counter of a charger
