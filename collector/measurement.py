@@ -235,8 +235,3 @@ def register(*measurements: Measurement) -> None:
         if existing is not None and existing != m:
             raise ValueError(f"measurement {m.name!r} declared twice with different contents")
         _REGISTRY[m.name] = m
-
-
-def registered() -> list[Measurement]:
-    """The measurements declared so far (`schema.all_measurements` imports every declarer first)."""
-    return list(_REGISTRY.values())

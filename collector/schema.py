@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import collector.health  # noqa: F401  (declares collector_health)
-import collector.rollups  # noqa: F401  (declares rollup_daily, rollup_monthly)
-import collector.sessions  # noqa: F401  (declares charging_session)
-from collector.measurement import Measurement, registered
+from collector.health import HEALTH
+from collector.measurement import Measurement
+from collector.rollups import ROLLUP_DAILY, ROLLUP_MONTHLY
+from collector.sessions import CHARGING_SESSION
 from collector.sources import load_all_sources
 
 
 def all_measurements() -> list[Measurement]:
-    """Every declared measurement, after importing every registered source."""
-    load_all_sources()
-    return sorted(registered(), key=lambda m: (m.source != "collector", m.source, m.name))
+    """Every measurement the collector writes: the collector's own and every registered source's."""
+    own = (HEALTH, CHARGING_SESSION, ROLLUP_DAILY, ROLLUP_MONTHLY)
+    sources = (m for source in load_all_sources().values() for m in source.measurements)
+    unique = {m.name: m for m in (*own, *sources)}
+    return sorted(unique.values(), key=lambda m: (m.source != "collector", m.source, m.name))
 
 
 def render_markdown(measurements: Iterable[Measurement]) -> str:

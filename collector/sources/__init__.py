@@ -15,10 +15,10 @@ if TYPE_CHECKING:   # the base module imports nothing of the registry; only the 
     from collector.specs import CounterSpec
 
 REGISTRY: dict[str, str] = {
-    # name in [sources.<name>]  ->  package
+    # name in [sources.<name>]  ->  package; in the order the demo lists them
+    "goe": "collector.sources.goe",
     "evcc": "collector.sources.evcc",
     "evenergy": "collector.sources.evenergy",
-    "goe": "collector.sources.goe",
     "ovms": "collector.sources.ovms",
 }
 

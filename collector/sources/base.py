@@ -12,7 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
 import httpx
 
@@ -25,6 +25,11 @@ from collector.poll import Gate, Outcome, PayloadProblems, PollStep
 from collector.specs import CounterSpec, Spec
 from collector.store import Store
 from collector.writer import PointWriter
+
+if TYPE_CHECKING:   # the simulators are loaded by the demo and the history only
+    from collector.points import Point
+    from collector.sim.base import Simulator
+    from collector.sim.world import ManualClock, Simulators
 
 _VERSION = "0.1.0"
 
@@ -161,6 +166,33 @@ class Backfill(Protocol):
     async def close(self) -> None: ...
 
 
+# -- the demo: a simulator, a configuration section, a history ------------------------------
+
+
+class HistoryStream(Protocol):
+    """What a source would have collected over a window, generated on a simulated clock."""
+
+    repeated: frozenset[str]     # measurements whose points arrive more than once (refetched)
+    cursors: dict[str, str]      # the bookmarks a collector would hold at the window's end
+
+    def points(self, t0: int, t1: int) -> Iterable[Point]:
+        """The polls of [t0, t1) (unix seconds), called for consecutive slices in time order."""
+
+    def finish(self) -> Iterable[Point]:
+        """What is read once at the end of the window (a session log, historical records)."""
+
+
+@dataclass(frozen=True)
+class DemoHook:
+    """How the demo runs a source against its simulator in the demo's world."""
+
+    title: str                                         # how the demo names it, e.g. "go-e"
+    simulator: Callable[[Simulators], Simulator]       # the simulator the live demo serves
+    config: Callable[[str, Simulators], str]           # its TOML section, given that server's URL
+    # (world, clock, start, end) -> its history; None: it has none to generate
+    history: Callable[[Simulators, ManualClock, int, int], HistoryStream] | None = None
+
+
 # -- the registry entry ----------------------------------------------------------------------
 
 
@@ -184,3 +216,5 @@ class SourcePackage:
     rollups: tuple[Spec, ...] = ()             # what it adds to the daily and monthly rollups
     export_counters: tuple[CounterSpec, ...] = ()   # its energy counters in exported sums
     sessions: ChargeExtractor | None = None    # the charges it observes, for charging sessions
+    # Loads its demo hook (the simulators are imported only by the demo and the history).
+    demo: Callable[[], DemoHook] | None = None

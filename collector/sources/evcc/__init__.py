@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from collector.config_types import Duration, Model, SecretValue, instance_name
-from collector.sources.base import SourceContext, SourcePackage
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.evcc import counters, sessions
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
@@ -121,8 +121,16 @@ def build(config: Config, ctx: SourceContext):
     return EvccSource(config, ctx)
 
 
+
+def _demo() -> DemoHook:
+    from collector.sources.evcc.demo import DEMO
+
+    return DEMO
+
+
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
                        preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
-                       sessions=sessions.EXTRACTOR, backfill=build)
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo)
+
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from collector.config_types import Duration, Model, SecretValue, instance_name
 from collector.measurement import register
-from collector.sources.base import SourceContext, SourcePackage
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.evenergy import counters, sessions
 from collector.sources.evenergy.parse import COMMAND, MEASUREMENTS, NAME, STATUS
 from collector.sources.evenergy.source import EvEnergySource, build_source
@@ -97,8 +97,16 @@ def build(config: Config, ctx: SourceContext) -> EvEnergySource:
     return build_source(config, ctx)
 
 
+
+def _demo() -> DemoHook:
+    from collector.sources.evenergy.demo import DEMO
+
+    return DEMO
+
+
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
                        preference=1, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
-                       sessions=sessions.EXTRACTOR)
+                       sessions=sessions.EXTRACTOR, demo=_demo)
+
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "STATUS", "COMMAND", "NAME", "build"]

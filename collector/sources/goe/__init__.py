@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.config_types import Duration, Model, SecretValue
 from collector.measurement import register
-from collector.sources.base import SourceContext, SourcePackage
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.goe import counters, sessions
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
 from collector.sources.goe.parse import MEASUREMENTS, STATUS_KEYS
@@ -176,8 +176,16 @@ def build(config: Config, ctx: SourceContext) -> GoeSource:
     return GoeSource(config, ctx)
 
 
+
+def _demo() -> DemoHook:
+    from collector.sources.goe.demo import DEMO
+
+    return DEMO
+
+
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
                        preference=0, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
-                       sessions=sessions.EXTRACTOR)
+                       sessions=sessions.EXTRACTOR, demo=_demo)
+
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "NAME"]

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.config_types import Duration, Model, SecretValue, instance_name
 from collector.measurement import register
-from collector.sources.base import SourceContext, SourcePackage
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.ovms import counters, sessions
 
 from .parse import MEASUREMENTS, NAME
@@ -105,8 +105,16 @@ def build(config: Config, ctx: SourceContext) -> OvmsSource:
     return OvmsSource(config, ctx)
 
 
+
+def _demo() -> DemoHook:
+    from collector.sources.ovms.demo import DEMO
+
+    return DEMO
+
+
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
                        preference=3, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
-                       sessions=sessions.EXTRACTOR, backfill=build)
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo)
+
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "OvmsSource"]
