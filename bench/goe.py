@@ -141,7 +141,7 @@ async def fleet_round(url: str, chargers: int, seconds: float, warmup: float = 3
     tmp = tempfile.mkdtemp(prefix="goe-bench-")
     store = Store(Path(tmp) / "bench.db")
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(),
                         health=health)
     config = parse_config({"sources": {"goe": {
         "interval": 1, "cloud_url": url, "timeout": 5,

@@ -83,7 +83,7 @@ async def run_backfill(config: Config, source_name: str, since: datetime | None 
         return 2
     store = Store(config.store.path, config.store.synchronous)
     health = Health()
-    context = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(), health=health,
+    context = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(), health=health,
                             shard=config.collector.shard, shards=config.collector.shards,
                             http_transport=http_transport)
     try:

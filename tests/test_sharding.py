@@ -30,7 +30,7 @@ def devices_per_shard(tmp_path, name):
         health = Health()
         config = parse_config({"collector": {"shard": shard, "shards": SHARDS},
                                "sources": {name: SECTIONS[name]}})
-        ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+        ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(),
                             health=health, shard=shard, shards=SHARDS)
         source = load_all_sources()[name].build(getattr(config.sources, name), ctx)
         owned.append({job.device for job in source.jobs() if job.device})

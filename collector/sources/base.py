@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, 
 
 import httpx
 
+from collector.bookmarks import CursorReader
 from collector.charges import ChargeExtractor
 from collector.config_types import Model
 from collector.health import Health
@@ -23,7 +24,6 @@ from collector.limits import Limits
 from collector.measurement import Measurement
 from collector.poll import Gate, Outcome, PayloadProblems, PollStep
 from collector.specs import CounterSpec, Spec
-from collector.store import Store
 from collector.writer import PointWriter
 
 if TYPE_CHECKING:   # the simulators are loaded by the demo and the history only
@@ -62,9 +62,9 @@ class CheckResult:
 
 @dataclass
 class SourceContext:
-    """What the collector lends a source: where points go, limits, health, the clock."""
+    """What the collector lends a source: where points go, its committed cursors, limits, health."""
 
-    store: Store
+    cursors: CursorReader     # the store, read only for the source's bookmarks
     writer: PointWriter
     limits: Limits
     health: Health

@@ -10,6 +10,7 @@ from collector.sim.base import Simulator
 from collector.sim.world import EVCC_SITE, EVCC_TARIFFS, ManualClock, Simulators, toml_str
 from collector.sources.base import DemoHook
 from collector.sources.evcc import parse
+from collector.sources.evcc.cursors import SESSIONS
 
 STATE_INTERVAL = 30          # the source's default state_interval
 NS = 1_000_000_000
@@ -57,7 +58,7 @@ class History:
         parsed = parse.parse_sessions(rows, EVCC_SITE, since_ns=self.start * NS)
         mark = parsed.watermark_ns()
         if mark is not None:
-            self.cursors[f"evcc:{EVCC_SITE}:sessions"] = parse.format_time_ns(mark)
+            self.cursors.update(SESSIONS.entry(mark, site=EVCC_SITE))
         return parsed.points
 
 

@@ -14,8 +14,9 @@ from collector.sources.base import BackfillResult, CheckResult, Job, Progress, S
 from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
                                      MIN_TARIFF_INTERVAL, NAME, Config)
 from collector.sources.evcc.client import EvccClient
-from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
-                                          parse_tariff, parse_time_ns, unwrap)
+from collector.sources.evcc.cursors import SESSIONS
+from collector.sources.evcc.parse import (parse_sessions, parse_state,
+                                          parse_tariff, unwrap)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class EvccSource:
             self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report,
                                  rest_state=self.client.state if self.client else None,
                                  meter_interval=config.state_interval)
-        self.sessions_cursor = f"{NAME}:{self.site}:sessions"
+        self.sessions_cursor = SESSIONS.key(site=self.site)
         self.sessions_written = WrittenPoints()
         self._sessions_since: int | None = None
         self.rates_written: dict[str, WrittenPoints] = {}
@@ -139,8 +140,8 @@ class EvccSource:
     async def _fetch_sessions(self) -> tuple[list, int | None, int | None]:
         """(rows, since, watermark): every row of the months the window touches."""
         assert self.client is not None
-        stored = self.ctx.store.cursor(self.sessions_cursor)
-        watermark = parse_time_ns(stored) if stored else None
+        stored = self.ctx.cursors.cursor(self.sessions_cursor)
+        watermark = SESSIONS.decode(stored) if stored else None
         if stored and watermark is None:
             log.warning("evcc %s: unreadable sessions cursor %r; syncing every session again",
                         self.site, stored)
@@ -172,7 +173,7 @@ class EvccSource:
         new_mark = result.watermark_ns()
         cursors = {}
         if new_mark is not None and new_mark != watermark:
-            cursors[self.sessions_cursor] = format_time_ns(new_mark)
+            cursors = SESSIONS.entry(new_mark, site=self.site)
         self._sessions_since = since
         return Parsed(self.sessions_written.changed(result.points), cursors, report.rejected,
                       nothing=f"no new or changed finished sessions ({result.running} running)")
@@ -198,10 +199,8 @@ class EvccSource:
         since_ns = int(since.timestamp() * 1e9) if since is not None else None
         result = parse_sessions(rows, self.site, since_ns, report)
         self.report(report, "sessions")
-        cursors = {}
         mark = result.watermark_ns()
-        if mark is not None:
-            cursors[self.sessions_cursor] = format_time_ns(mark)
+        cursors = SESSIONS.entry(mark, site=self.site) if mark is not None else {}
         await self.ctx.writer.write(result.points, cursors=cursors, source=NAME)
         self.sessions_written.remember(result.points, since_ns)
         if progress is not None:

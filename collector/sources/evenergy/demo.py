@@ -10,6 +10,7 @@ from collector.sim.base import Simulator
 from collector.sim.world import ManualClock, Simulators, toml_str
 from collector.sources.base import DemoHook
 from collector.sources.evenergy import parse
+from collector.sources.evenergy.cursors import WATERMARK
 
 
 def simulator(world: Simulators) -> Simulator:
@@ -48,7 +49,7 @@ class History:
                     ("command_logs", self.evenergy.command_logs, parse.parse_command_logs)):
                 parsed = parse_logs(fetch(evse.id, float(t0), until), evse.id)
                 if parsed.newest_ns is not None:
-                    self.cursors[f"evenergy:{evse.id}:{stream}"] = parse.format_time(parsed.newest_ns)
+                    self.cursors.update(WATERMARK.entry(parsed.newest_ns, evse=evse.id, stream=stream))
                 yield from parsed.points
 
     def finish(self) -> list[Point]:

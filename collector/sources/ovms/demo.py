@@ -12,6 +12,7 @@ from collector.sim.base import SimRequest, Simulator
 from collector.sim.world import OVMS_PASSWORD, OVMS_USER, ManualClock, Simulators, toml_str
 from collector.sources.base import DemoHook
 from collector.sources.ovms import parse
+from collector.sources.ovms.cursors import HISTORY, MSGTIME, UNITS
 
 INTERVAL = 60                # the source's default interval
 
@@ -82,7 +83,7 @@ class History:
                 units = payload.get("units")
                 if isinstance(units, str) and units:
                     self._units[vid] = units
-                    self.cursors[f"ovms:{vid}:units"] = units
+                    self.cursors.update(UNITS.entry(units, vehicle=vid))
                 parsed = parse.parse_status(payload, vid, previous, self._units.get(vid, "K"))
             elif stream == "location":
                 parsed = parse.parse_location(payload, vid, previous, self._units.get(vid, "K"))
@@ -90,7 +91,7 @@ class History:
                 parsed = parse.parse_tpms(payload, vid, previous)
             previous.update(parsed.msgtimes)
             for kind, stamp in parsed.msgtimes.items():
-                self.cursors[f"ovms:{vid}:msgtime:{stream}:{kind}"] = stamp
+                self.cursors.update(MSGTIME.entry(stamp, vehicle=vid, stream=stream, kind=kind))
             yield from parsed.points
 
     def finish(self) -> list[Point]:
@@ -105,7 +106,7 @@ class History:
                         if r["h_timestamp"] < end]
                 parsed = parse.parse_history(rows, vid, kind, self._units.get(vid))
                 if parsed.last_timestamp is not None:
-                    self.cursors[f"ovms:{vid}:history:{kind}"] = parsed.last_timestamp
+                    self.cursors.update(HISTORY.entry(parsed.last_timestamp, vehicle=vid, record_type=kind))
                 out.extend(parsed.points)
         return out
 

@@ -29,6 +29,7 @@ from collector.sources.base import BackfillResult, CheckResult, Job, NoProgress,
 
 from . import parse
 from .client import OvmsClient
+from .cursors import HISTORY, MSGTIME, UNITS
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,11 @@ class OvmsSource:
 
     def _cursor(self, key: str) -> str | None:
         if key not in self._msgtimes:
-            self._msgtimes[key] = self.ctx.store.cursor(key)
+            self._msgtimes[key] = self.ctx.cursors.cursor(key)
         return self._msgtimes[key]
 
     def _msgtime_key(self, vehicle: str, stream: str, kind: str) -> str:
-        return f"{NAME}:{vehicle}:msgtime:{stream}:{kind}"
+        return MSGTIME.key(vehicle=vehicle, stream=stream, kind=kind)
 
     def known_units(self, vehicle: str) -> str | None:
         """The vehicle's distance units: config, else learned from its S message, else None."""
@@ -157,8 +158,8 @@ class OvmsSource:
             return self.config.units
         if vehicle in self._units:
             return self._units[vehicle]
-        stored = self.ctx.store.cursor(f"{NAME}:{vehicle}:units")
-        if stored in ("K", "M"):
+        stored = UNITS.read(self.ctx.cursors, vehicle=vehicle)
+        if stored is not None:
             self._units[vehicle] = stored
             return stored
         return None
@@ -169,11 +170,11 @@ class OvmsSource:
         if isinstance(units, str) and units.strip().upper() in ("K", "M"):
             units = units.strip().upper()
             if self._units.get(vehicle) != units:
-                cursors[f"{NAME}:{vehicle}:units"] = units
+                cursors.update(UNITS.entry(units, vehicle=vehicle))
 
     def units_or_km(self, vehicle: str, learned: dict[str, str]) -> str:
         """Units just learned from this answer, else known, else km (the module's default)."""
-        return learned.get(f"{NAME}:{vehicle}:units") or self.known_units(vehicle) or "K"
+        return learned.get(UNITS.key(vehicle=vehicle)) or self.known_units(vehicle) or "K"
 
     async def poll(self, stream: str, vehicle: str | None = None) -> Outcome:
         return await self._for_each(vehicle, lambda v: self.sample(v, stream))
@@ -258,8 +259,8 @@ class OvmsSource:
         for row in summary:
             if not self._wanted(row.record_type):
                 continue
-            key = f"{NAME}:{vehicle}:history:{row.record_type}"
-            cursor = await asyncio.to_thread(self.ctx.store.cursor, key)
+            key = HISTORY.key(vehicle=vehicle, record_type=row.record_type)
+            cursor = await asyncio.to_thread(self.ctx.cursors.cursor, key)
             if not reread and cursor and row.last and row.last <= cursor:
                 progress.advance((expected or {}).get(row.record_type, 0), f"{vehicle} {row.record_type}")
                 continue  # nothing newer on the server

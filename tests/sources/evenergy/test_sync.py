@@ -277,7 +277,7 @@ def test_odd_values_are_counted_every_time_but_warned_about_once(tmp_path, caplo
 
     store = Store(tmp_path / "s.db")
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(),
                         health=health, http_transport=httpx.MockTransport(handler))
     source = build(Config(client_id="c", client_secret="s", user="u",
                           evses=("evse01HSH04KDEWF6Z4DB2J77J74K5",)), ctx)

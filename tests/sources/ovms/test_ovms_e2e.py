@@ -23,7 +23,7 @@ def ship(ctx, influxdb, db) -> None:
     cfg = parse_config({"influxdb": {"api": "v1", "url": influxdb.url, "database": db}}).influxdb
     target = make_target(cfg)
     try:
-        assert asyncio.run(Forwarder(ctx.store, target, ctx.health).flush(time.monotonic() + 30))
+        assert asyncio.run(Forwarder(ctx.writer.store, target, ctx.health).flush(time.monotonic() + 30))
     finally:
         target.close()
 
