@@ -1,4 +1,5 @@
-"""A charge as one source observed it (`Interval`), and what a source's extractor is made of.
+"""A charge as one source observed it (`Interval`), what a source's extractor is made of, and
+the `Tariff` a charge is priced by.
 
 The sessions job (`collector/sessions/`) merges and joins the intervals every registered
 source extracts from its stored points; each source's extractor lives in its package
@@ -100,6 +101,21 @@ class CounterSum:
 
 # measurement, start_ns, end_ns -> its stored points in that range (any order)
 Reader = Callable[[str, int, int], Iterable[PointLike]]
+
+
+class Tariff(Protocol):
+    name: str
+
+    def price_at(self, t_ns: int) -> float | None:
+        """Price per kWh at `t_ns`, or None when unknown."""
+
+    def source_at(self, t_ns: int) -> str:
+        """Where the price at `t_ns` comes from: fixed, time-of-use, dynamic or flat."""
+
+
+# (reader, start_ns, end_ns, instance or None: all, fallback price) -> the grid rates a source
+# published for that window, as a Tariff (`[sessions] tariff = "<source name>"`)
+PublishedRates = Callable[[Reader, int, int, str | None, float | None], Tariff]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from collector.analysis import rounded, summarise
 from collector.export import LEAD_IN_NS, NS, ExportError, Request, make_reader, sessions_frame
 from collector.export import _schema as measurement
 from collector.pages import blank, esc, kwh, money, page, table
-from collector.sources import counter_specs
+from collector.sources import counter_specs, load_all_sources
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 METER_NAMES = {"eto": "the go-eCharger's internal meter (eto)",
@@ -98,8 +98,8 @@ def tariff_method(sessions_cfg: Any, seen: Sequence[str]) -> str:
     elif kind == "tou":
         rules = ", ".join(f"{e.start}-{e.end} {e.price:g}" for e in sessions_cfg.tou)
         text = f"time-of-use ({sessions_cfg.timezone}): {rules} {cur}/kWh{fallback}"
-    elif kind == "evcc":
-        text = f"dynamic: the grid price evcc published for each hour the energy was drawn{fallback}"
+    elif kind in load_all_sources():
+        text = f"dynamic: the grid price {kind} published for each hour the energy was drawn{fallback}"
     else:
         text = "none configured: sessions carry no price ([sessions] tariff)"
     if seen:

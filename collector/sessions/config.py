@@ -135,6 +135,11 @@ class SessionsSection(Model):
                              "\"goe:012345\" or \"evenergy:<evse>\"")
         return self
 
+    @property
+    def tariff_instance(self) -> str | None:
+        """Which instance of the tariff's source publishes the rates (None: the only one)."""
+        return self.evcc_site if self.tariff == "evcc" else None
+
     def holder(self, vehicle: str | None = None, card: str | None = None) -> Holder:
         """The holder details configured for a vehicle or a card (empty when none are)."""
         if vehicle is not None and vehicle in self.vehicles:

@@ -22,8 +22,8 @@ from collector.charges import ChargeExtractor, Interval
 from collector.points import Point
 from collector.sessions.config import SessionsSection
 from collector.sessions.derive import Identities, derive_sessions
-from collector.sessions.pricing import EvccTariff, FixedTariff, Tariff, TouTariff
-from collector.sources import by_preference
+from collector.sessions.pricing import FixedTariff, Tariff, TouTariff
+from collector.sources import by_preference, load_all_sources
 from collector.store import Store, StoredPoint
 
 log = logging.getLogger(__name__)
@@ -71,21 +71,9 @@ def build_tariff(cfg: SessionsSection, read: Reader, start_ns: int, end_ns: int)
         return FixedTariff(cfg.price, name=cfg.tariff)
     if cfg.tariff == "tou":
         return TouTariff(tuple(e.rule() for e in cfg.tou), ZoneInfo(cfg.timezone), cfg.price)
-    if cfg.tariff == "evcc":
-        rates, sites = [], set()
-        # a rate published a day ahead starts before the window it prices
-        for p in read("evcc_tariff", start_ns - 2 * 86400 * 10**9, end_ns):
-            if p.tags.get("type") != "grid" or "price_per_kwh" not in p.fields:
-                continue
-            site = p.tags.get("site", "")
-            if cfg.evcc_site is not None and site != cfg.evcc_site:
-                continue
-            sites.add(site)
-            rates.append((p.time_ns, p.fields.get("duration_s"), float(p.fields["price_per_kwh"])))
-        if len(sites) > 1:
-            log.warning("sessions: grid tariffs from several evcc sites %s; set [sessions] evcc_site",
-                        sorted(sites))
-        return EvccTariff(rates, cfg.price)
+    source = load_all_sources().get(cfg.tariff)
+    if source is not None and source.tariff is not None:
+        return source.tariff(read, start_ns, end_ns, cfg.tariff_instance, cfg.price)
     return None
 
 

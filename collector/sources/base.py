@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, 
 import httpx
 
 from collector.bookmarks import CursorReader
-from collector.charges import ChargeExtractor
+from collector.charges import ChargeExtractor, PublishedRates
 from collector.config_types import Model
 from collector.health import Health
 from collector.limits import Limits
@@ -216,5 +216,7 @@ class SourcePackage:
     rollups: tuple[Spec, ...] = ()             # what it adds to the daily and monthly rollups
     export_counters: tuple[CounterSpec, ...] = ()   # its energy counters in exported sums
     sessions: ChargeExtractor | None = None    # the charges it observes, for charging sessions
+    # The grid rates it publishes, to price sessions by (`[sessions] tariff = "<name>"`).
+    tariff: PublishedRates | None = None
     # Loads its demo hook (the simulators are imported only by the demo and the history).
     demo: Callable[[], DemoHook] | None = None

@@ -11,7 +11,8 @@ from collector.sources.evcc.sessions import evcc_intervals
 from collector.sources.evenergy.sessions import evenergy_intervals
 from collector.sources.goe.sessions import goe_card_names, goe_intervals
 from collector.sources.ovms.sessions import ovms_intervals
-from collector.sessions.pricing import EvccTariff, FixedTariff, TouRule, TouTariff
+from collector.sessions.pricing import FixedTariff, TouRule, TouTariff
+from collector.sources.evcc.tariff import EvccTariff
 from collector.store import StoredPoint
 from tests.sessions.timelines import S, goe, ovms_grid, ts
 

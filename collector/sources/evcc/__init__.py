@@ -12,6 +12,7 @@ from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.evcc import counters, sessions
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
+from collector.sources.evcc.tariff import grid_tariff
 
 NAME = "evcc"
 
@@ -130,7 +131,8 @@ def _demo() -> DemoHook:
 
 SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
                        preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
-                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo)
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo,
+                       tariff=grid_tariff)
 
 
 __all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]
