@@ -103,7 +103,8 @@ def demo_year(work: Path, days: int) -> None:
     from datetime import datetime, timedelta, timezone
 
     from collector.config import load_config
-    from collector.demo import demo_config, demo_hooks
+    from collector.demo import demo_config
+    from collector.sources import demo_hooks
     from collector.history import generate_history
     from collector.sim.world import build_simulators
     from collector.sessions.job import SessionDeriver

@@ -77,17 +77,17 @@ def _build_sources_model() -> type[SourcesSection]:
     return create_model("SourcesSection", __base__=SourcesSection, **fields)
 
 
-_config_model: tuple[tuple[str, ...], type[Config]] | None = None
+_config_model: tuple[tuple[tuple[str, type[Model]], ...], type[Config]] | None = None
 
 
 def config_model() -> type[Config]:
     """The root model with the registered sources' sections; rebuilt when the registry changes."""
     global _config_model
-    names = tuple(load_all_sources())
-    if _config_model is None or _config_model[0] != names:
+    sections = tuple((name, source.config) for name, source in load_all_sources().items())
+    if _config_model is None or _config_model[0] != sections:
         sources = _build_sources_model()
         model = create_model("Config", __base__=Config, sources=(sources, sources()))
-        _config_model = (names, model)
+        _config_model = (sections, model)
     return _config_model[1]
 
 

@@ -1,8 +1,8 @@
 """`ev-collector demo`: the whole product against built-in simulators, with no hardware.
 
 It starts the simulator of every registered source on loopback ports (the demo's world, linked
-through one car, see `collector/sim/world.py`), writes the configuration it uses into the work directory (so it can be
-copied), optionally generates history first, and runs the real `Collector` on that
+through one car, see `collector/sim/world.py`), writes the configuration it uses into the work
+directory (so it can be copied), optionally generates history first, and runs the real `Collector` on that
 configuration: the embedded store by default, or InfluxDB with the `--influx-*` options. A
 compact live view shows polls, points, backlog, errors and quota left.
 """
@@ -32,9 +32,8 @@ from collector.health import COLLECTOR, ERROR_COUNTERS
 from collector.history import generate_history
 from collector.influx import WriteError
 from collector.sim.base import SimServer
-from collector.sim.world import Simulators, build_simulators, sessions_config
-from collector.sources import load_all_sources
-from collector.sources.base import DemoHook
+from collector.sim.world import Simulators, build_simulators, sessions_config, toml_str
+from collector.sources import demo_hooks
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +89,6 @@ def register(subparsers: Any) -> None:
 # -- configuration ---------------------------------------------------------------------------
 
 
-def demo_hooks() -> dict[str, DemoHook]:
-    """The registered sources that take part in the demo, by name, in the registry's order."""
-    return {name: source.demo() for name, source in load_all_sources().items() if source.demo is not None}
-
-
-def _q(text: str) -> str:
-    """A TOML basic string (JSON's escapes are valid TOML for the text we write)."""
-    return json.dumps(text, ensure_ascii=False)
-
-
 def influx_section(args: argparse.Namespace) -> str:
     """The [influxdb] section the options ask for, or "" without --influx-url.
 
@@ -113,7 +102,7 @@ def influx_section(args: argparse.Namespace) -> str:
             raise ConfigError(f"demo: --{named[0].replace('_', '-')} needs --influx-url")
         return ""
     api = args.influx_api or ("v1" if args.influx_database else "v2")
-    lines = ["[influxdb]", f"api = {_q(api)}", f"url = {_q(args.influx_url)}"]
+    lines = ["[influxdb]", f"api = {toml_str(api)}", f"url = {toml_str(args.influx_url)}"]
     if api == "v2":
         missing = [o for o in ("influx_org", "influx_bucket") if not getattr(args, o)]
         if missing:
@@ -121,17 +110,17 @@ def influx_section(args: argparse.Namespace) -> str:
         if not os.environ.get("INFLUX_TOKEN"):
             raise ConfigError("demo: InfluxDB v2 needs its API token in the environment "
                               "variable INFLUX_TOKEN")
-        lines += [f"org = {_q(args.influx_org)}", f"bucket = {_q(args.influx_bucket)}",
+        lines += [f"org = {toml_str(args.influx_org)}", f"bucket = {toml_str(args.influx_bucket)}",
                   'token = { env = "INFLUX_TOKEN" }']
     else:
         if not args.influx_database:
             raise ConfigError("demo: InfluxDB v1 needs --influx-database")
-        lines.append(f"database = {_q(args.influx_database)}")
+        lines.append(f"database = {toml_str(args.influx_database)}")
         if args.influx_username:
             if not os.environ.get("INFLUX_PASSWORD"):
                 raise ConfigError("demo: --influx-username needs the password in the environment "
                                   "variable INFLUX_PASSWORD")
-            lines += [f"username = {_q(args.influx_username)}",
+            lines += [f"username = {toml_str(args.influx_username)}",
                       'password = { env = "INFLUX_PASSWORD" }']
     return "\n".join(lines) + "\n"
 
@@ -158,7 +147,7 @@ log_level = "info"
 health_interval = "10s"
 
 [store]
-path = {_q(STORE_NAME)}    # relative to this file
+path = {toml_str(STORE_NAME)}    # relative to this file
 
 {storage}
 {sources}
@@ -575,5 +564,5 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-__all__ = ["Demo", "DemoResult", "demo_config", "demo_hooks", "influx_section", "next_steps", "register",
+__all__ = ["Demo", "DemoResult", "demo_config", "influx_section", "next_steps", "register",
            "render_line", "run", "snapshot"]

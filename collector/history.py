@@ -22,15 +22,10 @@ from typing import Any, Iterable
 
 from collector.points import Point
 from collector.sim.world import ManualClock, history_world
-from collector.sources import load_all_sources
-from collector.sources.base import DemoHook
+from collector.sources import demo_hooks
 from collector.store import Store
 
 BATCH_POINTS = 50_000                # points per Store.append transaction (bounds memory)
-
-
-def _hooks() -> list[DemoHook]:
-    return [source.demo() for source in load_all_sources().values() if source.demo is not None]
 
 
 class _Sink:
@@ -82,7 +77,7 @@ def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1
         raise ValueError(f"history end {end.isoformat()} is not after its start {start.isoformat()}")
     clock = ManualClock(float(t_start))
     world = history_world(seed, t_start, t_end, clock)
-    streams = [hook.history(world, clock, t_start, t_end) for hook in _hooks() if hook.history]
+    streams = [hook.history(world, clock, t_start, t_end) for hook in demo_hooks().values() if hook.history]
     sink = _Sink(store, frozenset().union(*(stream.repeated for stream in streams)))
     bar = None
     if progress:

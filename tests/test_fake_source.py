@@ -13,11 +13,11 @@ import pytest
 
 from collector import cli
 from collector.config import ConfigError, load_config, parse_config
-from collector.demo import Demo, demo_config, demo_hooks
+from collector.demo import Demo, demo_config
 from collector.history import generate_history
 from collector.schema import all_measurements, render_markdown
 from collector.sim.world import build_simulators
-from collector.sources import REGISTRY
+from collector.sources import REGISTRY, demo_hooks
 from collector.store import Store
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)

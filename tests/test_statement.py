@@ -150,7 +150,8 @@ def _month_of_demo() -> tuple[str, datetime]:
 
 
 def test_statement_for_the_current_month_of_the_demo(tmp_path, capsys):
-    from collector.demo import demo_config, demo_hooks
+    from collector.demo import demo_config
+    from collector.sources import demo_hooks
     from collector.history import generate_history
     from collector.sim.world import build_simulators
 

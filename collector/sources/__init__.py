@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:   # the base module imports nothing of the registry; only the types here
-    from collector.sources.base import SourcePackage
+if TYPE_CHECKING:   # types only: a source package is imported when the registry is read
+    from collector.sources.base import DemoHook, SourcePackage
     from collector.specs import CounterSpec
 
 REGISTRY: dict[str, str] = {
@@ -47,6 +47,12 @@ def by_preference() -> list[SourcePackage]:
 def counter_specs() -> list[CounterSpec]:
     """Every source's energy counters for exported sums, preferred source first."""
     return [spec for source in by_preference() for spec in source.export_counters]
+
+
+def demo_hooks() -> dict[str, DemoHook]:
+    """The sources that take part in the demo and the history, by name, in registry order."""
+    return {name: source.demo() for name, source in load_all_sources().items()
+            if source.demo is not None}
 
 
 def instances(sources: object, name: str) -> list:
