@@ -58,7 +58,7 @@ class Collector:
         self.health = Health(collector=config.collector.name, shard=config.collector.shard)
         self.limits = limits or Limits()
         self.writer = PointWriter(self.store, self.health)
-        self.context = SourceContext(store=self.store, writer=self.writer, limits=self.limits,
+        self.context = SourceContext(cursors=self.store, writer=self.writer, limits=self.limits,
                                      health=self.health, shard=config.collector.shard,
                                      shards=config.collector.shards)
         self.sources: list[Source] = []

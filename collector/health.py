@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from collector.http_outcomes import Action
 from collector.points import Point
-from collector.schema import Measurement, Tag, b, i, register, s
+from collector.measurement import Measurement, Tag, b, i, register, s
 
 COLLECTOR = "collector"
 
@@ -34,7 +35,7 @@ HEALTH = Measurement(
                 "`source=collector` for the store and the forwarder, per collector process "
                 "(`collector` and `shard`). Counters are cumulative since the process started.",
     time="when the health sample was taken (wall clock)",
-    tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
+    tags=(Tag("source", "source name (as in `[sources.<name>]`), `sessions` for the derived "
                         "charging sessions, `rollups` for the daily and monthly rollups, or "
                         "`collector` for the pipeline"),
           Tag("instance", "the source instance's `name` (`[[sources.evcc]] name = \"home\"`); "
@@ -80,6 +81,14 @@ HEALTH = Measurement(
     ),
 )
 register(HEALTH)
+
+# The health counter each failed outcome counts towards (NO_DATA is no failure: `no_data`).
+ERROR_COUNTERS: dict[Action, str] = {
+    Action.RETRY: "errors_transient",
+    Action.WAIT: "errors_rate_limited",
+    Action.CONFIG: "errors_config",
+    Action.DROP: "errors_payload",
+}
 
 
 @dataclass

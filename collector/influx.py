@@ -23,7 +23,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import httpx
 
-from collector.config import InfluxV1, InfluxV2
+from collector.config_types import InfluxV1, InfluxV2
 from collector.health import COLLECTOR, Health
 from collector.errors import CollectorError
 from collector.http_outcomes import (Action, StatusKey, classify_status, connect_failure,

@@ -29,7 +29,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from collector.health import Health
+from collector.health import ERROR_COUNTERS, Health
 from collector.http_outcomes import Action, SourceError, redact_text
 from collector.limits import Clock, Stopping, wall_clock
 from collector.log_throttle import LogThrottle
@@ -46,12 +46,6 @@ CONFIG_BACKOFF_MAX = 300.0
 # A 429 (or a proxy's) without Retry-After: wait this long before asking again.
 DEFAULT_WAIT = 60.0
 
-_HEALTH_COUNTER = {
-    Action.RETRY: "errors_transient",
-    Action.WAIT: "errors_rate_limited",
-    Action.CONFIG: "errors_config",
-    Action.DROP: "errors_payload",
-}
 _LEVEL = {
     Action.RETRY: logging.WARNING,
     Action.WAIT: logging.INFO,
@@ -174,7 +168,7 @@ class JobRunner:
     def _failed(self, job: Job, state: _JobState, scope: _JobState, exc: SourceError) -> None:
         health = self.health
         health.count(job.source, "polls_failed")
-        health.count(job.source, _HEALTH_COUNTER[exc.action])
+        health.count(job.source, ERROR_COUNTERS[exc.action])
         message = redact_text(str(exc))
         health.error(job.source, message)
         wait = exc.retry_after or 0.0

@@ -25,12 +25,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from collector.analysis import rounded, summarise
-from collector.export import COUNTERS
 from collector.pages import blank, esc, kwh, money, page, table
 from collector.query import NS, FrameReader, QueryError, make_reader
-from collector.query.counters import LEAD_IN_NS, CounterSpec
+from collector.query.counters import LEAD_IN_NS
 from collector.query.frames import Request, sessions_frame
 from collector.query.readers import declared
+from collector.sources import counter_specs, load_all_sources
+from collector.specs import CounterSpec
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 METER_NAMES = {"eto": "the go-eCharger's internal meter (eto)",
@@ -100,8 +101,8 @@ def tariff_method(sessions_cfg: Any, seen: Sequence[str]) -> str:
     elif kind == "tou":
         rules = ", ".join(f"{e.start}-{e.end} {e.price:g}" for e in sessions_cfg.tou)
         text = f"time-of-use ({sessions_cfg.timezone}): {rules} {cur}/kWh{fallback}"
-    elif kind == "evcc":
-        text = f"dynamic: the grid price evcc published for each hour the energy was drawn{fallback}"
+    elif kind in load_all_sources():
+        text = f"dynamic: the grid price {kind} published for each hour the energy was drawn{fallback}"
     else:
         text = "none configured: sessions carry no price ([sessions] tariff)"
     if seen:
@@ -122,12 +123,13 @@ def meter_line(meters: Sequence[str], unmetered: int, sources: Sequence[str]) ->
     return text.strip()
 
 
-def _counter_spec(meter: str, specs: Sequence[CounterSpec]) -> tuple[str, CounterSpec | None, list[str]]:
+def _counter_spec(meter: str, specs: Sequence[CounterSpec] | None) -> tuple[str, CounterSpec | None, list[str]]:
     """The counter behind a session's `meter` ("goe:012345 eto"): its identity, the counter
-    spec of that source among `specs`, and the measurement's tag names."""
+    spec of that source among `specs` (default: every registered source's), and the
+    measurement's tag names."""
     identity = meter.partition(" ")[0]
     source = identity.partition(":")[0]
-    for spec in specs:
+    for spec in counter_specs() if specs is None else specs:
         m = declared(spec.measurement)
         if m.source == source:
             return identity, spec, [t.name for t in m.tags]
@@ -135,7 +137,7 @@ def _counter_spec(meter: str, specs: Sequence[CounterSpec]) -> tuple[str, Counte
 
 
 def count_meter(reader: FrameReader, meter: str, start_ns: int, end_ns: int, tz: ZoneInfo,
-                specs: Sequence[CounterSpec] = COUNTERS) -> MeterCount:
+                specs: Sequence[CounterSpec] | None = None) -> MeterCount:
     """A meter's readings at the month's edges and what it counted in between (a reading
     just before the month starts counts as its start)."""
     out = MeterCount(meter)
@@ -237,7 +239,7 @@ def facts(s: Statement) -> list[tuple[str, str]]:
 # -- build --------------------------------------------------------------------------------------
 
 def build(reader: FrameReader, month: str, tz: ZoneInfo, sessions_cfg: Any, vehicle: str | None = None,
-          card: str | None = None, specs: Sequence[CounterSpec] = COUNTERS) -> tuple[list[Statement], list[str]]:
+          card: str | None = None, specs: Sequence[CounterSpec] | None = None) -> tuple[list[Statement], list[str]]:
     """The statements asked for, and notes on sessions no statement covers."""
     from collector.sessions.config import Holder
 

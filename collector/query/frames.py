@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from collector.query.counters import ENERGY_COLUMNS, LEAD_IN_NS, CounterRollup, CounterSpec
+from collector.query.counters import ENERGY_COLUMNS, LEAD_IN_NS, CounterRollup
 from collector.query.readers import FrameReader, QueryError, declared
 from collector.query.times import DAY_NS, NS, epoch_text, local_text, period_start
 from collector.schema import all_measurements
+from collector.specs import CounterSpec
 
 RAW_WINDOW_NS = DAY_NS
 SESSION_SUMS = ("vehicle_energy_wh", "cost", "grid_only_cost", "savings")

@@ -16,7 +16,8 @@ from typing import Any, Iterator, Protocol, Sequence
 import pandas as pd
 
 from collector.errors import CollectorError
-from collector.schema import FieldType, Measurement, all_measurements
+from collector.measurement import FieldType, Measurement
+from collector.schema import all_measurements
 
 INFLUX_WINDOW_NS = 7 * 86400 * 10**9
 

@@ -19,7 +19,8 @@ from collector.query.samples import SampleReader, Samples
 from collector.rollups import series as calc
 from collector.rollups.model import CALENDAR, LATEST, MEAN, RATIOS, ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.rollups.periods import Period
-from collector.rollups.specs import MAX_GAP_S, SPECS, Device, Events, Parked, Spec, measurements, sparse
+from collector.rollups.specs import all_specs, measurements, sparse
+from collector.specs import MAX_GAP_S, Device, Events, Parked, Spec
 from collector.sessions.derive import Identities
 
 # The longest step between two state-of-charge readings still taken as one parked stretch:
@@ -188,10 +189,12 @@ def _finish(values: dict[str, Any], period: Period) -> dict[str, Any]:
 
 
 def compute_days(read: SampleReader, days: Sequence[Period], names: Names | None = None,
-                 specs: Sequence[Spec] = SPECS) -> list[Point]:
-    """`rollup_daily` points for every entity that has data on any of `days` (consecutive)."""
+                 specs: Sequence[Spec] | None = None) -> list[Point]:
+    """`rollup_daily` points for every entity that has data on any of `days` (consecutive);
+    `specs`: what to compute (default: every registered source's, and the sessions')."""
     if not days:
         return []
+    specs = all_specs() if specs is None else specs
     names = names or Names()
     bounds = _bounds(days)
     labels = [p.label for p in days]

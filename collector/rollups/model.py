@@ -8,7 +8,7 @@ starts its period, so recomputing a period (late data) overwrites the same point
 
 from __future__ import annotations
 
-from collector.schema import Measurement, Tag, f, i, register, s
+from collector.measurement import Measurement, Tag, f, i, register, s
 
 KINDS = ("charger", "loadpoint", "site", "vehicle")
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model
+from collector.config_types import Duration, Model
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
@@ -134,6 +134,11 @@ class SessionsSection(Model):
             raise ValueError(f"ignore: {bad} are not source identities like \"evcc:home/Heat pump\", "
                              "\"goe:012345\" or \"evenergy:<evse>\"")
         return self
+
+    @property
+    def tariff_instance(self) -> str | None:
+        """Which instance of the tariff's source publishes the rates (None: the only one)."""
+        return self.evcc_site if self.tariff == "evcc" else None
 
     def holder(self, vehicle: str | None = None, card: str | None = None) -> Holder:
         """The holder details configured for a vehicle or a card (empty when none are)."""

@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
+from collector.sources.evcc import counters, sessions
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
+from collector.sources.evcc.tariff import grid_tariff
 
 NAME = "evcc"
 
@@ -128,4 +130,17 @@ def build(config: Config, ctx: SourceContext):
     return EvccSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]
+
+def _demo() -> DemoHook:
+    from collector.sources.evcc.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo,
+                       tariff=grid_tariff)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import httpx
 
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.http_outcomes import (Action, SourceError, StatusKey, error_for_exception,
                                      error_for_response, safe_url)
 from collector.sources.base import SourceContext

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
-from collector.schema import CoercionReport, Measurement
+from collector.measurement import CoercionReport, Measurement
 from collector.timestamps import format_rfc3339_ns, parse_rfc3339_ns
 from collector.sources.evcc.schema import (BATTERY, LIFETIME_METERS, LOADPOINT, PV, SESSION, SITE,
                                            STATISTICS, TARIFF)

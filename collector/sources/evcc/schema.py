@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.schema import Measurement, Tag, b, f, i, register, s
+from collector.measurement import Measurement, Tag, b, f, i, register, s
 
 SOURCE = "evcc"
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.http_outcomes import (Action, SourceError, classify_status, error_for_exception,
                                      parse_retry_after, redact_text, renewing_once_on_401,
                                      safe_url)

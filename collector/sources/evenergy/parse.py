@@ -20,7 +20,7 @@ from typing import Any, Callable
 from collector.timestamps import parse_rfc3339_ns
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
-from collector.schema import CoercionReport, Measurement, Tag, b, f, s
+from collector.measurement import CoercionReport, Measurement, Tag, b, f, s
 
 NAME = "evenergy"
 

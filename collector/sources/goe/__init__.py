@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue
-from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue
+from collector.measurement import register
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
+from collector.sources.goe import counters, sessions
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
 from collector.sources.goe.parse import MEASUREMENTS, STATUS_KEYS
 from collector.sources.goe.source import MIN_INTERVAL, MIN_INTERVAL_V1, GoeSource
@@ -175,4 +176,16 @@ def build(config: Config, ctx: SourceContext) -> GoeSource:
     return GoeSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "build", "NAME"]
+
+def _demo() -> DemoHook:
+    from collector.sources.goe.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=0, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, demo=_demo)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "NAME"]

@@ -21,7 +21,7 @@ from typing import Any, Literal, Sequence
 import httpx
 import orjson
 
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.http_outcomes import Action, SourceError, error_for_exception, error_for_response
 
 log = logging.getLogger(__name__)

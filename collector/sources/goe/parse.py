@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
-from collector.schema import CoercionReport, Measurement, Tag, b, f, i, s
+from collector.measurement import CoercionReport, Measurement, Tag, b, f, i, s
 
 NAME = "goe"
 

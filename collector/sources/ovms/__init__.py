@@ -9,9 +9,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.schema import register
-from collector.sources.base import Source, SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.measurement import register
+from collector.sources.base import DemoHook, ElsewhereSource, SourceContext, SourcePackage
+from collector.sources.ovms import counters, sessions
 
 from .parse import MEASUREMENTS, NAME
 from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource, claim_vehicles, shard_unit
@@ -100,7 +101,7 @@ class Config(Model):
 register(*MEASUREMENTS)
 
 
-def build(config: Config, ctx: SourceContext) -> OvmsSource | Source:
+def build(config: Config, ctx: SourceContext) -> OvmsSource | ElsewhereSource:
     unit = shard_unit(config)
     if not ctx.owns(unit):
         if config.vehicles:
@@ -109,4 +110,15 @@ def build(config: Config, ctx: SourceContext) -> OvmsSource | Source:
     return OvmsSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "build", "OvmsSource"]
+def _demo() -> DemoHook:
+    from collector.sources.ovms.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=3, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "OvmsSource"]

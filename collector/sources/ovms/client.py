@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.http_outcomes import (Action, SourceError, classify_status, describe_exception,
                                      failure_cause, redact_text, renewing_once_on_401, safe_url)
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
-from collector.schema import CoercionReport, Field, Measurement, Tag, b, f, i, s
+from collector.measurement import CoercionReport, Field, Measurement, Tag, b, f, i, s
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,18 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from collector.health import origin
 from collector.http_outcomes import Action, SourceError
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep, combine
-from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.measurement import CoercionReport
+from collector.sources.base import BackfillResult, CheckResult, Job, NoProgress, Progress, SourceContext
 
 from . import parse
 from .client import OvmsClient
-
-if TYPE_CHECKING:
-    from collector.backfill import Progress
+from .cursors import HISTORY, MSGTIME, UNITS
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +43,8 @@ WRITE_CHUNK = 5000
 MIN_SAMPLE_INTERVAL = 10.0
 
 
-class _NoProgress:
-    def add_total(self, records: int) -> None:
-        pass
-
-    def advance(self, records: int, note: str = "") -> None:
-        pass
-
-
 @dataclass
-class SyncResult:
-    records: int = 0     # rows read from the server
-    points: int = 0      # points committed (new or changed rows are fewer on a re-read)
+class SyncResult(BackfillResult):
     types: int = 0       # record types fetched
 
 
@@ -171,11 +159,11 @@ class OvmsSource:
 
     def _cursor(self, key: str) -> str | None:
         if key not in self._msgtimes:
-            self._msgtimes[key] = self.ctx.store.cursor(key)
+            self._msgtimes[key] = self.ctx.cursors.cursor(key)
         return self._msgtimes[key]
 
     def _msgtime_key(self, vehicle: str, stream: str, kind: str) -> str:
-        return f"{NAME}:{vehicle}:msgtime:{stream}:{kind}"
+        return MSGTIME.key(vehicle=vehicle, stream=stream, kind=kind)
 
     def known_units(self, vehicle: str) -> str | None:
         """The vehicle's distance units: config, else learned from its S message, else None."""
@@ -183,8 +171,8 @@ class OvmsSource:
             return self.config.units
         if vehicle in self._units:
             return self._units[vehicle]
-        stored = self.ctx.store.cursor(f"{NAME}:{vehicle}:units")
-        if stored in ("K", "M"):
+        stored = UNITS.read(self.ctx.cursors, vehicle=vehicle)
+        if stored is not None:
             self._units[vehicle] = stored
             return stored
         return None
@@ -195,11 +183,11 @@ class OvmsSource:
         if isinstance(units, str) and units.strip().upper() in ("K", "M"):
             units = units.strip().upper()
             if self._units.get(vehicle) != units:
-                cursors[f"{NAME}:{vehicle}:units"] = units
+                cursors.update(UNITS.entry(units, vehicle=vehicle))
 
     def units_or_km(self, vehicle: str, learned: dict[str, str]) -> str:
         """Units just learned from this answer, else known, else km (the module's default)."""
-        return learned.get(f"{NAME}:{vehicle}:units") or self.known_units(vehicle) or "K"
+        return learned.get(UNITS.key(vehicle=vehicle)) or self.known_units(vehicle) or "K"
 
     async def poll(self, stream: str, vehicle: str | None = None) -> Outcome:
         return await self._for_each(vehicle, lambda v: self.sample(v, stream))
@@ -276,7 +264,7 @@ class OvmsSource:
         rewritten identically. Cursors never move back. `expected` (records per type) is what
         the progress advances by, so a bar reaches its total even for types not fetched.
         """
-        progress = progress or _NoProgress()
+        progress = progress or NoProgress()
         result = SyncResult()
         floor = parse.format_server_time(since - timedelta(seconds=1)) if since else None
         summary = parse.parse_history_summary(await self.client.history_summary(vehicle))
@@ -284,8 +272,8 @@ class OvmsSource:
         for row in summary:
             if not self._wanted(row.record_type):
                 continue
-            key = f"{NAME}:{vehicle}:history:{row.record_type}"
-            cursor = await asyncio.to_thread(self.ctx.store.cursor, key)
+            key = HISTORY.key(vehicle=vehicle, record_type=row.record_type)
+            cursor = await asyncio.to_thread(self.ctx.cursors.cursor, key)
             if not reread and cursor and row.last and row.last <= cursor:
                 progress.advance((expected or {}).get(row.record_type, 0), f"{vehicle} {row.record_type}")
                 continue  # nothing newer on the server
@@ -328,7 +316,7 @@ class OvmsSource:
                        reread: bool = False) -> SyncResult:
         """Pull all history the server still has (from `since`), resuming at the cursors
         (or, with `reread`, reading it all again)."""
-        progress = progress or _NoProgress()
+        progress = progress or NoProgress()
         total = SyncResult()
         vehicles = await self.vehicles()
         # `since` for the summary is exclusive, like for the records.
