@@ -8,8 +8,9 @@ source extracts from its stored points; each source's extractor lives in its pac
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 # A sample counts towards charging time only up to this long after the previous one, so a
 # hole in the data is not booked as charging.
@@ -60,9 +61,16 @@ class Interval:
 
 
 class PointLike(Protocol):
-    time_ns: int
-    tags: dict[str, str]
-    fields: dict[str, Any]
+    """A stored point as the extractors read it (read only)."""
+
+    @property
+    def time_ns(self) -> int: ...
+
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+    @property
+    def fields(self) -> Mapping[str, Any]: ...
 
 
 def first(*values: float | None) -> float | None:
@@ -104,7 +112,8 @@ Reader = Callable[[str, int, int], Iterable[PointLike]]
 
 
 class Tariff(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def price_at(self, t_ns: int) -> float | None:
         """Price per kWh at `t_ns`, or None when unknown."""

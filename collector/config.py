@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, ValidationError, create_model,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic import Tag as PydanticTag
+from pydantic_core import ErrorDetails
 
 from collector.config_types import CollectorSection, InfluxSection, Model, StoreSection
 from collector.errors import CollectorError
@@ -38,7 +46,7 @@ class SourcesSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="after")
-    def _unique_instance_names(self) -> "SourcesSection":
+    def _unique_instance_names(self) -> SourcesSection:
         for kind in type(self).model_fields:
             section = getattr(self, kind)
             if not isinstance(section, list):
@@ -71,8 +79,9 @@ def _build_sources_model() -> type[SourcesSection]:
         if "name" in config.model_fields:
             # Several instances ([[sources.evcc]]), each with its own `name`, or one table.
             one = Annotated[config, PydanticTag("table")]  # type: ignore[valid-type]
-            many = Annotated[list[config], Field(min_length=1), PydanticTag("tables")]  # type: ignore[valid-type]
-            section = Annotated[Union[one, many], Discriminator(_table_or_tables)]
+            many = Annotated[list[config],  # type: ignore[valid-type]
+                             Field(min_length=1), PydanticTag("tables")]
+            section = Annotated[one | many, Discriminator(_table_or_tables)]
             fields[name] = (section | None, None)
         else:
             fields[name] = (config | None, None)
@@ -98,14 +107,15 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("v1", "v2", "table", "tables") or (isinstance(part, str) and part.startswith("function-")):
+        elif part in ("v1", "v2", "table",
+                      "tables") or (isinstance(part, str) and part.startswith("function-")):
             continue  # pydantic's discriminator and validator names are noise for a user
         else:
             out += f".{part}" if out else str(part)
     return out or "(top level)"
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key"

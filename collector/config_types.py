@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -114,7 +114,7 @@ class CollectorSection(Model):
     name: str = "default"
 
     @model_validator(mode="after")
-    def _shard_in_range(self) -> "CollectorSection":
+    def _shard_in_range(self) -> CollectorSection:
         if self.shard >= self.shards:
             raise ValueError(f"shard must be below shards ({self.shards})")
         return self
@@ -160,7 +160,7 @@ class InfluxV2(Model):
     verify_tls: bool = True
 
 
-InfluxSection = Annotated[Union[InfluxV1, InfluxV2], Field(discriminator="api")]
+InfluxSection = Annotated[InfluxV1 | InfluxV2, Field(discriminator="api")]
 
 
 def instance_name(value: str) -> str:

@@ -21,10 +21,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 from collector.config import ConfigError, load_config
 from collector.config_types import parse_duration
@@ -128,7 +129,7 @@ def influx_section(args: argparse.Namespace) -> str:
 def demo_config(urls: Mapping[str, str], world: Simulators, influx: str = "") -> str:
     """The TOML the demo runs on: each source's section for its simulator at `urls[name]`, with
     the simulators' demo credentials, and the world's `[sessions]`."""
-    written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     storage = influx or ("# No [influxdb] section: the store below is the database.\n"
                          "# [influxdb]\n# api = \"v2\"\n# url = \"http://localhost:8086\"\n"
                          "# org = \"home\"\n# bucket = \"ev\"\n# token = { env = \"INFLUX_TOKEN\" }\n")
@@ -248,7 +249,7 @@ class LiveView:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.refresh)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.draw()
 
 
@@ -333,7 +334,7 @@ class Demo:
             if collector.target is not None:
                 await self._prepare_influx(collector.target)
             if self.args.history > 0 and not self._history_kept(collector.store):
-                end = datetime.now(timezone.utc).replace(microsecond=0)
+                end = datetime.now(UTC).replace(microsecond=0)
                 window = (end - timedelta(seconds=self.args.history), end)
                 history = self._history(collector, *window)
             _install_stop(stop)
@@ -481,7 +482,7 @@ def _install_stop(stop: asyncio.Event) -> None:
 async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         stop.set()
 
 

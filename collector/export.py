@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.query import DAY_NS, NS, FrameReader, QueryError, make_reader, parse_when
@@ -18,6 +19,7 @@ from collector.query.frames import Request, raw_frame, rollup_frame, sessions_fr
 from collector.query.readers import declared
 from collector.sources import counter_specs, load_all_sources
 from collector.specs import CounterSpec
+
 
 def write_csv(req: Request, reader: FrameReader, out: TextIO,
               specs: Sequence[CounterSpec] | None = None) -> int:
@@ -30,10 +32,14 @@ def write_csv(req: Request, reader: FrameReader, out: TextIO,
             header, rows = False, rows + len(frame)
         if header:  # no data: still a header, so a script sees the columns
             m = declared(req.measurement) if req.measurement else None
-            cols = ["epoch_s", "local_time", *([t.name for t in m.tags] + [fl.name for fl in m.fields] if m else [])]
+            cols = ["epoch_s", "local_time",
+                    *([t.name for t in m.tags] + [fl.name for fl in m.fields] if m else [])]
             out.write(",".join(cols) + "\n")
         return rows
-    frame = sessions_frame(reader, req) if req.kind == "sessions" else rollup_frame(reader, req, counter_specs() if specs is None else specs)
+    if req.kind == "sessions":
+        frame = sessions_frame(reader, req)
+    else:
+        frame = rollup_frame(reader, req, counter_specs() if specs is None else specs)
     frame.to_csv(out, index=False, lineterminator="\n")
     return len(frame)
 
@@ -43,7 +49,7 @@ def request_from_args(args: argparse.Namespace, config: Any | None) -> Request:
         tz = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise QueryError(f"unknown time zone {args.tz!r} (use an IANA name like Europe/Berlin)") from None
-    end = parse_when(args.to, tz) if args.to else int(datetime.now(timezone.utc).timestamp()) * NS
+    end = parse_when(args.to, tz) if args.to else int(datetime.now(UTC).timestamp()) * NS
     start = parse_when(args.from_, tz) if args.from_ else end - 30 * DAY_NS
     if start >= end:
         raise QueryError("--from must be before --to")

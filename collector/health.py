@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from collector.http_outcomes import Action
-from collector.points import Point
 from collector.measurement import Measurement, Tag, b, i, register, s
+from collector.points import Point
 
 COLLECTOR = "collector"
 
@@ -68,13 +68,16 @@ HEALTH = Measurement(
         i("ship_failures", "count", "write requests to InfluxDB that failed (counter; collector only)"),
         i("dead_letters", "points", "lines InfluxDB refused, kept with their reason (gauge; collector only)"),
         i("store_bytes", "bytes", "used size of the local store (gauge; collector only)"),
-        i("store_discarded", "points", "unshipped points discarded by the store's size bound (gauge; collector only)"),
-        i("store_errors", "count", "commits the local store refused, e.g. disk full (counter; collector only)"),
+        i("store_discarded", "points",
+          "unshipped points discarded by the store's size bound (gauge; collector only)"),
+        i("store_errors", "count",
+          "commits the local store refused, e.g. disk full (counter; collector only)"),
         i("held_points", "points", "points held in memory until the store accepts writes again "
           "(gauge; collector only)"),
         i("held_dropped", "points", "held points dropped over the in-memory bound while the "
           "store refused writes (counter; collector only)"),
-        i("nonfinite_dropped", "values", "NaN/infinite values dropped before storing (counter; collector only)"),
+        i("nonfinite_dropped", "values",
+          "NaN/infinite values dropped before storing (counter; collector only)"),
         b("influx_ok", "whether the last write to InfluxDB succeeded (collector only)"),
         i("shards", "processes", "`[collector] shards`: how many processes the fleet is split "
           "into, to compare with the shards that report (gauge; collector only)"),

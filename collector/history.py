@@ -17,8 +17,9 @@ cursors are left as a collector's would be at `end`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from collector.points import Point
 from collector.sim.world import ManualClock, history_world

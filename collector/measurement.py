@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from collector.errors import CollectorError
 from collector.points import FieldValue, Point

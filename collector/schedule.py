@@ -21,9 +21,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -207,7 +207,7 @@ class GridTrigger(BaseTrigger):
             k = math.floor((previous_fire_time.timestamp() - self.offset + 1e-3) / self.interval) + 1
         else:
             k = math.ceil((now.timestamp() - self.offset) / self.interval)
-        return datetime.fromtimestamp(self.offset + k * self.interval, tz=timezone.utc)
+        return datetime.fromtimestamp(self.offset + k * self.interval, tz=UTC)
 
     def __repr__(self) -> str:
         return f"<GridTrigger (interval={self.interval:g} s, offset={self.offset:.3f} s)>"
@@ -255,4 +255,4 @@ def _first_run(job: Job) -> datetime:
     its grid), and a fleet's first polls do not all land in the same instant.
     """
     spread = phase(job.id, min(job.interval, 5.0), 1.0)
-    return datetime.fromtimestamp(time.time(), timezone.utc) + timedelta(seconds=spread)
+    return datetime.fromtimestamp(time.time(), UTC) + timedelta(seconds=spread)

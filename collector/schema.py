@@ -6,7 +6,7 @@ own measurements; `docs/schema.md` is rendered from them (a test keeps it curren
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from collector.health import HEALTH
 from collector.measurement import Measurement

@@ -9,8 +9,9 @@ names a source; each source's declarations live in its package (`counters.py`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 Tags = Mapping[str, str]
 Fields = Mapping[str, Any]

@@ -6,7 +6,7 @@ names a source. Specs are passed in by the caller (the registry's `counter_specs
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -43,7 +43,7 @@ class CounterRollup:
         times = frame["time_ns"].to_numpy()
         for key, positions in groups.items():
             values_key = key if isinstance(key, tuple) else (key,)
-            charger = spec.identity(dict(zip(tag_names, values_key)))
+            charger = spec.identity(dict(zip(tag_names, values_key, strict=True)))
             t_all, p_all = times[positions], periods[positions]
             for fieldname, column in spec.counters:
                 values = frame[fieldname].to_numpy(dtype="float64", na_value=np.nan)[positions]

@@ -9,8 +9,9 @@ both return the same points, so a recomputed period overwrites its earlier point
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,8 @@ from collector.rollups import series as calc
 from collector.rollups.model import CALENDAR, LATEST, MEAN, RATIOS, ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.rollups.periods import Period
 from collector.rollups.specs import all_specs, measurements, sparse
-from collector.specs import MAX_GAP_S, Device, Events, Parked, Spec
 from collector.sessions.derive import Identities
+from collector.specs import MAX_GAP_S, Device, Events, Parked, Spec
 
 # The longest step between two state-of-charge readings still taken as one parked stretch:
 # a parked OVMS module may report only every few hours.
@@ -111,7 +112,7 @@ def _events(spec: Events, data: list[Samples], bounds: np.ndarray, labels: list[
     latest: dict[Key, dict[str, tuple[int, Any]]] = defaultdict(dict)
     for samples in data:
         index = calc.period_index(samples.t_ns, bounds)
-        for (t, fields), k in zip(samples.rows(), index):
+        for (t, fields), k in zip(samples.rows(), index, strict=True):
             if k < 0 or (spec.where is not None and not spec.where(fields)):
                 continue
             identity = spec.identity(samples.tags, fields)
@@ -140,7 +141,7 @@ def _flags(samples: Samples, fieldname: str, states: frozenset[str]) -> tuple[np
     """An activity field as (times, active) where it was reported: booleans (stored as 0/1)
     are active when true, text when it is one of `states`."""
     times, active = [], []
-    for t, value in zip(samples.t_ns, samples.columns.get(fieldname, ())):
+    for t, value in zip(samples.t_ns, samples.columns.get(fieldname, ()), strict=False):
         if value is None:
             continue
         times.append(t)

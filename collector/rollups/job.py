@@ -18,8 +18,8 @@ import json
 import logging
 import time
 import typing
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import orjson

@@ -7,7 +7,7 @@ naming in `compute.py`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from collector.sources import by_preference
 from collector.specs import Device, Events, Fields, Parked, Spec, field_value, num
@@ -26,7 +26,8 @@ _SESSION_SUMS: dict[str, Callable[[Fields], float | None]] = {
     "session_energy_wh": field_value("energy_wh"), "session_solar_energy_wh": field_value("solar_energy_wh"),
     "session_grid_energy_wh": field_value("grid_energy_wh"),
     "session_battery_energy_wh": field_value("battery_energy_wh"),
-    "cost": field_value("cost"), "grid_only_cost": field_value("grid_only_cost"), "savings": field_value("savings")}
+    "cost": field_value("cost"), "grid_only_cost": field_value("grid_only_cost"),
+    "savings": field_value("savings")}
 
 SESSIONS = (
     Events("charging_session", "charger", lambda t, _: t.get("charger") or None,

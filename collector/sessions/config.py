@@ -120,7 +120,7 @@ class SessionsSection(Model):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SessionsSection":
+    def _consistent(self) -> SessionsSection:
         if self.tariff in ("fixed", "flat") and self.price is None:
             raise ValueError(f'tariff = "{self.tariff}" needs price')
         if self.tariff == "tou" and not self.tou:
@@ -129,7 +129,8 @@ class SessionsSection(Model):
             unknown = [v for v in charger.vehicles if v not in self.vehicles]
             if unknown:
                 raise ValueError(f"chargers.{name}.vehicles names {unknown}, not in [sessions.vehicles]")
-        bad = [i for i in self.ignore if i.split(":", 1)[0] not in ("goe", "evcc", "evenergy") or ":" not in i]
+        bad = [i for i in self.ignore
+               if i.split(":", 1)[0] not in ("goe", "evcc", "evenergy") or ":" not in i]
         if bad:
             raise ValueError(f"ignore: {bad} are not source identities like \"evcc:home/Heat pump\", "
                              "\"goe:012345\" or \"evenergy:<evse>\"")

@@ -13,8 +13,8 @@ delivered, is that session's car. What the configuration names is joined as conf
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
 from collector.charges import Interval
 from collector.points import Point
@@ -215,8 +215,10 @@ def _combine_wallbox(wallbox: Sequence[Interval], ids: Identities) -> dict[str, 
                        if _overlap(existing, iv) > 0 and existing.charger != iv.charger), None)
         if target is None:
             # Nothing configured says these watch one charger: the data may (same_charge).
-            target = next(((other, k) for other, charges in named.items() for k, existing in enumerate(charges)
-                           if not (ids.configured(iv.charger or "") and ids.configured(existing.charger or ""))
+            target = next(((other, k) for other, charges in named.items()
+                           for k, existing in enumerate(charges)
+                           if not (ids.configured(iv.charger or "")
+                                   and ids.configured(existing.charger or ""))
                            and same_charge(existing, iv)), None)
         if target is None:
             group.append(iv)

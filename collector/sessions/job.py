@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from collector.charges import ChargeExtractor, Interval
@@ -53,7 +53,7 @@ def store_reader(store: Store) -> Reader:
         for tags, rows in store.query_rows(measurement, names, start_ns, end_ns):
             for sid, time_ns, *values in rows:
                 fields = {n: (bool(v) if n in booleans else v)
-                          for n, v in zip(names, values) if v is not None}
+                          for n, v in zip(names, values, strict=True) if v is not None}
                 yield StoredPoint(measurement, tags[sid], time_ns, fields)
     return read
 
@@ -127,9 +127,10 @@ class SessionDeriver:
         if cursor is not None:
             start = int(cursor) - int(self.cfg.lookback * 1e9)
         else:
-            start = earliest(self.store)
-            if start is None:
+            first = earliest(self.store)
+            if first is None:
                 return [], None
+            start = first
         return derive_range(self.cfg, store_reader(self.store), start, now_ns), now_ns
 
     async def run(self, now_ns: int | None = None) -> None:

@@ -8,9 +8,9 @@ Solar and home-battery energy cost nothing; `grid_only_cost` prices all of it as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
-from typing import Sequence
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from collector.charges import Tariff
@@ -58,7 +58,7 @@ class TouTariff:
     name: str = "tou"
 
     def _rule(self, t_ns: int) -> TouRule | None:
-        local = datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
+        local = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(self.tz)
         return next((rule for rule in self.rules if rule.matches(local)), None)
 
     def price_at(self, t_ns: int) -> float | None:
@@ -90,7 +90,8 @@ def price_profile(profile: Sequence[tuple[int, float, float | None]], tariff: Ta
     """
     cost = grid_only = 0.0
     sources: set[str] = set()
-    prev_t, prev_wall, prev_grid = profile[0][0], 0.0, 0.0
+    prev_t, prev_wall = profile[0][0], 0.0
+    prev_grid: float | None = 0.0
     for t, wall, grid in profile:
         d_wall = wall - prev_wall
         d_grid = (grid - prev_grid) if grid is not None and prev_grid is not None else None

@@ -18,8 +18,9 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from collector.sim.evcc import DEFAULT_LOADPOINTS, EvccSim, LoadpointSpec
 from collector.sim.evcc import Session as EvccSession
@@ -89,9 +90,10 @@ class CarCharger(SimCharger):
                          car_max_a=_CAR_AMPS, cards=CAR_CARDS, card=0)
         self.starts: list[int] = []
         self.cycles: list[_SessionCharger] = []
-        eto = 1_000_000 + (seed * 7919) % 4_000_000
-        self.card_energy_base = eto     # the card list was set up with the charger
-        for index, (session, following) in enumerate(zip(sessions, sessions[1:])):
+        eto_start = 1_000_000 + (seed * 7919) % 4_000_000
+        self.card_energy_base = eto_start     # the card list was set up with the charger
+        eto: float = eto_start
+        for index, (session, following) in enumerate(itertools.pairwise(sessions)):
             cycle = following.plug - session.plug
             charger = _SessionCharger(
                 serial=GOE_SERIAL, firmware=self.firmware, variant=self.variant, amp=self.amp,
@@ -167,7 +169,8 @@ class _CarEvcc(EvccSim):
         if count == 0:
             return 0.0
         last = self._by_lp[lp][count - 1]   # sessions of a loadpoint do not overlap
-        return self._lp_done[lp][count - 1] + last.power_w * max(0.0, min(now - last.created, last.charge_s)) / 3600.0
+        charging_s = max(0.0, min(now - last.created, last.charge_s))
+        return self._lp_done[lp][count - 1] + last.power_w * charging_s / 3600.0
 
     def _active(self, lp: int, now: float) -> EvccSession | None:
         rows = self._by_lp.get(lp, [])

@@ -9,9 +9,10 @@ wrong. Sources keep their HTTP I/O in `client.py`, the mapping to points in pure
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 

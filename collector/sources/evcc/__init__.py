@@ -90,7 +90,8 @@ class Config(Model):
     @classmethod
     def _state_floor(cls, value: float) -> float:
         if value < MIN_STATE_INTERVAL:
-            raise ValueError(f"must be at least {MIN_STATE_INTERVAL:g} s (evcc updates every 30 s by default)")
+            raise ValueError(f"must be at least {MIN_STATE_INTERVAL:g} s "
+                             "(evcc updates every 30 s by default)")
         return value
 
     @field_validator("sessions_interval")
@@ -104,11 +105,12 @@ class Config(Model):
     @classmethod
     def _tariff_floor(cls, value: float) -> float:
         if value < MIN_TARIFF_INTERVAL:
-            raise ValueError(f"must be at least {MIN_TARIFF_INTERVAL:g} s (forecasts change a few times an hour)")
+            raise ValueError(f"must be at least {MIN_TARIFF_INTERVAL:g} s "
+                             "(forecasts change a few times an hour)")
         return value
 
     @model_validator(mode="after")
-    def _reachable(self) -> "Config":
+    def _reachable(self) -> Config:
         if self.url is None and self.mqtt is None:
             raise ValueError("set `url` (REST) or an [mqtt] section, or both")
         if self.password is not None and self.username is None:

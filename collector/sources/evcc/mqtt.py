@@ -29,7 +29,8 @@ import ssl
 import sys
 import threading
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -39,8 +40,7 @@ from collector.log_throttle import LogThrottle
 from collector.measurement import CoercionReport
 from collector.points import Point
 from collector.sources.base import CheckResult, SourceContext
-from collector.sources.evcc.parse import (mqtt_rounds_floats, parse_state, state_from_topics,
-                                          with_meters_from)
+from collector.sources.evcc.parse import mqtt_rounds_floats, parse_state, state_from_topics, with_meters_from
 
 log = logging.getLogger(__name__)
 

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from collector.health import origin
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep
-from collector.measurement import CoercionReport
 from collector.sources.base import BackfillResult, CheckResult, Job, Progress, SourceContext
-from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
-                                     MIN_TARIFF_INTERVAL, NAME, Config)
+from collector.sources.evcc import (
+    MIN_SESSIONS_INTERVAL,
+    MIN_STATE_INTERVAL,
+    MIN_TARIFF_INTERVAL,
+    NAME,
+    Config,
+)
 from collector.sources.evcc.client import EvccClient
 from collector.sources.evcc.cursors import SESSIONS
-from collector.sources.evcc.parse import (parse_sessions, parse_state,
-                                          parse_tariff, unwrap)
+from collector.sources.evcc.parse import parse_sessions, parse_state, parse_tariff, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +34,8 @@ _MONTH_MARGIN = timedelta(days=1)
 
 def session_months(since_ns: int, now_ns: int) -> list[tuple[int, int]]:
     """Every (year, month) from `since_ns` to `now_ns`, widened by a day at both ends."""
-    start = datetime.fromtimestamp(since_ns / 1e9, timezone.utc) - _MONTH_MARGIN
-    end = datetime.fromtimestamp(now_ns / 1e9, timezone.utc) + _MONTH_MARGIN
+    start = datetime.fromtimestamp(since_ns / 1e9, UTC) - _MONTH_MARGIN
+    end = datetime.fromtimestamp(now_ns / 1e9, UTC) + _MONTH_MARGIN
     months = []
     year, month = start.year, start.month
     while (year, month) <= (end.year, end.month):
@@ -115,7 +121,7 @@ class EvccSource:
                             self.sync_sessions, self.origin, self.site))
         for tariff in self.tariff_types:
             jobs.append(Job(f"{NAME}:{self.site}:tariff-{tariff}", config.tariff_interval,
-                            lambda t=tariff: self.poll_tariff(t), self.origin, self.site))
+                            partial(self.poll_tariff, tariff), self.origin, self.site))
         return jobs
 
     async def poll_state(self) -> Outcome:
@@ -218,7 +224,8 @@ class EvccSource:
             report = CoercionReport()
             points = parse_tariff(payload, self.site, tariff_type, report)
             return Parsed(written.changed(points), rejected=report.rejected,
-                          nothing=f"tariff {tariff_type}: " + ("forecast unchanged" if points else "no rates"))
+                          nothing=f"tariff {tariff_type}: "
+                                  + ("forecast unchanged" if points else "no rates"))
 
         def committed(parsed: Parsed) -> None:
             # Rates that have begun are not revised any more; keep the memory to the forecast.
@@ -243,7 +250,8 @@ class EvccSource:
                     raise SourceError(Action.DROP, "/api/state is not a JSON object")
                 loadpoints = state.get("loadpoints")
                 count = len(loadpoints) if isinstance(loadpoints, list) else 0
-                results.append(CheckResult(target, True, f"evcc {state.get('version') or '(version unknown)'}, "
+                results.append(CheckResult(target, True,
+                                           f"evcc {state.get('version') or '(version unknown)'}, "
                                                          f"{count} loadpoint(s)"))
             except SourceError as exc:
                 results.append(CheckResult(target, False, str(exc)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from collector.charges import Reader
 
@@ -17,7 +17,8 @@ class EvccTariff:
 
     name = "evcc"
 
-    def __init__(self, rates: Sequence[tuple[int, float | None, float]], fallback: float | None = None) -> None:
+    def __init__(self, rates: Sequence[tuple[int, float | None, float]],
+                 fallback: float | None = None) -> None:
         ordered = sorted(rates)
         self._starts = [r[0] for r in ordered]
         self._rates = ordered

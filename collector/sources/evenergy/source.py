@@ -24,20 +24,27 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from collector.health import origin
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
-from collector.poll import Outcome, Parsed
 from collector.measurement import CoercionReport
+from collector.poll import Outcome, Parsed
 from collector.sources.base import CheckResult, ElsewhereSource, Job, SourceContext
 from collector.sources.evenergy.client import EvEnergyClient, Page
 from collector.sources.evenergy.cursors import EVSES, PENDING, WATERMARK
-from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,
-                                              parse_evses, parse_status_logs)
+from collector.sources.evenergy.parse import (
+    NAME,
+    ParsedLogs,
+    format_time,
+    parse_command_logs,
+    parse_evses,
+    parse_status_logs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +176,8 @@ class EvEnergySource:
     async def discover(self) -> list[str]:
         """`GET /evses`, all pages; the list is kept in the store for the next start."""
         ids: list[str] = []
-        url, params = self.client.url("evses"), {"page_size": 100}
+        url: str | None = self.client.url("evses")
+        params: dict[str, int] | None = {"page_size": 100}
         while url:
             page = await self.client.get(url, params, stream=self._discovery_stream)
             found, skipped = parse_evses(page.payload)
@@ -179,7 +187,8 @@ class EvEnergySource:
             url, params = page.next_url, None
         self._last_discovery = self.clock()
         if ids != self._discovered:
-            log.info("ev.energy: client %s sees %d EVSEs: %s", self.config.client_id, len(ids), ", ".join(ids))
+            log.info("ev.energy: client %s sees %d EVSEs: %s", self.config.client_id, len(ids),
+                     ", ".join(ids))
         self._discovered = ids
         await self.ctx.writer.write([], cursors=EVSES.entry(ids, client=self.config.client_id),
                                     source=self.origin)
@@ -306,10 +315,11 @@ class EvEnergySource:
                 result.stopped_by = "page limit"
                 log.debug("%s: %d pages this run; the rest next run", key, result.pages)
                 return result
-            page_url, page_params, resume = url, params, first
             pages: list[Page] = []
 
-            async def fetch() -> Page:
+            async def fetch(page_url: str = url, page_params: dict[str, str | int] | None = params,
+                            resume: bool = first, pages: list[Page] = pages) -> Page:
+                # This page's request, bound now: the loop moves on to the next page.
                 pages.append(await self.client.get(page_url, page_params,
                                                    stream=f"{evse}:{stream.name}", first=resume))
                 return pages[-1]

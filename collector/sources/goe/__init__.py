@@ -60,7 +60,7 @@ class ChargerConfig(Model):
         return _check_interval(value)
 
     @model_validator(mode="after")
-    def _api_needs(self) -> "ChargerConfig":
+    def _api_needs(self) -> ChargerConfig:
         if self.api == "cloud":
             if self.token is None:
                 raise ValueError(f"charger {self.serial}: the cloud API needs token "
@@ -148,7 +148,7 @@ class Config(Model):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _v1_floor(self) -> "Config":
+    def _v1_floor(self) -> Config:
         for charger in self.chargers:
             interval = charger.interval or self.interval
             if charger.api == "local_v1" and interval < MIN_INTERVAL_V1:
@@ -160,7 +160,7 @@ class Config(Model):
         return self
 
     @model_validator(mode="after")
-    def _unique_serials(self) -> "Config":
+    def _unique_serials(self) -> Config:
         seen: set[str] = set()
         for charger in self.chargers:
             if charger.serial in seen:

@@ -15,8 +15,9 @@ Outcomes (see the README for the table):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import httpx
 import orjson

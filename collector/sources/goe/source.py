@@ -18,21 +18,29 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import certifi
 import httpx
 
 from collector.aiohttp_transport import FleetTransport, proxy_configured
 from collector.http_outcomes import Action, SourceError
-from collector.poll import IntervalGate, Outcome, Parsed
 from collector.measurement import CoercionReport
+from collector.poll import IntervalGate, Outcome, Parsed
 from collector.sources.base import CheckResult, Job, SourceContext
-from collector.sources.goe.cursors import STATUS_TIME
 from collector.sources.goe.client import Charger, DataOutdated, GoeClient, StatusResponse
-from collector.sources.goe.parse import (CARD_KEYS, NAME, nrg_all_zero, parse_cards,
-                                        parse_last_modified, parse_status, parse_status_v1,
-                                        reported_serial)
+from collector.sources.goe.cursors import STATUS_TIME
+from collector.sources.goe.parse import (
+    CARD_KEYS,
+    NAME,
+    nrg_all_zero,
+    parse_cards,
+    parse_last_modified,
+    parse_status,
+    parse_status_v1,
+    reported_serial,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,9 @@ from collector.sources.base import DemoHook, ElsewhereSource, SourceContext, Sou
 from collector.sources.ovms import counters, sessions
 
 from .parse import MEASUREMENTS, NAME
-from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource, claim_vehicles, shard_unit
+from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource, Stream, claim_vehicles, shard_unit
 
 MIN_HISTORY_INTERVAL = 60.0
-
-Stream = Literal["status", "charge", "location", "tpms"]
 
 
 class Config(Model):
@@ -92,7 +90,7 @@ class Config(Model):
         return value or None
 
     @model_validator(mode="after")
-    def _something_to_do(self) -> "Config":
+    def _something_to_do(self) -> Config:
         if not self.streams and not self.history:
             raise ValueError("nothing to collect: set streams or history = true")
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from collector.charges import ChargeExtractor, Interval, PointLike, Reader, first, num
 

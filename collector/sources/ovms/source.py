@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from collector.health import origin
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep, combine
-from collector.measurement import CoercionReport
 from collector.sources.base import BackfillResult, CheckResult, Job, NoProgress, Progress, SourceContext
 
 from . import parse
@@ -35,7 +36,8 @@ from .cursors import HISTORY, MSGTIME, UNITS
 log = logging.getLogger(__name__)
 
 NAME = parse.NAME
-STREAMS = ("status", "charge", "location", "tpms")
+Stream = Literal["status", "charge", "location", "tpms"]
+STREAMS: tuple[Stream, ...] = ("status", "charge", "location", "tpms")
 WRITE_CHUNK = 5000
 # No two requests for the same (vehicle, stream) closer than this, whatever the schedule says:
 # the server's record cannot change faster than the module sends (at best every few seconds),
@@ -216,7 +218,8 @@ class OvmsSource:
 
         def parse_sample(payload: Any) -> Parsed:
             cursors = dict(learned)
-            kinds = ("s", "d") if stream in ("status", "charge") else (("l",) if stream == "location" else ("w", "y"))
+            kinds = ("s", "d") if stream in ("status",
+                                             "charge") else (("l",) if stream == "location" else ("w", "y"))
             previous = {k: v for k in kinds if (v := self._cursor(self._msgtime_key(vehicle, stream, k)))}
             if stream in ("status", "charge"):
                 self._learn_units(vehicle, payload, cursors)
@@ -281,7 +284,8 @@ class OvmsSource:
             if cursor and not reread:
                 start = parse.parse_server_time(cursor)
                 if start is not None:
-                    overlapped = parse.format_server_time(start - timedelta(seconds=self.config.history_overlap))
+                    overlapped = parse.format_server_time(
+                        start - timedelta(seconds=self.config.history_overlap))
                     fetch_since = max(overlapped, floor) if floor else overlapped
             rows = await self.client.history(vehicle, row.record_type, fetch_since)
             parsed = parse.parse_history(rows, vehicle, row.record_type, units)
@@ -306,7 +310,7 @@ class OvmsSource:
                 # Rows come in time order; the overlap on resume covers records of this second
                 # that fall into the next chunk.
                 reached = parse.format_server_time(
-                    datetime.fromtimestamp(chunk[-1].time_ns // parse.NS, tz=timezone.utc))
+                    datetime.fromtimestamp(chunk[-1].time_ns // parse.NS, tz=UTC))
                 cursor = max(filter(None, (old, reached)))   # the overlap must not move it back
             await self.ctx.writer.write(chunk, cursors={key: cursor} if cursor else None, source=self.origin)
         if not points and new and new != old:
@@ -324,7 +328,8 @@ class OvmsSource:
         plans: dict[str, dict[str, int]] = {}
         for vehicle in vehicles:
             summary = parse.parse_history_summary(await self.client.history_summary(vehicle, since_text))
-            plans[vehicle] = {r.record_type: r.total_records or 0 for r in summary if self._wanted(r.record_type)}
+            plans[vehicle] = {r.record_type: r.total_records or 0
+                              for r in summary if self._wanted(r.record_type)}
             progress.add_total(sum(plans[vehicle].values()))
         for vehicle in vehicles:
             done = await self.sync_history(vehicle, since, progress, reread=reread, expected=plans[vehicle])
@@ -356,7 +361,8 @@ class OvmsSource:
                 continue
             if isinstance(status, dict) and status.get("m_msgtime_s"):
                 age = status.get("m_msgage_s")
-                detail = f"last status {status['m_msgtime_s']} UTC" + (f" ({age} s ago)" if age is not None else "")
+                detail = (f"last status {status['m_msgtime_s']} UTC"
+                          + (f" ({age} s ago)" if age is not None else ""))
             else:
                 detail = "no status record on the server yet"
             kinds = ", ".join(r.record_type for r in summary) or "none"
