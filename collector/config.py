@@ -107,8 +107,8 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("v1", "v2", "table",
-                      "tables") or (isinstance(part, str) and part.startswith("function-")):
+        elif (part in ("v1", "v2", "table", "tables")
+              or (isinstance(part, str) and part.startswith("function-"))):
             continue  # pydantic's discriminator and validator names are noise for a user
         else:
             out += f".{part}" if out else str(part)

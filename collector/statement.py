@@ -206,8 +206,8 @@ def _total_row(s: Statement) -> dict[str, Any]:
             "energy_kwh": kwh(t["wall_wh"]).replace(",", ""),
             "solar_kwh": kwh(t["solar_wh"]).replace(",", ""), "grid_kwh": kwh(t["grid_wh"]).replace(",", ""),
             "battery_kwh": kwh(t["battery_wh"]).replace(",", ""),
-            "amount": money(t["grid_only_cost_ct"]).replace(",",
-                                                            "") if t["grid_only_cost_ct"] is not None else "",
+            "amount": (money(t["grid_only_cost_ct"]).replace(",", "")
+                       if t["grid_only_cost_ct"] is not None else ""),
             "grid_cost": money(t["cost_ct"]).replace(",", "") if t["cost_ct"] is not None else "",
             "currency": s.currency, "meter_check": f"{t['flagged']} differ" if t["flagged"] else ""}
 

@@ -325,8 +325,8 @@ class EvccSim:
             "tariffCo2Home": 180.5,
             "tariffCo2Loadpoints": 150.25,
             "greenShareHome": round(min(1.0, pv / max(home, 1.0)), 3),
-            "greenShareLoadpoints": round(min(1.0, max(0.0, pv - home) / max(lp_total, 1.0)),
-                                          3) if lp_total else 0,
+            "greenShareLoadpoints": (round(min(1.0, max(0.0, pv - home) / max(lp_total, 1.0)), 3)
+                                     if lp_total else 0),
             "statistics": {period: {"avgCo2": 210.4, "avgPrice": 0.241, "chargedKWh": kwh,
                                     "solarPercentage": 41.8}
                            for period, kwh in (("30d", 310.2), ("365d", 3120.9),

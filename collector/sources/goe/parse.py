@@ -347,8 +347,8 @@ def _card_entries(status: Mapping[str, Any], report: CoercionReport) -> dict[int
 
 def _card_entries_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[int, dict[str, Any]]:
     entries: dict[int, dict[str, Any]] = {}
-    for number, (name, energy,
-                 ident) in enumerate(zip(_V1_CARD_NAMES, _V1_CARD_ENERGY, _V1_CARD_IDS, strict=True), 1):
+    cards = zip(_V1_CARD_NAMES, _V1_CARD_ENERGY, _V1_CARD_IDS, strict=True)
+    for number, (name, energy, ident) in enumerate(cards, 1):
         entry: dict[str, Any] = {}
         if status.get(name) is not None:
             entry["name"] = status[name]

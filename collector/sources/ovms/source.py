@@ -218,8 +218,8 @@ class OvmsSource:
 
         def parse_sample(payload: Any) -> Parsed:
             cursors = dict(learned)
-            kinds = ("s", "d") if stream in ("status",
-                                             "charge") else (("l",) if stream == "location" else ("w", "y"))
+            kinds = (("s", "d") if stream in ("status", "charge")
+                     else (("l",) if stream == "location" else ("w", "y")))
             previous = {k: v for k in kinds if (v := self._cursor(self._msgtime_key(vehicle, stream, k)))}
             if stream in ("status", "charge"):
                 self._learn_units(vehicle, payload, cursors)
