@@ -74,7 +74,7 @@ def run_shim(port: int, influx_url: str) -> None:
 # -- the paths (each in its own process) ----------------------------------------------------
 
 def path_durable(n: int, api: str, url: str, db: str, workdir: str) -> dict:
-    from collector.config import InfluxV1, InfluxV2, Secret
+    from collector.config_types import InfluxV1, InfluxV2, Secret
     from collector.health import Health
     from collector.influx import Forwarder, V1Target, V2Target
     from collector.store import Store

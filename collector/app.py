@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import IO, Any
 
 from collector.health import COLLECTOR, Health
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
 from collector.rollups import MEASUREMENTS as ROLLUPS
 from collector.rollups.job import RollupJob, names_from
-from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
+from collector.sessions.job import SessionDeriver
 from collector.sources import instances, load_all_sources
 from collector.sources.base import CheckResult, Job, Source, SourceContext
 from collector.store import Store, StoreError
@@ -58,7 +59,7 @@ class Collector:
         self.health = Health(collector=config.collector.name, shard=config.collector.shard)
         self.limits = limits or Limits()
         self.writer = PointWriter(self.store, self.health)
-        self.context = SourceContext(store=self.store, writer=self.writer, limits=self.limits,
+        self.context = SourceContext(cursors=self.store, writer=self.writer, limits=self.limits,
                                      health=self.health, shard=config.collector.shard,
                                      shards=config.collector.shards)
         self.sources: list[Source] = []
@@ -166,7 +167,7 @@ class Collector:
                     await source.close()
                 except Exception as exc:  # closing must not hide the flush below
                     log.warning("closing source %s failed: %s", getattr(source, "name", source), exc)
-            if forwarder_task is not None:
+            if forwarder_task is not None and self.forwarder is not None:
                 await forwarder_task
                 empty = await self.forwarder.flush(time.monotonic() + grace)
                 pending = self.store.pending_count()

@@ -9,8 +9,9 @@ import importlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Sequence
+from typing import Any
 
 from collector.config import ConfigError, load_config
 from collector.errors import CollectorError

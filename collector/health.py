@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from collector.http_outcomes import Action
+from collector.measurement import Measurement, Tag, b, i, register, s
 from collector.points import Point
-from collector.schema import Measurement, Tag, b, i, register, s
 
 COLLECTOR = "collector"
 
@@ -34,7 +35,7 @@ HEALTH = Measurement(
                 "`source=collector` for the store and the forwarder, per collector process "
                 "(`collector` and `shard`). Counters are cumulative since the process started.",
     time="when the health sample was taken (wall clock)",
-    tags=(Tag("source", "source name (goe, evcc, evenergy, ovms), `sessions` for the derived "
+    tags=(Tag("source", "source name (as in `[sources.<name>]`), `sessions` for the derived "
                         "charging sessions, `rollups` for the daily and monthly rollups, or "
                         "`collector` for the pipeline"),
           Tag("instance", "the source instance's `name` (`[[sources.evcc]] name = \"home\"`); "
@@ -67,19 +68,30 @@ HEALTH = Measurement(
         i("ship_failures", "count", "write requests to InfluxDB that failed (counter; collector only)"),
         i("dead_letters", "points", "lines InfluxDB refused, kept with their reason (gauge; collector only)"),
         i("store_bytes", "bytes", "used size of the local store (gauge; collector only)"),
-        i("store_discarded", "points", "unshipped points discarded by the store's size bound (gauge; collector only)"),
-        i("store_errors", "count", "commits the local store refused, e.g. disk full (counter; collector only)"),
+        i("store_discarded", "points",
+          "unshipped points discarded by the store's size bound (gauge; collector only)"),
+        i("store_errors", "count",
+          "commits the local store refused, e.g. disk full (counter; collector only)"),
         i("held_points", "points", "points held in memory until the store accepts writes again "
           "(gauge; collector only)"),
         i("held_dropped", "points", "held points dropped over the in-memory bound while the "
           "store refused writes (counter; collector only)"),
-        i("nonfinite_dropped", "values", "NaN/infinite values dropped before storing (counter; collector only)"),
+        i("nonfinite_dropped", "values",
+          "NaN/infinite values dropped before storing (counter; collector only)"),
         b("influx_ok", "whether the last write to InfluxDB succeeded (collector only)"),
         i("shards", "processes", "`[collector] shards`: how many processes the fleet is split "
           "into, to compare with the shards that report (gauge; collector only)"),
     ),
 )
 register(HEALTH)
+
+# The health counter each failed outcome counts towards (NO_DATA is no failure: `no_data`).
+ERROR_COUNTERS: dict[Action, str] = {
+    Action.RETRY: "errors_transient",
+    Action.WAIT: "errors_rate_limited",
+    Action.CONFIG: "errors_config",
+    Action.DROP: "errors_payload",
+}
 
 
 @dataclass

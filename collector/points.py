@@ -7,12 +7,12 @@ InfluxDB and upserts in the local store, which is what makes re-collection harml
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Union
 
 from collector.errors import CollectorError
 
-FieldValue = Union[float, int, bool, str]
+FieldValue = float | int | bool | str
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,253 +1,26 @@
-"""Declared measurements: every field has one type and one unit.
+"""The schema of everything the collector writes: every declared measurement, and its document.
 
-InfluxDB refuses a field whose type changes between writes, and InfluxDB 3 fixes a measurement's
-tag set on first write. So each source declares its measurements here once, the parse layer
-builds points only through `Measurement.point`, which coerces every value to its declared type,
-and `docs/schema.md` is rendered from these declarations (a test keeps it current).
+Gathers the declarations (`measurement.py`) of every registered source and of the collector's
+own measurements; `docs/schema.md` is rendered from them (a test keeps it current).
 """
 
 from __future__ import annotations
 
-import enum
-import logging
-import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Iterable
 
-from collector.errors import CollectorError
-from collector.points import FieldValue, Point
-
-log = logging.getLogger(__name__)
-
-
-class FieldType(enum.Enum):
-    FLOAT = "float"
-    INT = "integer"
-    BOOL = "boolean"
-    STRING = "string"
-
-
-class CoercionError(CollectorError, ValueError):
-    """A value that does not fit its declared field type; the message says how."""
-
-
-_TRUE_STRINGS = {"true", "1", "yes", "on"}
-_FALSE_STRINGS = {"false", "0", "no", "off", "-1"}
-
-
-def _to_float(value: Any) -> float:
-    if type(value) is float:
-        result = value
-    elif type(value) is int:
-        result = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise CoercionError("empty string")
-        try:
-            result = float(text)
-        except ValueError:
-            raise CoercionError(f"not a number: {value!r}") from None
-    else:
-        raise CoercionError(f"expected a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(result):
-        raise CoercionError(f"not finite: {value!r}")
-    return result
-
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _to_int(value: Any) -> int:
-    """An integer field's value; InfluxDB and the store hold 64-bit integers, nothing wider."""
-    result = _to_int_any(value)
-    if not INT64_MIN <= result <= INT64_MAX:
-        raise CoercionError(f"integer out of the 64-bit range: {value!r}")
-    return result
-
-
-def _to_int_any(value: Any) -> int:
-    if type(value) is int:
-        return value
-    if type(value) is float:
-        if not value.is_integer():
-            # Counters arrive as 12.0 from some firmware; 12.5 for an integer field is a bug upstream.
-            raise CoercionError(f"expected an integer, got {value!r}")
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            as_float = float(text)
-        except ValueError:
-            raise CoercionError(f"not an integer: {value!r}") from None
-        if math.isfinite(as_float) and as_float.is_integer():
-            return int(as_float)
-        raise CoercionError(f"not an integer: {value!r}")
-    raise CoercionError(f"expected an integer, got {type(value).__name__} {value!r}")
-
-
-def _to_bool(value: Any) -> bool:
-    if type(value) is bool:
-        return value
-    if type(value) in (int, float):
-        if value in (0, 1):
-            return bool(value)
-        raise CoercionError(f"expected a boolean, got {value!r}")
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE_STRINGS:
-            return True
-        if text in _FALSE_STRINGS:
-            return False
-    raise CoercionError(f"expected a boolean, got {value!r}")
-
-
-def _to_str(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if type(value) in (int, float, bool):
-        return str(value)
-    raise CoercionError(f"expected a string, got {type(value).__name__}")
-
-
-_COERCE: dict[FieldType, Callable[[Any], FieldValue]] = {
-    FieldType.FLOAT: _to_float,
-    FieldType.INT: _to_int,
-    FieldType.BOOL: _to_bool,
-    FieldType.STRING: _to_str,
-}
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: FieldType
-    unit: str
-    description: str
-
-
-@dataclass(frozen=True)
-class Tag:
-    name: str
-    description: str
-
-
-def f(name: str, unit: str, description: str) -> Field:
-    """A float field."""
-    return Field(name, FieldType.FLOAT, unit, description)
-
-
-def i(name: str, unit: str, description: str) -> Field:
-    """An integer field."""
-    return Field(name, FieldType.INT, unit, description)
-
-
-def b(name: str, description: str) -> Field:
-    """A boolean field."""
-    return Field(name, FieldType.BOOL, "", description)
-
-
-def s(name: str, description: str) -> Field:
-    """A string field."""
-    return Field(name, FieldType.STRING, "", description)
-
-
-@dataclass
-class CoercionReport:
-    """What a point builder had to leave out, so a source can count and log it."""
-
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (field, reason)
-
-
-@dataclass(frozen=True)
-class Measurement:
-    name: str
-    description: str
-    time: str  # what the timestamp means, for the schema document
-    tags: tuple[Tag, ...]
-    fields: tuple[Field, ...]
-    source: str = "collector"
-
-    def __post_init__(self) -> None:
-        tag_names = {t.name for t in self.tags}
-        field_names = [fl.name for fl in self.fields]
-        if len(set(field_names)) != len(field_names):
-            raise ValueError(f"{self.name}: duplicate field names")
-        clash = tag_names & set(field_names)
-        if clash:
-            raise ValueError(f"{self.name}: names used as tag and field: {sorted(clash)}")
-        object.__setattr__(self, "_coercers", {fl.name: _COERCE[fl.type] for fl in self.fields})
-        object.__setattr__(self, "_tag_names", frozenset(tag_names))
-
-    @property
-    def field_names(self) -> frozenset[str]:
-        return frozenset(self._coercers)  # type: ignore[attr-defined]
-
-    def point(
-        self,
-        tags: Mapping[str, str | None],
-        values: Mapping[str, Any],
-        time_ns: int,
-        report: CoercionReport | None = None,
-    ) -> Point | None:
-        """Build a point, coercing each value to its declared type.
-
-        None leaves a field out. A value that cannot be coerced is left out and recorded in
-        `report` (or logged at debug level). Returns None when no field is left.
-        Undeclared tags or fields are programming errors and raise.
-        """
-        coercers: dict[str, Callable[[Any], FieldValue]] = self._coercers  # type: ignore[attr-defined]
-        out: dict[str, FieldValue] = {}
-        for name, value in values.items():
-            if value is None:
-                continue
-            try:
-                coerce = coercers[name]
-            except KeyError:
-                raise KeyError(f"field {name!r} is not declared in measurement {self.name!r}") from None
-            try:
-                out[name] = coerce(value)
-            except CoercionError as exc:
-                if report is not None:
-                    report.rejected.append((name, str(exc)))
-                else:
-                    log.debug("%s.%s left out: %s", self.name, name, exc)
-        if not out:
-            return None
-        clean_tags: dict[str, str] = {}
-        for key, tag_value in tags.items():
-            if key not in self._tag_names:  # type: ignore[attr-defined]
-                raise KeyError(f"tag {key!r} is not declared in measurement {self.name!r}")
-            if tag_value is not None and tag_value != "":
-                clean_tags[key] = str(tag_value)
-        return Point(self.name, clean_tags, out, time_ns)
-
-
-_REGISTRY: dict[str, Measurement] = {}
-
-
-def register(*measurements: Measurement) -> None:
-    for m in measurements:
-        existing = _REGISTRY.get(m.name)
-        if existing is not None and existing != m:
-            raise ValueError(f"measurement {m.name!r} declared twice with different contents")
-        _REGISTRY[m.name] = m
+from collector.health import HEALTH
+from collector.measurement import Measurement
+from collector.rollups import ROLLUP_DAILY, ROLLUP_MONTHLY
+from collector.sessions import CHARGING_SESSION
+from collector.sources import load_all_sources
 
 
 def all_measurements() -> list[Measurement]:
-    """Every declared measurement, after importing every registered source."""
-    from collector.sources import load_all_sources
-
-    load_all_sources()
-    import collector.health  # noqa: F401  (declares collector_health)
-    import collector.sessions  # noqa: F401  (declares charging_session)
-    import collector.rollups  # noqa: F401  (declares rollup_daily, rollup_monthly)
-
-    return sorted(_REGISTRY.values(), key=lambda m: (m.source != "collector", m.source, m.name))
+    """Every measurement the collector writes: the collector's own and every registered source's."""
+    own = (HEALTH, CHARGING_SESSION, ROLLUP_DAILY, ROLLUP_MONTHLY)
+    sources = (m for source in load_all_sources().values() for m in source.measurements)
+    unique = {m.name: m for m in (*own, *sources)}
+    return sorted(unique.values(), key=lambda m: (m.source != "collector", m.source, m.name))
 
 
 def render_markdown(measurements: Iterable[Measurement]) -> str:
@@ -275,7 +48,4 @@ def render_markdown(measurements: Iterable[Measurement]) -> str:
 
 
 if __name__ == "__main__":
-    # Run as a script this module is `__main__`, a second copy; the registry lives in the first.
-    from collector import schema as _schema
-
-    print(_schema.render_markdown(_schema.all_measurements()), end="")
+    print(render_markdown(all_measurements()), end="")

@@ -27,7 +27,7 @@ SHARD_ENV = "EV_COLLECTOR_SHARD"
 
 
 def _score(unit: str, shard: int) -> int:
-    digest = hashlib.sha256(f"{shard}\x00{unit}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{shard}\x00{unit}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 

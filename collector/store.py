@@ -19,10 +19,10 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -222,7 +222,8 @@ class Store:
         try:
             encoded = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError as exc:
-            raise TypeError(f"{point.measurement}: field values must be float, int, bool or str: {exc}") from None
+            raise TypeError(f"{point.measurement}: field values must be float, int, bool or str: "
+                            f"{exc}") from None
         line = field_set(fields)[0] if self.keep_lines else None
         return (self._series_id(point.measurement, point.tags), point.time_ns, encoded, line)
 
@@ -232,10 +233,10 @@ class Store:
         if hit is not None:
             return hit
         tags_key = _canonical_tags(tags)
-        hit = self._series.get((measurement, tags_key))
-        if hit is not None:
-            self._series_fast[fast_key] = hit[0]
-            return hit[0]
+        known = self._series.get((measurement, tags_key))
+        if known is not None:
+            self._series_fast[fast_key] = known[0]
+            return known[0]
         prefix = series_prefix(measurement, tags)
         cur = self._db.execute(
             "INSERT INTO series (measurement, tags, prefix) VALUES (?, ?, ?) "

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from collector.config import InfluxV1, InfluxV2, Secret
+from collector.config_types import InfluxV1, InfluxV2, Secret
 from collector.health import Health
 from collector.influx import Forwarder, V1Target, V2Target, WriteError
 from collector.points import Point

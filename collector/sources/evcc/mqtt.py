@@ -29,19 +29,18 @@ import ssl
 import sys
 import threading
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from collector.health import origin
-from collector.http_outcomes import (Action, SourceError, address, connect_failure, os_reason,
-                                     timed_out)
+from collector.health import ERROR_COUNTERS, origin
+from collector.http_outcomes import SourceError, address, connect_failure, os_reason, timed_out
 from collector.log_throttle import LogThrottle
+from collector.measurement import CoercionReport
 from collector.points import Point
-from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, SourceContext
-from collector.sources.evcc.parse import (mqtt_rounds_floats, parse_state, state_from_topics,
-                                          with_meters_from)
+from collector.sources.evcc.parse import mqtt_rounds_floats, parse_state, state_from_topics, with_meters_from
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +49,6 @@ MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is writte
 MAX_TOPICS = 20_000
 CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root must not eat memory
 METER_LOG_EVERY = 600.0
-# A failed REST read of the meters counts as a failed poll of that kind would.
-_FAILURE_COUNTER = {Action.CONFIG: "errors_config", Action.DROP: "errors_payload",
-                    Action.WAIT: "errors_rate_limited"}
 
 
 class EvccMqtt:
@@ -393,7 +389,8 @@ class EvccMqtt:
             payload = await self._rest_state()
             rest = parse_state(payload, self.site, time_ns, report)
         except SourceError as exc:
-            self.ctx.health.count(self.origin, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
+            # counted as a failed poll of that kind would be
+            self.ctx.health.count(self.origin, ERROR_COUNTERS.get(exc.action, "errors_transient"))
             self._meter_warnings.log("rest", logging.WARNING,
                                      "evcc %s: lifetime meters not read over REST (%s); this "
                                      "snapshot is written without them", self.site, exc)
