@@ -102,14 +102,16 @@ def demo_year(work: Path, days: int) -> None:
     from datetime import datetime, timedelta, timezone
 
     from collector.config import load_config
-    from collector.demo import Endpoints, demo_config
+    from collector.demo import demo_config
+    from collector.sources import demo_hooks
     from collector.history import generate_history
+    from collector.sim.world import build_simulators
     from collector.sessions.job import SessionDeriver
     from collector.store import Store
 
     db, config = work / "demo-year.db", work / "demo-year.toml"
     unused = "http://127.0.0.1:9"
-    text = demo_config(Endpoints(unused, unused, unused, unused), ["evse" + "0" * 26])
+    text = demo_config(dict.fromkeys(demo_hooks(), unused), build_simulators())
     config.write_text(text.replace('path = "ev-collector.db"', f'path = "{db}"'))
     if db.exists():
         print(f"demo year: {db} exists (--keep): not rebuilt")

@@ -1,9 +1,12 @@
-"""Fleet benchmark: one collector process, the whole system, real InfluxDB; prints its figures.
+"""Fleet benchmark: K collector processes, the whole system, real InfluxDB; prints its figures.
 
-The collector runs as it does in production (`python -m collector.cli run --config ...`: the
-APScheduler jobs, limiter, httpx, parse, group commit into SQLite with synchronous=FULL, the
-forwarder into a real influxd 1.x). Each simulator runs in a process of its own (this script
-re-executed with `serve <kind>`) and records the time of every request it answers:
+The collector runs as it does in production (`python -m collector.cli run --config ...
+--shard N`: the APScheduler jobs, limiter, httpx, parse, group commit into SQLite with
+synchronous=FULL, the forwarder into a real influxd 1.x). With `--shards K`, K such processes
+share one configuration (`[collector] shards = K`), each with its own store, against the same
+simulators and the same InfluxDB database; every figure is reported per shard and for the
+fleet. Each simulator runs in a process of its own (this script re-executed with
+`serve <kind>`) and records the time of every request it answers:
 - N go-e chargers polled at 1 Hz (Cloud API, the default configuration: each charger on its
   own fixed phase of the second),
 - 50 ev.energy EVSEs (status every 5 min, commands every 15 min),
@@ -28,7 +31,17 @@ Per fleet size, over the measured window after a warm-up:
 - the go-e simulator's own CPU and the load average: on a 2-core machine the simulator needs
   a core of its own at 1,000 requests per second, and a shared machine's other load shows.
 
-Usage: python bench/fleet.py [--sizes 100,300,1000,2000] [--warmup 15] [--seconds 30] [--logs DIR]
+A shard's requests are those to the chargers it owns (collector/shards.py), and to the
+ev.energy client and the OVMS account when it owns them; its health and figures come from
+its own store. The fleet row adds the shards up (RSS: the sum of the processes' peaks).
+
+Settings the script pins (everything else is the default, `jitter` included):
+`health_interval = 5s` and `log_level = warning` in [collector], go-e `timeout = 5s`,
+ev.energy `backfill = 1d` and `quota_limit = 100000` (the simulator's rate-limit headers set
+the real quota), OVMS `history_interval = 15m`.
+
+Usage: python bench/fleet.py [--sizes 100,300,1000,2000] [--shards K] [--warmup 15]
+       [--seconds 30] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -123,14 +136,21 @@ def stop_sim(proc: subprocess.Popen, out: Path) -> dict[str, list[float]]:
 # -- the collector process -----------------------------------------------------------------------
 
 
-def write_config(path: Path, store: Path, influx_url: str, goe: str, evenergy: str, ovms: str,
-                 chargers: int) -> None:
-    charger_lines = "".join(f'[[sources.goe.chargers]]\nserial = "{n:06d}"\ntoken = "{TOKEN}"\n'
-                            for n in range(1, chargers + 1))
+def serials(chargers: int) -> list[str]:
+    return [f"{n:06d}" for n in range(1, chargers + 1)]
+
+
+def write_config(path: Path, store: str, influx_url: str, goe: str, evenergy: str, ovms: str,
+                 chargers: int, shards: int) -> None:
+    """`store` may hold `{shard}`: one config for every shard."""
+    charger_lines = "".join(f'[[sources.goe.chargers]]\nserial = "{serial}"\ntoken = "{TOKEN}"\n'
+                            for serial in serials(chargers))
     path.write_text(f"""
 [collector]
 log_level = "warning"
 health_interval = "5s"
+shards = {shards}
+name = "bench"
 [store]
 path = "{store}"
 [influxdb]
@@ -170,7 +190,7 @@ def proc_peak_rss_mb(pid: int) -> float:
 
 
 def store_figures(path: Path) -> tuple[int, int, dict]:
-    """(points stored, backlog, newest goe health) read from the collector's store."""
+    """(points stored, backlog, newest goe health) read from a collector's store."""
     from collector.store import Store
 
     store = Store(path)
@@ -241,102 +261,173 @@ def slot_figures(times: dict[str, list[float]], start: float, end: float) -> dic
             "min_gap": min_gap, "short_gaps": short / max(1, gaps)}
 
 
-def run_size(chargers: int, influx_url: str, workdir: Path, warmup: float, seconds: float) -> dict:
+def owners(config_path: Path) -> dict[str, int]:
+    """Which shard polls which simulator key: each charger's serial, the ev.energy client and
+    the OVMS account, as the collector assigns them (the sources' `shard_unit`)."""
+    from collector.config import load_config
+    from collector.shards import owner
+    from collector.sources.evenergy.source import shard_unit as evenergy_unit
+    from collector.sources.goe.source import shard_unit as goe_unit
+    from collector.sources.ovms.source import shard_unit as ovms_unit
+
+    config = load_config(config_path)
+    shards = config.collector.shards
+    out = {c.serial: owner(goe_unit(c.serial), shards) for c in config.sources.goe.chargers}
+    out["evenergy"] = owner(evenergy_unit(config.sources.evenergy), shards)
+    out["ovms"] = owner(ovms_unit(config.sources.ovms), shards)
+    return out
+
+
+class Process:
+    """One collector process and its store, measured over the window."""
+
+    def __init__(self, shard: int, config: Path, store: Path, log: Path) -> None:
+        self.shard = shard
+        self.store = store
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "run", "--config",
+                                      str(config), "--shard", str(shard)],
+                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def begin(self) -> None:
+        self.cpu0 = proc_cpu(self.proc.pid)
+        self.points0, _, self.health0 = store_figures(self.store)
+
+    def end(self) -> None:
+        self.cpu = proc_cpu(self.proc.pid) - self.cpu0
+        self.points1, self.backlog, self.health1 = store_figures(self.store)
+        self.rss = proc_peak_rss_mb(self.proc.pid)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"collector shard {self.shard} exited with {self.proc.returncode}")
+
+    def delta(self, name: str) -> int:
+        return self.health1.get(name, 0) - self.health0.get(name, 0)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def figures(times: dict[str, dict[str, list[float]]], procs: list[Process], chargers: list[str],
+            keys: set[str], start: float, end: float, sim_cpu: float, load: float) -> dict:
+    """The figures of some shards (`procs`), from the requests to the keys they own."""
+    seconds = end - start
+    goe = slot_figures({k: v for k, v in times["goe"].items() if k in keys}, start, end)
+    goe["expected"] = round(end - start) * len(chargers)       # a charger never asked still counts
+    goe["missed"] += round(end - start) * sum(1 for c in chargers if c not in times["goe"])
+    polls = sum(1 for kind, per_key in times.items() for key, stamps in per_key.items()
+                if (key if kind == "goe" else kind) in keys for t in stamps if start <= t < end)
+    failed = sum(p.delta("polls_failed") for p in procs)
+    cpu = sum(p.cpu for p in procs)
+    return {
+        "chargers": len(chargers),
+        "on_time": (goe["received"] - failed) / max(1, goe["expected"]),
+        "samples": sum(p.samples * p.chargers for p in procs) / max(1, len(chargers)),
+        "missed": goe["missed"], "failed": failed,
+        "late": sum(p.delta("polls_late") for p in procs),
+        "skipped": sum(p.delta("polls_skipped") for p in procs),
+        "max_per_second": goe["max_per_second"], "min_gap": goe["min_gap"],
+        "short_gaps": goe["short_gaps"],
+        "cpu_per_1000": 1000 * cpu / max(1, polls), "cpu_share": cpu / seconds,
+        "sim_cpu_share": sim_cpu / seconds, "load": load,
+        "polls_per_s": polls / seconds, "rss_mb": sum(p.rss for p in procs),
+        "points_per_s": sum(p.points1 - p.points0 for p in procs) / seconds,
+        "backlog": sum(p.backlog for p in procs),
+    }
+
+
+def run_size(chargers: int, shards: int, influx_url: str, workdir: Path, warmup: float,
+             seconds: float) -> list[tuple[str, dict]]:
+    """[(shard label, figures)]: one row per shard, then the fleet (or one row for one process)."""
     import httpx
 
     httpx.post(f"{influx_url}/query", data={"q": "DROP DATABASE fleet"}, timeout=30)
     httpx.post(f"{influx_url}/query", data={"q": "CREATE DATABASE fleet"}, timeout=30)
     sims = {}
-    outs = {kind: workdir / f"{kind}-{chargers}.json" for kind in ("goe", "evenergy", "ovms")}
+    outs = {kind: workdir / f"{kind}-{chargers}x{shards}.json" for kind in ("goe", "evenergy", "ovms")}
     for kind, size in (("goe", chargers), ("evenergy", EVSES), ("ovms", VEHICLES)):
         sims[kind] = start_sim(kind, size, outs[kind])
-    store = workdir / f"store-{chargers}.db"
-    config = workdir / f"fleet-{chargers}.toml"
-    write_config(config, store, influx_url, sims["goe"][1], sims["evenergy"][1], sims["ovms"][1],
-                 chargers)
-    log = (workdir / f"collector-{chargers}.log").open("wb")
-    collector = subprocess.Popen([sys.executable, "-m", "collector.cli", "run", "--config", str(config)],
-                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    stores = [workdir / f"store-{chargers}x{shards}-{n}.db" for n in range(shards)]
+    config = workdir / f"fleet-{chargers}x{shards}.toml"
+    write_config(config, str(workdir / f"store-{chargers}x{shards}-{{shard}}.db"), influx_url,
+                 sims["goe"][1], sims["evenergy"][1], sims["ovms"][1], chargers, shards)
+    owner_of = owners(config)
+    procs = [Process(n, config, stores[n], workdir / f"collector-{chargers}x{shards}-{n}.log")
+             for n in range(shards)]
     try:
         time.sleep(warmup)
         start = time.time()
-        cpu0 = proc_cpu(collector.pid)
+        for p in procs:
+            p.begin()
         sim_cpu0 = proc_cpu(sims["goe"][0].pid)
-        points0, _, health0 = store_figures(store)
         time.sleep(seconds)
         end = time.time()
-        cpu = proc_cpu(collector.pid) - cpu0
         sim_cpu = proc_cpu(sims["goe"][0].pid) - sim_cpu0
         load = os.getloadavg()[0]
-        points1, backlog, health1 = store_figures(store)
-        rss = proc_peak_rss_mb(collector.pid)
-        samples = samples_stored(store, chargers, start, end)
-        if collector.poll() is not None:
-            raise RuntimeError(f"the collector exited with {collector.returncode}")
+        for p in procs:
+            p.end()
+            p.chargers = sum(1 for s in serials(chargers) if owner_of[s] == p.shard)
+            p.samples = samples_stored(p.store, p.chargers, start, end)
     finally:
-        collector.send_signal(signal.SIGTERM)
-        try:
-            collector.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            collector.kill()
-            collector.wait()
-        log.close()
+        for p in procs:
+            p.stop()
         times = {kind: stop_sim(proc, outs[kind]) for kind, (proc, _) in sims.items()}
-    goe = slot_figures(times["goe"], start, end)
-    polls = sum(1 for stamps in times.values() for ts in stamps.values() for t in ts if start <= t < end)
-    failed = health1.get("polls_failed", 0) - health0.get("polls_failed", 0)
-    late = health1.get("polls_late", 0) - health0.get("polls_late", 0)
-    skipped = health1.get("polls_skipped", 0) - health0.get("polls_skipped", 0)
-    return {
-        "chargers": chargers,
-        "on_time": (goe["received"] - failed) / max(1, goe["expected"]),
-        "samples": samples,
-        "missed": goe["missed"], "failed": failed, "late": late, "skipped": skipped,
-        "max_per_second": goe["max_per_second"], "min_gap": goe["min_gap"],
-        "short_gaps": goe["short_gaps"],
-        "cpu_per_1000": 1000 * cpu / max(1, polls), "cpu_share": cpu / (end - start),
-        "sim_cpu_share": sim_cpu / (end - start), "load": load,
-        "polls_per_s": polls / (end - start), "rss_mb": rss,
-        "points_per_s": (points1 - points0) / (end - start), "backlog": backlog,
-    }
+    rows = []
+    for p in procs if shards > 1 else []:
+        keys = {key for key, n in owner_of.items() if n == p.shard}
+        mine = [s for s in serials(chargers) if owner_of[s] == p.shard]
+        rows.append((str(p.shard), figures(times, [p], mine, keys, start, end, sim_cpu, load)))
+    rows.append(("all" if shards > 1 else "-",
+                 figures(times, procs, serials(chargers), set(owner_of), start, end, sim_cpu, load)))
+    return rows
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
         return serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="100,300,1000,2000")
+    parser.add_argument("--sizes", default="100,300,1000,2000",
+                        help="chargers in the whole fleet, comma-separated (one run each)")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="collector processes sharing the fleet (one config, own stores)")
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--logs", type=Path, default=None,
-                        help="keep each run's collector log in this directory")
+                        help="keep each run's collector logs in this directory")
     args = parser.parse_args()
     from tests.servers import influx_server
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f} at the start; {EVSES} ev.energy EVSEs and {VEHICLES} OVMS "
-          f"vehicles besides the chargers; {args.seconds:g} s measured after {args.warmup:g} s")
-    print(f"{'chargers':>8} {'on time':>8} {'samples':>8} {'missed':>6} {'late':>5} {'skipped':>7} {'failed':>6} {'req/s max':>9} "
-          f"{'min gap':>7} {'gaps<0.95s':>10} {'CPU s/1k polls':>14} {'CPU':>5} {'polls/s':>7} {'peak RSS':>8} "
-          f"{'points/s':>8} {'backlog':>7} {'go-e sim CPU':>12} {'load':>5}")
+          f"{os.getloadavg()[0]:.1f} at the start; {args.shards} collector process(es); "
+          f"{EVSES} ev.energy EVSEs and {VEHICLES} OVMS vehicles besides the chargers; "
+          f"{args.seconds:g} s measured after {args.warmup:g} s")
+    print(f"{'chargers':>8} {'shard':>5} {'on time':>8} {'samples':>8} {'missed':>6} {'late':>5} {'skipped':>7} {'failed':>6} "
+          f"{'req/s max':>9} {'min gap':>7} {'gaps<0.95s':>10} {'CPU s/1k polls':>14} {'CPU':>5} {'polls/s':>7} "
+          f"{'peak RSS':>8} {'points/s':>8} {'backlog':>7} {'go-e sim CPU':>12} {'load':>5}")
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "influx").mkdir()
         with influx_server(workdir / "influx") as influx:
             for size in (int(s) for s in args.sizes.split(",")):
-                r = run_size(size, influx.url, workdir, args.warmup, args.seconds)
-                print(f"{r['chargers']:>8} {100 * r['on_time']:>7.2f}% {100 * r['samples']:>7.2f}% "
-                      f"{r['missed']:>6} "
-                      f"{r['late']:>5} {r['skipped']:>7} "
-                      f"{r['failed']:>6} {r['max_per_second']:>9} {r['min_gap']:>6.3f}s "
-                      f"{100 * r['short_gaps']:>9.3f}% "
-                      f"{r['cpu_per_1000']:>14.3f} {100 * r['cpu_share']:>4.0f}% "
-                      f"{r['polls_per_s']:>7.0f} {r['rss_mb']:>6.0f}MB {r['points_per_s']:>8.0f} "
-                      f"{r['backlog']:>7} {100 * r['sim_cpu_share']:>11.0f}% {r['load']:>5.1f}",
-                      flush=True)
+                for shard, r in run_size(size, args.shards, influx.url, workdir, args.warmup, args.seconds):
+                    print(f"{r['chargers']:>8} {shard:>5} {100 * r['on_time']:>7.2f}% {100 * r['samples']:>7.2f}% "
+                          f"{r['missed']:>6} "
+                          f"{r['late']:>5} {r['skipped']:>7} "
+                          f"{r['failed']:>6} {r['max_per_second']:>9} {r['min_gap']:>6.3f}s "
+                          f"{100 * r['short_gaps']:>9.3f}% "
+                          f"{r['cpu_per_1000']:>14.3f} {100 * r['cpu_share']:>4.0f}% "
+                          f"{r['polls_per_s']:>7.0f} {r['rss_mb']:>6.0f}MB {r['points_per_s']:>8.0f} "
+                          f"{r['backlog']:>7} {100 * r['sim_cpu_share']:>11.0f}% {r['load']:>5.1f}",
+                          flush=True)
                 if args.logs is not None:
                     args.logs.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(workdir / f"collector-{size}.log", args.logs)
+                    for log in workdir.glob(f"collector-{size}x{args.shards}-*.log"):
+                        shutil.copy(log, args.logs)
     return 0
 
 

@@ -39,7 +39,7 @@ from collector.health import Health  # noqa: E402
 from collector.http_outcomes import SourceError  # noqa: E402
 from collector.limits import Limits  # noqa: E402
 from collector.points import to_line  # noqa: E402
-from collector.schema import CoercionReport, FieldType  # noqa: E402
+from collector.measurement import CoercionReport, FieldType  # noqa: E402
 from collector.sources.base import SourceContext  # noqa: E402
 from collector.sources.goe import build  # noqa: E402
 from collector.sources.goe.parse import STATUS, STATUS_KEYS, parse_status, status_values  # noqa: E402
@@ -141,7 +141,7 @@ async def fleet_round(url: str, chargers: int, seconds: float, warmup: float = 3
     tmp = tempfile.mkdtemp(prefix="goe-bench-")
     store = Store(Path(tmp) / "bench.db")
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(),
                         health=health)
     config = parse_config({"sources": {"goe": {
         "interval": 1, "cloud_url": url, "timeout": 5,

@@ -79,7 +79,7 @@ def run_shim(port: int, influx_url: str) -> None:
 # -- the paths (each in its own process) ----------------------------------------------------
 
 def _influx(api: str, url: str, db: str):
-    from collector.config import InfluxV1, InfluxV2, Secret
+    from collector.config_types import InfluxV1, InfluxV2, Secret
 
     if api == "v1":
         return InfluxV1(api="v1", url=url, database=db, batch_size=5000)

@@ -5,34 +5,61 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
 
-from collector.health import COLLECTOR, Health
 from collector.forwarder_process import ForwarderProcess
+from collector.health import COLLECTOR, Health
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
 from collector.rollups import MEASUREMENTS as ROLLUPS
 from collector.rollups.job import RollupJob, names_from
-from collector.sessions.job import SessionDeriver
 from collector.schedule import JobRunner, build_scheduler
+from collector.sessions.job import SessionDeriver
 from collector.sources import instances, load_all_sources
 from collector.sources.base import CheckResult, Job, Source, SourceContext
 from collector.store import Store, StoreError
 from collector.writer import PointWriter
 
+try:
+    import fcntl
+except ImportError:          # Windows: no flock; a second process on one store is not refused
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL = 600.0
+SHARD_LAYOUT = "collector:shard"      # cursor: "<shard>/<shards>" this store last ran as
+
+
+class StoreInUse(StoreError):
+    """Another collector process runs on this store."""
+
+
+def lock_store(path: Path) -> IO[bytes]:
+    """Hold `<store>.lock` while the collector runs: two processes on one store (shards that
+    share a config whose `[store] path` lacks `{shard}`) would poll one device twice."""
+    handle = open(f"{path}.lock", "a+b")  # noqa: SIM115  (held until the collector stops)
+    if fcntl is None:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreInUse(f"another collector is running on the local store {path}; each process "
+                         f"needs its own (with shards, put {{shard}} in [store] path)") from None
+    return handle
 
 
 class Collector:
     def __init__(self, config: Any, limits: Limits | None = None) -> None:
         self.config = config
         self.store = Store(config.store.path, config.store.synchronous)
-        self.health = Health()
+        self.health = Health(collector=config.collector.name, shard=config.collector.shard)
         self.limits = limits or Limits()
         self.writer = PointWriter(self.store, self.health)
-        self.context = SourceContext(store=self.store, writer=self.writer, limits=self.limits,
+        self.context = SourceContext(cursors=self.store, writer=self.writer, limits=self.limits,
                                      health=self.health, shard=config.collector.shard,
                                      shards=config.collector.shards)
         self.sources: list[Source] = []
@@ -75,9 +102,7 @@ class Collector:
         self.health.gauge(COLLECTOR, "store_bytes", figures.size_bytes)
         self.health.gauge(COLLECTOR, "store_discarded", figures.discarded)
         self.health.gauge(COLLECTOR, "nonfinite_dropped", self.store.nonfinite_dropped)
-        for key, budget in self.limits.quotas().items():
-            source = key.split(":", 1)[0]
-            self.health.gauge(source, "quota_remaining", budget.remaining())
+        self.health.gauge(COLLECTOR, "shards", self.config.collector.shards)
         await self.writer.write(self.health.points())
 
     async def housekeeping(self) -> None:
@@ -93,6 +118,30 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then commit in-flight work and flush what we can."""
+        lock = lock_store(self.store.path)
+        try:
+            await self._run(stop)
+        finally:
+            lock.close()
+
+    async def _note_shard_layout(self) -> None:
+        """Say so when this store last ran as another shard or with another `shards`: units
+        moved between processes, and the moved ones start again in their new store."""
+        now = f"{self.config.collector.shard}/{self.config.collector.shards}"
+        before = self.store.cursor(SHARD_LAYOUT)
+        if before is not None and before != now:
+            shard, _, shards = before.partition("/")
+            log.warning("this store last ran as shard %s of %s, now as shard %s of %s: chargers, "
+                        "clients, accounts and sites moved between shards. What moved here starts "
+                        "from its source's backfill window (no gap, some requests to re-read); every "
+                        "process of the fleet must now run with shards = %d (docs/operations.md)",
+                        shard, shards, self.config.collector.shard, self.config.collector.shards,
+                        self.config.collector.shards)
+        if before != now:
+            await self.writer.write([], cursors={SHARD_LAYOUT: now})
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        await self._note_shard_layout()
         for source in self.sources:
             await source.start()
         runner = JobRunner(self.health)

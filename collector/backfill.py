@@ -1,35 +1,33 @@
 """`ev-collector backfill --config FILE --source NAME [--since DATE]`.
 
 Pulls the history a source's server still holds into the local store (and ships it to
-InfluxDB when one is configured). A source takes part by offering
-
-    async def backfill(self, since: datetime | None, progress: Progress) -> result
-
-where `progress` is a `Progress` (below) and the result has `records` (rows read) and `points`
-(points committed). Backfill commits points and cursors together, like the polling jobs, so an
-interrupted backfill resumes where it stopped, and a later `run` continues from there.
+InfluxDB when one is configured). A source takes part by declaring `backfill` in its registry
+entry: a builder of a `Backfill` (`collector/sources/base.py`). Backfill commits points and
+cursors together, like the polling jobs, so an interrupted backfill resumes where it stopped,
+and a later `run` continues from there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import logging
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
-from collector.config import ConfigError, load_config
+from collector.config import Config, ConfigError, load_config
+from collector.config_types import InfluxV1, InfluxV2
 from collector.health import Health
 from collector.http_outcomes import SourceError
 from collector.influx import Forwarder, WriteError, make_target
 from collector.limits import Limits
+from collector.shards import add_shard_argument
 from collector.sources import instances, load_all_sources
-from collector.sources.base import SourceContext
+from collector.sources.base import ElsewhereSource, NoProgress, Progress, SourceContext
 from collector.store import Store
 from collector.writer import PointWriter
 
@@ -38,21 +36,14 @@ log = logging.getLogger(__name__)
 SHIP_DEADLINE = 600.0
 
 
-class Progress(Protocol):
-    """What a source's backfill reports to: records expected, then records done."""
-
-    def add_total(self, records: int) -> None: ...
-
-    def advance(self, records: int, note: str = "") -> None: ...
-
-
 def parse_since(text: str) -> datetime:
     """`2025-06-01` or an ISO date-time; naive values are UTC."""
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)") from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class TqdmProgress:
@@ -77,57 +68,56 @@ class TqdmProgress:
         self.bar.close()
 
 
-async def run_backfill(config: Any, source_name: str, since: datetime | None = None,
-                       progress: Any = None, http_transport: httpx.AsyncBaseTransport | None = None,
+async def run_backfill(config: Config, source_name: str, since: datetime | None = None,
+                       progress: Progress | None = None,
+                       http_transport: httpx.AsyncBaseTransport | None = None,
                        reread: bool = False) -> int:
     """Backfill one configured source; returns the process exit code."""
-    modules = load_all_sources()
-    if source_name not in modules:
-        raise ConfigError(f"unknown source {source_name!r}; known: {', '.join(sorted(modules)) or 'none'}")
+    packages = load_all_sources()
+    if source_name not in packages:
+        raise ConfigError(f"unknown source {source_name!r}; known: {', '.join(sorted(packages)) or 'none'}")
     sections = instances(config.sources, source_name)
     if not sections:
         raise ConfigError(f"source {source_name!r} is not configured: add a [sources.{source_name}] section")
+    build = packages[source_name].backfill
+    if build is None:
+        print(f"ev-collector: source {source_name!r} has no history to backfill", file=sys.stderr)
+        return 2
     store = Store(config.store.path, config.store.synchronous)
-    health = Health()
-    context = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(), health=health,
+    health = Health(collector=config.collector.name, shard=config.collector.shard)
+    context = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(), health=health,
                             shard=config.collector.shard, shards=config.collector.shards,
                             http_transport=http_transport)
     try:
         for section in sections:      # every instance ([[sources.<name>]]) in turn
-            source = modules[source_name].build(section, context)
+            source = build(section, context)
             label = source_name if len(sections) == 1 else f"{source_name} {section.name}"
-            if reread and "reread" not in inspect.signature(getattr(source, "backfill", lambda: None)).parameters:
-                print(f"ev-collector: source {source_name!r} does not support --reread", file=sys.stderr)
-                await source.close()
-                return 2
-            if not hasattr(source, "backfill"):
-                print(f"ev-collector: source {source_name!r} has no history to backfill", file=sys.stderr)
-                await source.close()
-                return 2
+            if isinstance(source, ElsewhereSource):
+                # Its cursors live in the owning shard's store: backfill there.
+                print(f"backfill {label}: collected by shard {source.shard} of {source.shards}; "
+                      f"run this command with --shard {source.shard}", file=sys.stderr)
+                continue
             try:
-                # `reread` only reaches sources that offer it (the option is refused otherwise).
-                result = await (source.backfill(since, progress, reread=True) if reread
-                                else source.backfill(since, progress))
+                result = await source.backfill(since, progress or NoProgress(), reread=reread)
             except SourceError as exc:
                 print(f"ev-collector: backfill of {label} stopped: {exc}\n"
                       "What was committed stays; run the same command again to resume.", file=sys.stderr)
                 return 1
             finally:
                 await source.close()
-            print(f"backfill {label}: {getattr(result, 'records', '?')} records read, "
-                  f"{getattr(result, 'points', '?')} points "
+            print(f"backfill {label}: {result.records} records read, {result.points} points "
                   f"committed to {config.store.path}", file=sys.stderr)
         if config.influxdb is not None:
-            await _ship(store, config, health)
+            await _ship(store, config.influxdb, health)
         return 0
     finally:
         store.close()
 
 
-async def _ship(store: Store, config: Any, health: Health) -> None:
-    target = make_target(config.influxdb)
+async def _ship(store: Store, influxdb: InfluxV1 | InfluxV2, health: Health) -> None:
+    target = make_target(influxdb)
     try:
-        forwarder = Forwarder(store, target, health, batch_size=config.influxdb.batch_size)
+        forwarder = Forwarder(store, target, health, batch_size=influxdb.batch_size)
         empty = await forwarder.flush(time.monotonic() + SHIP_DEADLINE)
         pending = store.pending_count()
         if empty:
@@ -141,7 +131,7 @@ async def _ship(store: Store, config: Any, health: Health) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, args.shard)
     progress = TqdmProgress(enabled=False if args.no_progress else None)
     try:
         return asyncio.run(run_backfill(config, args.source, args.since, progress, reread=args.reread))
@@ -153,6 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "backfill", help="pull the history a source's server still holds (resumable)")
     parser.add_argument("--config", required=True, help="TOML configuration file")
+    add_shard_argument(parser)
     parser.add_argument("--source", required=True, help="source name, e.g. ovms")
     parser.add_argument("--since", type=parse_since, default=None,
                         help="only records from this date (UTC), e.g. 2025-06-01")

@@ -9,11 +9,13 @@ import importlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Sequence
+from typing import Any
 
 from collector.config import ConfigError, load_config
 from collector.errors import CollectorError
+from collector.shards import add_shard_argument
 
 log = logging.getLogger("collector")
 
@@ -44,10 +46,10 @@ def _install_stop(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
             pass
 
 
-async def _run(config_path: str) -> int:
+async def _run(config_path: str, shard: int | None = None) -> int:
     from collector.app import Collector
 
-    config = load_config(config_path)
+    config = load_config(config_path, shard)
     collector = Collector(config)
     # What exists now (modules, config, sources, one poller per device) lives as long as the
     # process: keep it out of the cyclic garbage collector's full passes. At 1,000 chargers
@@ -61,10 +63,10 @@ async def _run(config_path: str) -> int:
     return 0
 
 
-async def _check(config_path: str) -> int:
+async def _check(config_path: str, shard: int | None = None) -> int:
     from collector.app import Collector, format_checks
 
-    config = load_config(config_path)
+    config = load_config(config_path, shard)
     collector = Collector(config)
     try:
         results = await collector.check()
@@ -102,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="poll the configured sources until stopped")
     run.add_argument("--config", required=True, help="TOML configuration file")
+    add_shard_argument(run)
 
     check = sub.add_parser("check", help="validate the config and reach every source and InfluxDB once")
     check.add_argument("--config", required=True, help="TOML configuration file")
+    add_shard_argument(check)
 
     sub.add_parser("schema", help="print docs/schema.md from the declared measurements")
 
@@ -131,15 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.log_level
     if level is None and getattr(args, "config", None):
         try:
-            level = load_config(args.config).collector.log_level
+            level = load_config(args.config, getattr(args, "shard", None)).collector.log_level
         except ConfigError:
             level = "info"  # the command itself reports the config error below
     setup_logging(level or "info")
     try:
         if args.command == "run":
-            return run_async(_run(args.config))
+            return run_async(_run(args.config, args.shard))
         if args.command == "check":
-            return asyncio.run(_check(args.config))
+            return asyncio.run(_check(args.config, args.shard))
         if args.command == "schema":
             return _schema(args)
         return args.handler(args)

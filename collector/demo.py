@@ -1,8 +1,8 @@
 """`ev-collector demo`: the whole product against built-in simulators, with no hardware.
 
-It starts the simulators of all four sources on loopback ports (linked through one car, see
-`collector.history`), writes the configuration it uses into the work directory (so it can be
-copied), optionally generates history first, and runs the real `Collector` on that
+It starts the simulator of every registered source on loopback ports (the demo's world, linked
+through one car, see `collector/sim/world.py`), writes the configuration it uses into the work
+directory (so it can be copied), optionally generates history first, and runs the real `Collector` on that
 configuration: the embedded store by default, or InfluxDB with the `--influx-*` options. A
 compact live view shows polls, points, backlog, errors and quota left.
 """
@@ -21,26 +21,26 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
-from collector.config import ConfigError, load_config, parse_duration
-from collector.health import COLLECTOR
+from collector.config import ConfigError, load_config
+from collector.config_types import parse_duration
+from collector.health import COLLECTOR, ERROR_COUNTERS
+from collector.history import generate_history
 from collector.influx import WriteError
-from collector.history import (CAR_VEHICLE, EVCC_SITE, EVCC_TARIFFS, GOE_SERIAL, GOE_TOKEN,
-                               OVMS_PASSWORD, OVMS_USER, Simulators, build_simulators,
-                               generate_history)
 from collector.sim.base import SimServer
+from collector.sim.world import Simulators, build_simulators, sessions_config, toml_str
+from collector.sources import demo_hooks
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("goe", "evcc", "evenergy", "ovms")
 CONFIG_NAME = "config.toml"
 STORE_NAME = "ev-collector.db"
 HISTORY_CURSOR = "demo:history"    # the history generated into this store: window and seed
-_ERROR_COUNTERS = ("errors_transient", "errors_config", "errors_payload", "errors_rate_limited")
 
 
 def _duration_arg(text: str) -> float:
@@ -90,19 +90,6 @@ def register(subparsers: Any) -> None:
 # -- configuration ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    goe: str
-    evcc: str
-    evenergy: str
-    ovms: str
-
-
-def _q(text: str) -> str:
-    """A TOML basic string (JSON's escapes are valid TOML for the text we write)."""
-    return json.dumps(text, ensure_ascii=False)
-
-
 def influx_section(args: argparse.Namespace) -> str:
     """The [influxdb] section the options ask for, or "" without --influx-url.
 
@@ -116,7 +103,7 @@ def influx_section(args: argparse.Namespace) -> str:
             raise ConfigError(f"demo: --{named[0].replace('_', '-')} needs --influx-url")
         return ""
     api = args.influx_api or ("v1" if args.influx_database else "v2")
-    lines = ["[influxdb]", f"api = {_q(api)}", f"url = {_q(args.influx_url)}"]
+    lines = ["[influxdb]", f"api = {toml_str(api)}", f"url = {toml_str(args.influx_url)}"]
     if api == "v2":
         missing = [o for o in ("influx_org", "influx_bucket") if not getattr(args, o)]
         if missing:
@@ -124,27 +111,29 @@ def influx_section(args: argparse.Namespace) -> str:
         if not os.environ.get("INFLUX_TOKEN"):
             raise ConfigError("demo: InfluxDB v2 needs its API token in the environment "
                               "variable INFLUX_TOKEN")
-        lines += [f"org = {_q(args.influx_org)}", f"bucket = {_q(args.influx_bucket)}",
+        lines += [f"org = {toml_str(args.influx_org)}", f"bucket = {toml_str(args.influx_bucket)}",
                   'token = { env = "INFLUX_TOKEN" }']
     else:
         if not args.influx_database:
             raise ConfigError("demo: InfluxDB v1 needs --influx-database")
-        lines.append(f"database = {_q(args.influx_database)}")
+        lines.append(f"database = {toml_str(args.influx_database)}")
         if args.influx_username:
             if not os.environ.get("INFLUX_PASSWORD"):
                 raise ConfigError("demo: --influx-username needs the password in the environment "
                                   "variable INFLUX_PASSWORD")
-            lines += [f"username = {_q(args.influx_username)}",
+            lines += [f"username = {toml_str(args.influx_username)}",
                       'password = { env = "INFLUX_PASSWORD" }']
     return "\n".join(lines) + "\n"
 
 
-def demo_config(endpoints: Endpoints, evse_ids: list[str], influx: str = "") -> str:
-    """The TOML the demo runs on: the simulators' addresses and their demo credentials."""
-    written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def demo_config(urls: Mapping[str, str], world: Simulators, influx: str = "") -> str:
+    """The TOML the demo runs on: each source's section for its simulator at `urls[name]`, with
+    the simulators' demo credentials, and the world's `[sessions]`."""
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     storage = influx or ("# No [influxdb] section: the store below is the database.\n"
                          "# [influxdb]\n# api = \"v2\"\n# url = \"http://localhost:8086\"\n"
                          "# org = \"home\"\n# bucket = \"ev\"\n# token = { env = \"INFLUX_TOKEN\" }\n")
+    sources = "\n".join(hook.config(urls[name], world) for name, hook in demo_hooks().items())
     return f"""\
 # Written by `ev-collector demo` ({written}).
 # The collector ran on exactly this file. The URLs point at the demo's simulators, which listen
@@ -159,70 +148,11 @@ log_level = "info"
 health_interval = "10s"
 
 [store]
-path = {_q(STORE_NAME)}    # relative to this file
+path = {toml_str(STORE_NAME)}    # relative to this file
 
 {storage}
-[sources.goe]
-interval = "5s"
-cloud_url = {_q(endpoints.goe + "/{serial}")}   # the real cloud: https://{{serial}}.api.v3.go-e.io
-
-[[sources.goe.chargers]]
-serial = {_q(GOE_SERIAL)}
-api = "cloud"
-token = {_q(GOE_TOKEN)}   # DEMO VALUE: the simulator's Cloud API key
-
-[sources.evcc]
-name = {_q(EVCC_SITE)}
-url = {_q(endpoints.evcc)}
-state_interval = "10s"
-sessions_interval = "1m"
-tariffs = {json.dumps(list(EVCC_TARIFFS))}
-tariff_interval = "15m"
-
-[sources.evenergy]
-client_id = "demo-client"
-client_secret = "demo-secret"   # DEMO VALUE: the simulator's OAuth client secret
-user = "user01HSIMULATEDUSER0000000000"
-base_url = {_q(endpoints.evenergy + "/v2")}
-evses = {json.dumps(evse_ids)}
-status_interval = "1m"
-command_interval = "1m"
-backfill = "2d"
-
-[sources.ovms]
-url = {_q(endpoints.ovms)}
-username = {_q(OVMS_USER)}
-password = {_q(OVMS_PASSWORD)}   # DEMO VALUE: the simulator's account password
-interval = "10s"
-history_interval = "1m"
-
-# Charging sessions are derived without this section too (sources joined by their data); it
-# names the charger and the cars, sets the tariff, and gives the holder details a monthly
-# statement prints (`ev-collector statement --month YYYY-MM --config this file`).
-[sessions]
-tariff = "evcc"                 # evcc's dynamic grid tariff; "fixed" or "flat" with price
-price = 0.32                    # for hours evcc has no rate for
-currency = "EUR"
-ignore = [{_q("evcc:" + EVCC_SITE + "/Heat pump")}]   # an evcc loadpoint that is no EV charger
-
-[sessions.chargers.garage]
-goe = {_q(GOE_SERIAL)}
-evcc = {_q(EVCC_SITE + "/Garage")}
-vehicles = ["company-car"]
-
-[sessions.vehicles.company-car]
-ovms = {_q(CAR_VEHICLE)}
-evcc = "Model 3"
-holder = "Alex Example"         # DEMO VALUES: free text printed on the statement
-plate = "B-EV 2026E"
-employer = "Example Logistics GmbH, personnel no. 4711"
-
-[sessions.vehicles.second-car]
-ovms = "DEMO2"
-
-[sessions.cards.Alex]           # the go-e charger's RFID card of that name
-holder = "Alex Example"
-"""
+{sources}
+{sessions_config()}"""
 
 
 # -- the live view ---------------------------------------------------------------------------
@@ -240,12 +170,12 @@ def snapshot(collector: Any, backlog: int | None) -> dict[str, Any]:
     """What the view shows, read from the collector's health counters and limits."""
     health = collector.health
     sources = {}
-    for name in SOURCES:
+    for name in demo_hooks():
         sources[name] = {
             "polls": health.get(name, "polls"),
             "failed": health.get(name, "polls_failed"),
             "points": health.get(name, "points"),
-            "errors": sum(health.get(name, counter) for counter in _ERROR_COUNTERS),
+            "errors": sum(health.get(name, counter) for counter in ERROR_COUNTERS.values()),
             "last_error": health.last_error.get(name, ""),
         }
     quotas = {key.split(":", 1)[0]: budget.remaining()
@@ -319,7 +249,7 @@ class LiveView:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.refresh)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self.draw()
 
 
@@ -352,33 +282,36 @@ class Demo:
         self.simulators = build_simulators(args.seed, start=now - (args.history or 7 * 86400.0),
                                            history_days=max(args.history / 86400, 7.0))
         self.servers: list[SimServer] = []
+        self.titles: list[str] = []       # "<source title> <URL>" of each simulator served
 
-    def start_simulators(self) -> Endpoints:
-        sims = self.simulators
-        for sim in (sims.goe, sims.evcc, sims.evenergy, sims.ovms):
-            self.servers.append(SimServer(sim).start())
-        goe, evcc, evenergy, ovms = (server.url for server in self.servers)
-        return Endpoints(goe=goe, evcc=evcc, evenergy=evenergy, ovms=ovms)
+    def start_simulators(self) -> dict[str, str]:
+        """Serve each source's simulator; returns each one's URL by source name."""
+        urls = {}
+        for name, hook in demo_hooks().items():
+            server = SimServer(hook.simulator(self.simulators)).start()
+            self.servers.append(server)
+            self.titles.append(f"{hook.title} {server.url}")
+            urls[name] = server.url
+        return urls
 
     def stop_simulators(self) -> None:
         for server in self.servers:
             server.stop()
-        self.servers = []
+        self.servers, self.titles = [], []
 
-    def write_config(self, endpoints: Endpoints) -> Path:
+    def write_config(self, urls: Mapping[str, str]) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         path = self.workdir / CONFIG_NAME
-        evses = [evse.id for evse in self.simulators.evenergy.evses]
-        text = demo_config(endpoints, evses, self.influx)
+        text = demo_config(urls, self.simulators, self.influx)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
         return path
 
     def run(self) -> DemoResult:
-        endpoints = self.start_simulators()
+        urls = self.start_simulators()
         try:
-            config_path = self.write_config(endpoints)
+            config_path = self.write_config(urls)
             return asyncio.run(self._run(config_path))
         finally:
             self.stop_simulators()
@@ -389,8 +322,7 @@ class Demo:
         config = load_config(config_path)
         collector = Collector(config)
         target = collector.target.description if collector.target else "embedded store"
-        print(f"simulators: go-e {self.servers[0].url}, evcc {self.servers[1].url}, ev.energy "
-              f"{self.servers[2].url}, OVMS {self.servers[3].url}", file=self.out)
+        print(f"simulators: {', '.join(self.titles)}", file=self.out)
         print(f"config: {config_path} (copy it; the credentials in it are demo values)", file=self.out)
         print(f"data:   {config.store.path}" + (f" -> {target}" if collector.target else ""),
               file=self.out, flush=True)
@@ -402,7 +334,7 @@ class Demo:
             if collector.target is not None:
                 await self._prepare_influx(collector.target)
             if self.args.history > 0 and not self._history_kept(collector.store):
-                end = datetime.now(timezone.utc).replace(microsecond=0)
+                end = datetime.now(UTC).replace(microsecond=0)
                 window = (end - timedelta(seconds=self.args.history), end)
                 history = self._history(collector, *window)
             _install_stop(stop)
@@ -550,7 +482,7 @@ def _install_stop(stop: asyncio.Event) -> None:
 async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         stop.set()
 
 

@@ -8,7 +8,7 @@ failure we know and word for people" from a bug with one `except`. The kinds:
 - `WriteError`       InfluxDB did not take a write, with an `Action` (collector.influx)
 - `StoreError`       the local store cannot be written (collector.store)
 - `QueryError`       stored data cannot answer a request (collector.query)
-- `CoercionError`    a value does not fit its declared type (collector.schema)
+- `CoercionError`    a value does not fit its declared type (collector.measurement)
 - `NonFiniteField`   NaN or infinity, which InfluxDB cannot hold (collector.points)
 - `Stopping`         the collector is stopping; a waiting poll sends nothing (collector.limits)
 

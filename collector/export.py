@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.query import DAY_NS, NS, FrameReader, QueryError, make_reader, parse_when
-from collector.query.counters import CounterSpec
 from collector.query.frames import Request, raw_frame, rollup_frame, sessions_frame
 from collector.query.readers import declared
-
-# The energy counters `daily`, `monthly` and the statements' meter counts read.
-COUNTERS = (
-    CounterSpec("goe_status", lambda t: f"goe:{t.get('serial', '')}",
-                (("energy_total_wh", "energy_wh"), ("energy_solar_wh", "solar_energy_wh"),
-                 ("energy_grid_wh", "grid_energy_wh"), ("energy_battery_wh", "battery_energy_wh"))),
-    CounterSpec("evenergy_status", lambda t: f"evenergy:{t.get('evse', '')}",
-                (("meter_energy_wh", "energy_wh"),)),
-    CounterSpec("evcc_loadpoint", lambda t: f"evcc:{t.get('site', '')}/{t.get('loadpoint_title', '')}",
-                (("charge_total_import_wh", "energy_wh"),)),
-)
+from collector.sources import counter_specs, load_all_sources
+from collector.specs import CounterSpec
 
 
 def write_csv(req: Request, reader: FrameReader, out: TextIO,
-              specs: tuple[CounterSpec, ...] = COUNTERS) -> int:
-    """Write the CSV; returns the number of data rows."""
+              specs: Sequence[CounterSpec] | None = None) -> int:
+    """Write the CSV; returns the number of data rows. `daily` and `monthly` sum the energy
+    counters `specs` name, by default every registered source's."""
     if req.kind == "raw":
         rows, header = 0, True
         for frame in raw_frame(reader, req):
@@ -40,10 +32,14 @@ def write_csv(req: Request, reader: FrameReader, out: TextIO,
             header, rows = False, rows + len(frame)
         if header:  # no data: still a header, so a script sees the columns
             m = declared(req.measurement) if req.measurement else None
-            cols = ["epoch_s", "local_time", *([t.name for t in m.tags] + [fl.name for fl in m.fields] if m else [])]
+            cols = ["epoch_s", "local_time",
+                    *([t.name for t in m.tags] + [fl.name for fl in m.fields] if m else [])]
             out.write(",".join(cols) + "\n")
         return rows
-    frame = sessions_frame(reader, req) if req.kind == "sessions" else rollup_frame(reader, req, specs)
+    if req.kind == "sessions":
+        frame = sessions_frame(reader, req)
+    else:
+        frame = rollup_frame(reader, req, counter_specs() if specs is None else specs)
     frame.to_csv(out, index=False, lineterminator="\n")
     return len(frame)
 
@@ -53,7 +49,7 @@ def request_from_args(args: argparse.Namespace, config: Any | None) -> Request:
         tz = ZoneInfo(args.tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise QueryError(f"unknown time zone {args.tz!r} (use an IANA name like Europe/Berlin)") from None
-    end = parse_when(args.to, tz) if args.to else int(datetime.now(timezone.utc).timestamp()) * NS
+    end = parse_when(args.to, tz) if args.to else int(datetime.now(UTC).timestamp()) * NS
     start = parse_when(args.from_, tz) if args.from_ else end - 30 * DAY_NS
     if start >= end:
         raise QueryError("--from must be before --to")
@@ -95,7 +91,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="from_", help="start, local date or time (default: 30 days ago)")
     parser.add_argument("--to", help="end, exclusive (default: now)")
     parser.add_argument("--tz", default="UTC", help="IANA time zone for local times and days (default UTC)")
-    parser.add_argument("--source", choices=["goe", "evcc", "evenergy", "ovms"], help="only this source")
+    parser.add_argument("--source", choices=sorted(load_all_sources()), help="only this source")
 
 
 def register(subparsers: Any) -> None:

@@ -16,8 +16,8 @@ import os
 import re
 import socket
 import ssl
-from datetime import datetime, timezone
-from typing import Awaitable, Callable, Mapping, Union
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -53,7 +53,7 @@ class SourceError(CollectorError):
 # InfluxDB write alike. Exact statuses first, then the class ("4xx", "5xx", "other": a 1xx
 # or 3xx httpx did not follow). A caller passes overrides for what its API means otherwise
 # (evcc's tariff 404 is "no such tariff": no data; InfluxDB's 413 is a refused batch).
-StatusKey = Union[int, str]
+StatusKey = int | str
 DEFAULT_STATUS_ACTIONS: Mapping[StatusKey, Action] = {
     400: Action.DROP,
     401: Action.CONFIG,
@@ -220,8 +220,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 

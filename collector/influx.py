@@ -22,16 +22,26 @@ import gzip
 import logging
 import random
 import time
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import httpx
 
-from collector.config import InfluxV1, InfluxV2
-from collector.health import COLLECTOR, Health
+from collector.config_types import InfluxV1, InfluxV2
 from collector.errors import CollectorError
-from collector.http_outcomes import (Action, StatusKey, classify_status, connect_failure,
-                                     describe_exception, os_reason, parse_retry_after, redact_text,
-                                     timed_out, url_address)
+from collector.health import COLLECTOR, Health
+from collector.http_outcomes import (
+    Action,
+    StatusKey,
+    classify_status,
+    connect_failure,
+    describe_exception,
+    os_reason,
+    parse_retry_after,
+    redact_text,
+    timed_out,
+    url_address,
+)
 from collector.store import BatchItem, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -82,7 +92,7 @@ _STATUS_HINTS = {401: "check the InfluxDB credentials and permissions",
                  404: "does the database/bucket exist?"}
 
 
-def _error_for_status(status: int, body: str, headers: "httpx.Headers | dict") -> WriteError:
+def _error_for_status(status: int, body: str, headers: httpx.Headers | dict) -> WriteError:
     body = redact_text(body.strip().replace("\n", " ")[:500])
     message = f"InfluxDB answered HTTP {status}: {body}"
     if status in _STATUS_HINTS:
@@ -203,7 +213,8 @@ class V2Target:
 
         try:
             self._write.write(bucket=self.cfg.bucket, org=self.cfg.org, record="\n".join(lines),
-                              write_precision=WritePrecision.NS)
+                              # the library's constant is a str its own annotation does not admit
+                              write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except ApiException as exc:
             raise _api_error(exc) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
@@ -464,7 +475,7 @@ async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Wait `seconds`, or less if `stop` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import binascii
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 if TYPE_CHECKING:
     from collector.points import FieldValue
 else:   # collector.points builds its lines with this module: no import cycle at load time
-    FieldValue = Union[float, int, bool, str]
+    FieldValue = float | int | bool | str
 
 FLOAT, INT, BOOL, STRING = "f", "i", "b", "s"
 KIND_OF: dict[type, str] = {float: FLOAT, int: INT, bool: BOOL, str: STRING}
@@ -84,7 +85,7 @@ class Layout:
         except TypeError:                       # an integer beyond 64 bits, a float subclass
             return self._format(values)
         if "null" in text:                      # NaN or infinity (or "null" in a string)
-            if not all(math.isfinite(v) for v, kind in zip(values, self.kinds)  # type: ignore[arg-type]
+            if not all(math.isfinite(v) for v, kind in zip(values, self.kinds, strict=False)  # type: ignore[arg-type]
                        if kind == FLOAT):
                 return None
         if self.strings:
@@ -93,7 +94,7 @@ class Layout:
             if any("," in values[k] for k in self.strings):  # type: ignore[operator]
                 parts = text.split('"')
                 tokens = "".join(parts[0::2]).split(",")
-                for index, value in zip(self.strings, parts[1::2]):
+                for index, value in zip(self.strings, parts[1::2], strict=False):
                     tokens[index] = f'"{value}"'
                 return self.template % self.order(tokens)
         return self.template % self.order(text.split(","))
@@ -112,7 +113,7 @@ class Layout:
         (booleans as `t`/`f`; a packed string holds no quote, backslash or control character)."""
         tokens = binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii").split(",")
         if strs is not None:
-            for index, value in zip(self.strings, strs.split("\n")):
+            for index, value in zip(self.strings, strs.split("\n"), strict=False):
                 tokens[index] = f'"{value}"'
         return self.template % self.order(tokens)
 
@@ -123,7 +124,7 @@ class Layout:
         `t`/`f`, strings as they are (a packed string holds no quote or backslash)."""
         tokens = binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii").split(",")
         if strs is not None:
-            for index, value in zip(self.strings, strs.split("\n")):
+            for index, value in zip(self.strings, strs.split("\n"), strict=False):
                 tokens[index] = value
         return tokens
 
@@ -131,10 +132,11 @@ class Layout:
         """The values of a row, each of its declared kind."""
         if isinstance(vals, str):
             return orjson.loads(vals)
-        return [convert(token) for convert, token in zip(self._convert, self.tokens(vals, strs))]
+        return [convert(token)
+                for convert, token in zip(self._convert, self.tokens(vals, strs), strict=False)]
 
     def fields(self, vals: bytes | str, strs: str | None) -> dict[str, FieldValue]:
-        return dict(zip(self.names, self.values(vals, strs)))
+        return dict(zip(self.names, self.values(vals, strs), strict=False))
 
     def picker(self, wanted: Sequence[str]) -> Callable[[bytes | str, str | None], list[Any]]:
         """A reader of only the `wanted` fields of a row (None where this layout lacks one)."""
@@ -147,8 +149,8 @@ class Layout:
                 row = orjson.loads(vals)
                 return [row[k] if k is not None else None for k in index]
             tokens = self.tokens(vals, strs)
-            return [c(tokens[k]) if k is not None else None  # type: ignore[misc, index]
-                    for c, k in zip(convert, index)]
+            return [c(tokens[k]) if k is not None else None  # type: ignore[misc]
+                    for c, k in zip(convert, index, strict=False)]
         return pick
 
 

@@ -16,8 +16,8 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from collector.errors import CollectorError
 
@@ -69,7 +69,8 @@ class IntervalLimiter:
         return 0.0
 
     async def acquire(self, key: str) -> None:
-        while (wait := self.try_acquire(key)) > 0:
+        # A time slot, not a flag, is awaited: no event to wait on, and `wait` is the exact time.
+        while (wait := self.try_acquire(key)) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait)
 
 
@@ -185,7 +186,8 @@ class QuotaBudget:
         self._blocked_until = max(self._blocked_until, self.clock() + max(0.0, seconds))
 
     async def acquire(self) -> None:
-        while (wait := self.try_acquire()) > 0:
+        # As in IntervalLimiter.acquire: the wait is until the next request may go, not a poll.
+        while (wait := self.try_acquire()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait)
 
 
@@ -200,7 +202,7 @@ class FairQuota:
     finish (`first=True`) goes before all of them.
     """
 
-    def __init__(self, budget: QuotaBudget, limits: "Limits") -> None:
+    def __init__(self, budget: QuotaBudget, limits: Limits) -> None:
         self.budget = budget
         self._limits = limits
         self._interval: dict[str, float] = {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 CSS = """
 :root { --ink: #1d2330; --muted: #5f6b7a; --line: #d9dee5; --bg: #f5f7fa; --accent: #2f6f9f; }
@@ -22,7 +23,8 @@ h1 { font-size: 1.6rem; margin: 0 0 4px; }
 h2 { font-size: 1.15rem; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
 p { margin: 6px 0; }
 .muted, figcaption, .note { color: var(--muted); font-size: 0.9em; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 10px; margin: 16px 0; }
+.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); \
+gap: 10px; margin: 16px 0; }
 .kpi { background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
 .kpi .label { color: var(--muted); font-size: 0.85em; }
 .kpi .value { font-size: 1.45rem; font-weight: 600; font-variant-numeric: tabular-nums; }
@@ -45,7 +47,8 @@ figure { margin: 8px 0 4px; }
 svg { width: 100%; height: auto; display: block; }
 svg text { font-family: inherit; fill: var(--ink); }
 footer { margin-top: 32px; border-top: 1px solid var(--line); padding-top: 8px; }
-@media (max-width: 600px) { body { font-size: 14px; } main { padding: 12px 10px 32px; } h1 { font-size: 1.3rem; } }
+@media (max-width: 600px) { body { font-size: 14px; } main { padding: 12px 10px 32px; } \
+h1 { font-size: 1.3rem; } }
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
   body { font-size: 10pt; }
@@ -97,12 +100,14 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[Any]], total: Seque
              for heading, numeric in columns]
 
     def cells(values: Sequence[Any], tag: str = "td") -> str:
-        return "".join(f"<{tag}{kind}>{esc(v)}</{tag}>" for v, kind in zip(values, kinds))
-    head = "".join(f'<th{kind} scope="col">{esc(h.lstrip("~"))}</th>' for (h, _), kind in zip(columns, kinds))
+        return "".join(f"<{tag}{kind}>{esc(v)}</{tag}>" for v, kind in zip(values, kinds, strict=False))
+    head = "".join(f'<th{kind} scope="col">{esc(h.lstrip("~"))}</th>' for (h, _),
+                   kind in zip(columns, kinds, strict=True))
     body = "".join(f'<tr{" class=flag" if flagged and flagged[k] else ""}>{cells(r)}</tr>'
                    for k, r in enumerate(rows))
     foot = f"<tfoot><tr>{cells(total)}</tr></tfoot>" if total is not None else ""
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>{foot}</table></div>'
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody>{foot}</table></div>')
 
 
 def page(title: str, body: str) -> str:

@@ -7,14 +7,14 @@ InfluxDB and upserts in the local store, which is what makes re-collection harml
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping, Union
 
 from collector.errors import CollectorError
 from collector.layout import Layout, kinds_of
 
-FieldValue = Union[float, int, bool, str]
+FieldValue = float | int | bool | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ def to_line(point: Point) -> str | None:
     values = tuple(fields.values())
     names = tuple(fields)
     types = tuple(map(type, values))
-    for known, layout in _line_layouts.get(types, ()):
+    for known, layout in _line_layouts.get(types, ()):  # noqa: B007  (the match is used after the loop)
         if known == names:
             break
     else:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from collector.health import Health
 from collector.http_outcomes import Action, SourceError

@@ -10,16 +10,17 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
 from collector.analysis import NO_VEHICLE, Analysis, analyse, energy_by_day
 from collector.export import add_common
-from collector.query import NS, QueryError, make_reader, parse_when
 from collector.pages import blank, esc, kwh, money, number, page, pct, table
+from collector.query import NS, QueryError, make_reader, parse_when
 
 COLORS = {"solar": "#e0a800", "grid": "#4f6d9a", "battery": "#2e8b57", "unknown": "#b7bdc6",
           "cost": "#c0392b", "all at the tariff": "#9aa5b1", "soc": "#2e86c1", "efficiency": "#8e44ad"}
@@ -196,7 +197,8 @@ def bar_chart(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[f
             y0, y1 = (base, base + v) if stacked else (0.0, v)
             top, bottom = _plot_y(y1, ymax), _plot_y(y0, ymax)
             body.append(f'<rect x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{bottom - top:.2f}" '
-                        f'fill="{color}"><title>{esc(label)} {esc(name)}: {v:,.3f} {esc(y_title)}</title></rect>')
+                        f'fill="{color}"><title>{esc(label)} {esc(name)}: {v:,.3f} {esc(y_title)}'
+                        '</title></rect>')
             if stacked:
                 base = y1
     body += _x_labels([short(label) if short else label for label in labels], slot)
@@ -215,7 +217,10 @@ def session_chart(a: Analysis, title: str) -> str:
     for r in s.to_dict("records"):
         t = float(str(r["epoch_s"]).split(".")[0])
         x = LEFT + 6 + (t - t0) / (t1 - t0) * (width - 12)
-        lo, hi, eff = r.get("soc_start_pct"), r.get("soc_end_pct"), r.get("efficiency_pct")
+        # Any: a number, or None/NaN that blank() tells apart
+        lo: Any = r.get("soc_start_pct")
+        hi: Any = r.get("soc_end_pct")
+        eff: Any = r.get("efficiency_pct")
         if not blank(lo) and not blank(hi):
             body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_plot_y(float(lo), 100):.1f}" '
                         f'y2="{_plot_y(float(hi), 100):.1f}" stroke="{COLORS["soc"]}" stroke-width="5" '
@@ -229,7 +234,8 @@ def session_chart(a: Analysis, title: str) -> str:
         t = t0 + (t1 - t0) * k / 4
         x = LEFT + 6 + (t - t0) / (t1 - t0) * (width - 12)
         label = datetime.fromtimestamp(t, tz=a.tz).strftime("%m-%d")
-        body.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 18}" text-anchor="middle" font-size="13">{label}</text>')
+        body.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 18}" text-anchor="middle" font-size="13">'
+                    f'{label}</text>')
     body += _legend([("state of charge, start to end", COLORS["soc"]), ("efficiency", COLORS["efficiency"])])
     return _svg(body, title)
 
@@ -258,7 +264,8 @@ def _sessions_table(a: Analysis, cur: str) -> str:
         split = r["unsplit_wh"] == 0
         soc = ("-" if blank(r["soc_start_pct"]) or blank(r["soc_end_pct"])
                else f"{float(r['soc_start_pct']):.0f}→{float(r['soc_end_pct']):.0f}")
-        rows.append([r["local_time"][:16].replace("T", " "), (r["end_local_time"] or "")[:16].replace("T", " "),
+        rows.append([r["local_time"][:16].replace("T", " "),
+                     (r["end_local_time"] or "")[:16].replace("T", " "),
                      r["charger"], r["vehicle"] or "-", r["card"] or "-", kwh(r["wall_wh"]),
                      kwh(r["solar_wh"]) if split else "-", kwh(r["grid_wh"]) if split else "-",
                      kwh(r["battery_wh"]) if split else "-", number(r["price_per_kwh"], 4),
@@ -267,7 +274,8 @@ def _sessions_table(a: Analysis, cur: str) -> str:
         flags.append(bool(r["flagged"]))
     t = a.totals
     total = ["total", "", "", "", "", kwh(t["wall_wh"]), kwh(t["solar_wh"]), kwh(t["grid_wh"]),
-             kwh(t["battery_wh"]), "", money(t["cost_ct"]), "", pct(t["efficiency_pct"]), f"{t['flagged']} differ"]
+             kwh(t["battery_wh"]), "", money(t["cost_ct"]), "", pct(t["efficiency_pct"]),
+             f"{t['flagged']} differ"]
     return table(columns, rows, total, flags)
 
 
@@ -275,12 +283,14 @@ def html_report(a: Analysis) -> str:
     t, cur = a.totals, a.currency or ""
     days = energy_by_day(a)
     day_labels = list(days["date"])
-    energy_svg = bar_chart(day_labels, [(label, COLORS[key], list(days[key] / 1000)) for key, label in SOURCES],
+    energy_svg = bar_chart(day_labels,
+                           [(label, COLORS[key], list(days[key] / 1000)) for key, label in SOURCES],
                            "kWh", "day the session started", "Energy from the wall per day, by source",
                            short=lambda d: d[5:])
     m = a.per_month
     cost_svg = bar_chart(list(m["month"]) if not m.empty else [],
-                         [("cost (grid part)", COLORS["cost"], list(m["cost_ct"].fillna(0) / 100) if not m.empty else []),
+                         [("cost (grid part)", COLORS["cost"],
+                           list(m["cost_ct"].fillna(0) / 100) if not m.empty else []),
                           ("all at the tariff", COLORS["all at the tariff"],
                            list(m["grid_only_cost_ct"].fillna(0) / 100) if not m.empty else [])],
                          cur or "cost", "month", "Cost per month", stacked=False)
@@ -291,7 +301,8 @@ def html_report(a: Analysis) -> str:
         _kpi("Solar share", f"{pct(t['solar_pct'])} %", head["solar share"][1]),
         _kpi("Cost", f"{money(t['cost_ct'])} {cur}".strip(), head["cost"][1]),
         _kpi("Saved", f"{money(t['savings_ct'])} {cur}".strip(), "solar and battery energy not bought"),
-        _kpi("Efficiency", f"{pct(t['efficiency_pct'])} %", f"over {t['efficiency_sessions']} sessions with the car's reading"),
+        _kpi("Efficiency", f"{pct(t['efficiency_pct'])} %",
+             f"over {t['efficiency_sessions']} sessions with the car's reading"),
         _kpi("Meter check", f"{t['flagged']} flagged", "meter and energy differ by more than 1 %",
              warn=t["flagged"] > 0)])
     facts = "".join(f"<tr><th scope=row>{esc(label.strip())}</th><td class=num>{esc(value)}</td>"
@@ -307,19 +318,23 @@ def html_report(a: Analysis) -> str:
                   for r in a.meters.to_dict("records")]
     body = f"""<header><h1>EV charging report</h1>
 <p class="muted">{esc(_when(a, a.start_ns))} to {esc(_when(a, a.end_ns))} ({esc(a.tz.key)}) &middot;
-generated {esc(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))}</p></header>
+generated {esc(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))}</p></header>
 <section class="kpis">{kpis}</section>
-<section><h2>Energy per day</h2><figure class="chart">{energy_svg}<figcaption>Each session's energy on the day it
+<section><h2>Energy per day</h2><figure class="chart">{energy_svg}\
+<figcaption>Each session's energy on the day it
 started, split by source where the charger or evcc knows it. The days add up to the
 {esc(kwh(t['wall_wh']))} kWh above.</figcaption></figure></section>
 <section><h2>Per charger</h2>{_group_table(a.per_charger, "charger", t, cur)}</section>
 <section><h2>Per vehicle</h2>{_group_table(a.per_vehicle, "vehicle", t, cur)}
 <p class="note">{esc(NO_VEHICLE)}: sessions no source tied to a car.</p></section>
-<section><h2>Cost per month</h2><figure class="chart">{cost_svg}<figcaption>Cost is the grid part of the energy at
+<section><h2>Cost per month</h2><figure class="chart">{cost_svg}\
+<figcaption>Cost is the grid part of the energy at
 the tariff; "all at the tariff" prices every kWh as if it came from the grid.</figcaption></figure></section>
-<section><h2>State of charge and efficiency</h2><figure class="chart">{soc_svg}<figcaption>Efficiency is the energy
+<section><h2>State of charge and efficiency</h2><figure class="chart">{soc_svg}\
+<figcaption>Efficiency is the energy
 the car reports into its battery over the energy from the wall.</figcaption></figure></section>
-<section><h2>How the figures are counted</h2><div class="scroll"><table><tbody>{facts}</tbody></table></div></section>
+<section><h2>How the figures are counted</h2>\
+<div class="scroll"><table><tbody>{facts}</tbody></table></div></section>
 <section><h2>Per day</h2>{day_table}</section>
 <section><h2>Sessions</h2>{_sessions_table(a, cur)}
 <p class="note">Energies in kWh to the Wh, money to the cent, each session rounded once: every
@@ -331,7 +346,8 @@ ev.energy meter reading) advanced from its first session's start reading to its 
 end reading, beside the energy of those sessions: a cross-check. More on the meter than in the
 sessions is energy between them that no session holds (a charge the data missed, another
 user). <code>statement</code> shows each meter's own count over its month.</p></section>
-<footer class="muted">ev-collector report &middot; figures from the charging_session records of the period</footer>"""
+<footer class="muted">ev-collector report &middot; \
+figures from the charging_session records of the period</footer>"""
     return page(f"EV charging report {_when(a, a.start_ns)[:10]} to {_when(a, a.end_ns)[:10]}", body)
 
 
@@ -346,7 +362,7 @@ def _handle(args: argparse.Namespace) -> int:
             tz = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
             raise QueryError(f"unknown time zone {args.tz!r}") from None
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         start, end = period_range(args.period, now, tz)
         if args.from_:
             start = parse_when(args.from_, tz)

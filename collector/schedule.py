@@ -21,15 +21,15 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
-from collector.health import Health
+from collector.health import ERROR_COUNTERS, Health
 from collector.http_outcomes import Action, SourceError, redact_text
 from collector.limits import Clock, Stopping, wall_clock
 from collector.log_throttle import LogThrottle
@@ -46,12 +46,6 @@ CONFIG_BACKOFF_MAX = 300.0
 # A 429 (or a proxy's) without Retry-After: wait this long before asking again.
 DEFAULT_WAIT = 60.0
 
-_HEALTH_COUNTER = {
-    Action.RETRY: "errors_transient",
-    Action.WAIT: "errors_rate_limited",
-    Action.CONFIG: "errors_config",
-    Action.DROP: "errors_payload",
-}
 _LEVEL = {
     Action.RETRY: logging.WARNING,
     Action.WAIT: logging.INFO,
@@ -174,7 +168,7 @@ class JobRunner:
     def _failed(self, job: Job, state: _JobState, scope: _JobState, exc: SourceError) -> None:
         health = self.health
         health.count(job.source, "polls_failed")
-        health.count(job.source, _HEALTH_COUNTER[exc.action])
+        health.count(job.source, ERROR_COUNTERS[exc.action])
         message = redact_text(str(exc))
         health.error(job.source, message)
         wait = exc.retry_after or 0.0
@@ -213,7 +207,7 @@ class GridTrigger(BaseTrigger):
             k = math.floor((previous_fire_time.timestamp() - self.offset + 1e-3) / self.interval) + 1
         else:
             k = math.ceil((now.timestamp() - self.offset) / self.interval)
-        return datetime.fromtimestamp(self.offset + k * self.interval, tz=timezone.utc)
+        return datetime.fromtimestamp(self.offset + k * self.interval, tz=UTC)
 
     def __repr__(self) -> str:
         return f"<GridTrigger (interval={self.interval:g} s, offset={self.offset:.3f} s)>"
@@ -261,4 +255,4 @@ def _first_run(job: Job) -> datetime:
     its grid), and a fleet's first polls do not all land in the same instant.
     """
     spread = phase(job.id, min(job.interval, 5.0), 1.0)
-    return datetime.fromtimestamp(time.time(), timezone.utc) + timedelta(seconds=spread)
+    return datetime.fromtimestamp(time.time(), UTC) + timedelta(seconds=spread)

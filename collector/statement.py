@@ -16,21 +16,23 @@ import csv
 import logging
 import re
 import sys
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
 from collector.analysis import rounded, summarise
-from collector.export import COUNTERS
 from collector.pages import blank, esc, kwh, money, page, table
 from collector.query import NS, FrameReader, QueryError, make_reader
-from collector.query.counters import LEAD_IN_NS, CounterSpec
+from collector.query.counters import LEAD_IN_NS
 from collector.query.frames import Request, sessions_frame
 from collector.query.readers import declared
+from collector.sources import counter_specs, load_all_sources
+from collector.specs import CounterSpec
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 METER_NAMES = {"eto": "the go-eCharger's internal meter (eto)",
@@ -100,8 +102,8 @@ def tariff_method(sessions_cfg: Any, seen: Sequence[str]) -> str:
     elif kind == "tou":
         rules = ", ".join(f"{e.start}-{e.end} {e.price:g}" for e in sessions_cfg.tou)
         text = f"time-of-use ({sessions_cfg.timezone}): {rules} {cur}/kWh{fallback}"
-    elif kind == "evcc":
-        text = f"dynamic: the grid price evcc published for each hour the energy was drawn{fallback}"
+    elif kind in load_all_sources():
+        text = f"dynamic: the grid price {kind} published for each hour the energy was drawn{fallback}"
     else:
         text = "none configured: sessions carry no price ([sessions] tariff)"
     if seen:
@@ -122,12 +124,14 @@ def meter_line(meters: Sequence[str], unmetered: int, sources: Sequence[str]) ->
     return text.strip()
 
 
-def _counter_spec(meter: str, specs: Sequence[CounterSpec]) -> tuple[str, CounterSpec | None, list[str]]:
+def _counter_spec(meter: str,
+                  specs: Sequence[CounterSpec] | None) -> tuple[str, CounterSpec | None, list[str]]:
     """The counter behind a session's `meter` ("goe:012345 eto"): its identity, the counter
-    spec of that source among `specs`, and the measurement's tag names."""
+    spec of that source among `specs` (default: every registered source's), and the
+    measurement's tag names."""
     identity = meter.partition(" ")[0]
     source = identity.partition(":")[0]
-    for spec in specs:
+    for spec in counter_specs() if specs is None else specs:
         m = declared(spec.measurement)
         if m.source == source:
             return identity, spec, [t.name for t in m.tags]
@@ -135,7 +139,7 @@ def _counter_spec(meter: str, specs: Sequence[CounterSpec]) -> tuple[str, Counte
 
 
 def count_meter(reader: FrameReader, meter: str, start_ns: int, end_ns: int, tz: ZoneInfo,
-                specs: Sequence[CounterSpec] = COUNTERS) -> MeterCount:
+                specs: Sequence[CounterSpec] | None = None) -> MeterCount:
     """A meter's readings at the month's edges and what it counted in between (a reading
     just before the month starts counts as its start)."""
     out = MeterCount(meter)
@@ -150,10 +154,11 @@ def count_meter(reader: FrameReader, meter: str, start_ns: int, end_ns: int, tz:
         groups = frame.groupby(tag_names, sort=False) if tag_names else [((), frame)]
         for key, rows in groups:
             values = key if isinstance(key, tuple) else (key,)
-            if spec.identity(dict(zip(tag_names, values))) != identity:
+            if spec.identity(dict(zip(tag_names, map(str, values), strict=True))) != identity:
                 continue
             rows = rows[["time_ns", fieldname]].dropna()
-            for time_ns, value in zip(rows["time_ns"].astype("int64"), rows[fieldname].astype("float64")):
+            for time_ns, value in zip(rows["time_ns"].astype("int64"), rows[fieldname].astype("float64"),
+                                      strict=True):
                 if time_ns < start_ns:
                     before = (int(time_ns), float(value))
                     continue
@@ -172,7 +177,7 @@ def _local(time_ns: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(time_ns / NS, tz=tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _row(r: dict[str, Any]) -> dict[str, Any]:
+def _row(r: Mapping[Hashable, Any]) -> dict[str, Any]:
     """One session as the statement shows it (Wh integers, cents)."""
     split = r["unsplit_wh"] == 0
     return {
@@ -197,10 +202,12 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 
 def _total_row(s: Statement) -> dict[str, Any]:
     t = s.totals
-    return {"start": "total", "end": f"{t['sessions']} sessions", "energy_kwh": kwh(t["wall_wh"]).replace(",", ""),
+    return {"start": "total", "end": f"{t['sessions']} sessions",
+            "energy_kwh": kwh(t["wall_wh"]).replace(",", ""),
             "solar_kwh": kwh(t["solar_wh"]).replace(",", ""), "grid_kwh": kwh(t["grid_wh"]).replace(",", ""),
             "battery_kwh": kwh(t["battery_wh"]).replace(",", ""),
-            "amount": money(t["grid_only_cost_ct"]).replace(",", "") if t["grid_only_cost_ct"] is not None else "",
+            "amount": (money(t["grid_only_cost_ct"]).replace(",", "")
+                       if t["grid_only_cost_ct"] is not None else ""),
             "grid_cost": money(t["cost_ct"]).replace(",", "") if t["cost_ct"] is not None else "",
             "currency": s.currency, "meter_check": f"{t['flagged']} differ" if t["flagged"] else ""}
 
@@ -213,10 +220,12 @@ def facts(s: Statement) -> list[tuple[str, str]]:
             ("period", f"{s.month} (local time, {s.tz.key})"), ("tariff method", s.tariff),
             ("measured", meter_line([m.meter for m in s.meters], int(s.sessions["meter"].isna().sum())
                                     if not s.sessions.empty else 0,
-                                    sorted({x for v in s.sessions.get("sources", []) for x in str(v).split("+")})))]
+                                    sorted({x for v in s.sessions.get("sources", [])
+                                            for x in str(v).split("+")})))]
     rows.append(("energy", f"{kwh(t['wall_wh'])} kWh in {t['sessions']} sessions"))
     if t["grid_only_cost_ct"] is not None:
-        rows.append(("amount", f"{money(t['grid_only_cost_ct'])} {s.currency}: every kWh at its price per kWh"))
+        rows.append(("amount",
+                     f"{money(t['grid_only_cost_ct'])} {s.currency}: every kWh at its price per kWh"))
         rows.append(("grid cost", f"{money(t['cost_ct'])} {s.currency}: the grid part only (solar and home "
                                   "battery energy at no cost)"))
     for m in s.meters:
@@ -230,14 +239,15 @@ def facts(s: Statement) -> list[tuple[str, str]]:
     if t["flagged"]:
         rows.append(("meter check", f"{t['flagged']} session(s) whose meter readings differ from their "
                                     "energy by more than 1 %: marked in the table"))
-    rows.append(("created", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + " by ev-collector"))
+    rows.append(("created", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC") + " by ev-collector"))
     return rows
 
 
 # -- build --------------------------------------------------------------------------------------
 
 def build(reader: FrameReader, month: str, tz: ZoneInfo, sessions_cfg: Any, vehicle: str | None = None,
-          card: str | None = None, specs: Sequence[CounterSpec] = COUNTERS) -> tuple[list[Statement], list[str]]:
+          card: str | None = None,
+          specs: Sequence[CounterSpec] | None = None) -> tuple[list[Statement], list[str]]:
     """The statements asked for, and notes on sessions no statement covers."""
     from collector.sessions.config import Holder
 
@@ -305,7 +315,8 @@ HEADINGS = (("~start", False), ("~end", False), ("charger", False), ("vehicle / 
 def _display(row: dict[str, Any], kind: str) -> list[str]:
     other = row["card"] if kind == "vehicle" else row["vehicle"]
     return [row["start"], row["end"], row["charger"], other or "-", row["odometer_km"],
-            _grouped(row["meter_start_wh"]), _grouped(row["meter_end_wh"]), row["energy_kwh"], row["solar_kwh"], row["grid_kwh"], row["battery_kwh"],
+            _grouped(row["meter_start_wh"]), _grouped(row["meter_end_wh"]), row["energy_kwh"],
+            row["solar_kwh"], row["grid_kwh"], row["battery_kwh"],
             row["price_per_kwh"], row["price_source"], row["amount"], row["grid_cost"], row["meter_check"]]
 
 
@@ -329,7 +340,8 @@ def html_statement(s: Statement) -> str:
                      [r["meter_check"] == "differs" for r in rows])
     details = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts(s)[1:])
     body = f"""<header><h1>{esc(s.title)}</h1>
-<p class="muted">Every charging session that started in {esc(s.month)}, as recorded by ev-collector.</p></header>
+<p class="muted">Every charging session that started in {esc(s.month)}, \
+as recorded by ev-collector.</p></header>
 <section><dl class="facts">{details}</dl>
 <p class="note">A meter counts every charge on its charger (other cars and cards too) while its
 readings exist; beside it stand only this statement's sessions measured by it.</p></section>
@@ -360,7 +372,8 @@ def write_pdf(s: Statement, path: Path) -> None:
     pdf.set_margins(10, 10, 10)
     font, lossy = "Helvetica", False
     for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu"):
-        regular, bold = Path(folder) / "DejaVuSansCondensed.ttf", Path(folder) / "DejaVuSansCondensed-Bold.ttf"
+        regular = Path(folder) / "DejaVuSansCondensed.ttf"
+        bold = Path(folder) / "DejaVuSansCondensed-Bold.ttf"
         if regular.exists() and bold.exists():
             pdf.add_font("DejaVu", "", str(regular))
             pdf.add_font("DejaVu", "B", str(bold))
@@ -435,7 +448,8 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"ev-collector statement: {exc}", file=sys.stderr)
         return 2
     if not statements:
-        print(f"ev-collector statement: no sessions with a vehicle or a card in {args.month}", file=sys.stderr)
+        print(f"ev-collector statement: no sessions with a vehicle or a card in {args.month}",
+              file=sys.stderr)
     used: set[str] = set()
     for s in statements:
         name = s.slug if s.slug not in used else f"{s.slug}-{s.kind}"
@@ -449,7 +463,8 @@ def _handle(args: argparse.Namespace) -> int:
             written.append(base.with_suffix(".pdf"))
         t = s.totals
         print(f"{s.kind} {s.who}: {t['sessions']} sessions, {kwh(t['wall_wh'])} kWh"
-              + (f", {money(t['grid_only_cost_ct'])} {s.currency}" if t["grid_only_cost_ct"] is not None else "")
+              + (f", {money(t['grid_only_cost_ct'])} {s.currency}"
+                 if t["grid_only_cost_ct"] is not None else "")
               + f" -> {', '.join(str(p) for p in written)}")
     for note in notes:
         print(f"note: {note}", file=sys.stderr)

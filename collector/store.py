@@ -28,10 +28,11 @@ import math
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import orjson
 
@@ -99,7 +100,8 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
-""".replace("{layouts}", _LAYOUTS).replace("{points}", _POINTS.format(name="points") + "\n".join(_POINTS_INDEXES))
+""".replace("{layouts}", _LAYOUTS).replace(
+    "{points}", _POINTS.format(name="points") + "\n".join(_POINTS_INDEXES))
 
 # Identical values: nothing happens. Other values in the same layout: replaced (the same fields,
 # so that is InfluxDB's merge) and queued again under a new seq. Another layout: merged in
@@ -141,7 +143,7 @@ class StoredPoint:
     measurement: str
     tags: dict[str, str]
     time_ns: int
-    fields: dict[str, object]
+    fields: dict[str, FieldValue]
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,11 +326,10 @@ class Store:
         unchanged = ends = 0
         seq = self._next_seq
         last, left_out, undo = self._last, self._left_out, self._left_out_undo
-        for row in encoded:
-            if type(row) is not tuple:
-                row = self._row(row)  # type: ignore[arg-type]
-                if row is None:
-                    continue
+        for item in encoded:
+            row = item if isinstance(item, tuple) else self._row(item)
+            if row is None:
+                continue
             if beat_ns:
                 if not self._last_loaded:
                     self._load_last(row[1] - beat_ns)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CHUNK = 20_000
 
 
-def migrate_v1(store: "Store") -> None:
+def migrate_v1(store: Store) -> None:
     from collector.store import _LAYOUTS, _POINTS, _POINTS_INDEXES, _SCHEMA, SCHEMA_VERSION
 
     db = store._db
@@ -78,7 +78,7 @@ def migrate_v1(store: "Store") -> None:
     _compact(store)
 
 
-def _compact(store: "Store") -> None:
+def _compact(store: Store) -> None:
     db = store._db
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     free = db.execute("PRAGMA freelist_count").fetchone()[0]

@@ -7,7 +7,7 @@ no float arithmetic, all nine fractional digits kept.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 _RFC3339 = re.compile(
@@ -33,7 +33,7 @@ def parse_rfc3339_ns(text: Any) -> int | None:
         return None
     fraction, zone = match.group(7) or "", match.group(8)
     try:
-        tz = timezone.utc
+        tz = UTC
         if zone and zone not in ("Z", "z"):
             sign = -1 if zone[0] == "-" else 1
             digits = zone[1:].replace(":", "")
@@ -47,5 +47,5 @@ def parse_rfc3339_ns(text: Any) -> int | None:
 def format_rfc3339_ns(time_ns: int) -> str:
     """RFC 3339 in UTC with nanoseconds, the inverse of `parse_rfc3339_ns`."""
     seconds, nanos = divmod(time_ns, NS)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanos:09d}Z"

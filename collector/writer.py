@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from collector.health import COLLECTOR, Health
 from collector.http_outcomes import redact_text
@@ -97,7 +97,7 @@ class PointWriter:
             if held:
                 self._held, self._held_points = [], 0
                 self.health.gauge(COLLECTOR, "held_points", 0)
-            for (points, _, source, _, future), result in zip(group, written):
+            for (points, _, source, _, future), result in zip(group, written, strict=True):
                 if source:
                     self.health.count(source, "points",
                                       len(points) - result.unchanged + result.value_ends)

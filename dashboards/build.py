@@ -424,55 +424,105 @@ def smart_charging() -> Dashboard:
 
 # ---------------------------------------------------------------------------------------- 6 health
 
+# Every process of a fleet (`collector`, `shard`) and every source instance writes series of
+# its own: a query takes last() per series first and sums afterwards, so that counters of two
+# processes never interleave. Each panel shows one line per shard and the fleet's total.
+HEALTH_SERIES = '"collector", "shard", "source", "instance"'
+FLEET = tag_in("collector", "collector")
+SHARD = tag_in("shard", "shard")
+V_COLLECTOR = tag_variable("collector", "Collector", "collector_health", "collector")
+V_SHARD = tag_variable("shard", "Shard", "collector_health", "shard", FLEET)
+PIPELINE = "\"source\" = 'collector'"
+
+
+def health_sum(inner: list[tuple[str, str]], *conditions: str, by: str = "", over_time: bool = True) -> str:
+    """`inner` (expression, name) per health series, then summed by `by` (all series when empty).
+
+    `over_time`: per `$__interval` bucket (a time series); else the latest value (a stat).
+    """
+    picks = ", ".join(f'{expression} AS "{name}"' for expression, name in inner)
+    sums = ", ".join(f'sum("{name}") AS "{name}"' for _, name in inner)
+    bucket = "time($__interval), " if over_time else ""
+    text = (f'SELECT {sums} FROM (SELECT {picks} FROM "collector_health" WHERE '
+            f'{where(FLEET, SHARD, *conditions)} GROUP BY {bucket}{HEALTH_SERIES})')
+    groups = ([INTERVAL.removeprefix("GROUP BY ")] if over_time else []) + ([by] if by else [])
+    if over_time:
+        text += " WHERE $timeFilter"
+    if groups:
+        text += " GROUP BY " + ", ".join(groups)
+    return text + (" fill(none)" if over_time else "")
+
+
+def per_shard_and_fleet(inner: list[tuple[str, str]], *conditions: str) -> list[Query]:
+    """One line per shard, and the fleet's total."""
+    return [Query(health_sum(inner, *conditions, by='"collector", "shard"'), "$tag_collector shard $tag_shard $col"),
+            Query(health_sum(inner, *conditions), "fleet $col")]
+
+
 def health() -> Dashboard:
-    coll = "\"source\" = 'collector'"
     rate = lambda field: f'non_negative_derivative(last("{field}"), 1m)'  # noqa: E731
-    errors = ", ".join(f'{rate(f)} AS "{n}"' for f, n in (
+    errors = [(rate(f), n) for f, n in (
         ("errors_transient", "transient"), ("errors_config", "config"), ("errors_payload", "payload"),
-        ("errors_rate_limited", "rate limited"), ("polls_failed", "failed polls")))
+        ("errors_rate_limited", "rate limited"), ("polls_failed", "failed polls"))]
+
+    def now(field: str, name: str) -> Query:
+        """The fleet's total of a pipeline gauge, now."""
+        return Query(health_sum([(f'last("{field}")', name)], PIPELINE, over_time=False), name)
+
+    red_from_one = [{"color": "green", "value": None}, {"color": "red", "value": 1}]
     panels: list[Panel] = [
         row("Pipeline"),
-        stat("InfluxDB writes", "none", [Query(latest('last("influx_ok")', "collector_health", coll), "writing")],
-             "Whether the last write to InfluxDB succeeded.", mappings=value_map({True: ("OK", "green"),
-                                                                                  False: ("failing", "red")}), w=4),
-        stat("Backlog", "suffix: points", [Query(latest('last("backlog")', "collector_health", coll), "backlog")],
-             "Points in the local store not yet shipped.", w=5),
-        stat("Dead letters", "suffix: points", [Query(latest('last("dead_letters")', "collector_health", coll),
-                                                      "dead letters")],
-             "Lines InfluxDB refused (kept with the reason in the store).",
-             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}], w=5),
-        stat("Local store", "bytes", [Query(latest('last("store_bytes")', "collector_health", coll), "store")],
-             w=5),
-        stat("Discarded by size bound", "suffix: points", [Query(latest('last("store_discarded")', "collector_health",
-                                                                        coll), "discarded")],
-             thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}], w=5),
-        timeseries("Points collected per source", PER_MINUTE, [Query(series(
-            f'{rate("points")}', "collector_health", SOURCE, by='"source"'), "$tag_source")],
-            "Points committed to the local store per minute (counters restart with the process; "
-            "non_negative_derivative skips the reset).", w=12),
-        timeseries("Points shipped and backlog", PER_MINUTE, [
-            Query(series(f'{rate("shipped")} AS "shipped"', "collector_health", coll), "$col"),
-            Query(series('last("backlog") AS "backlog"', "collector_health", coll), "$col")],
-            "Shipped to InfluxDB per minute; backlog on the right axis.",
-            overrides={"backlog": {"unit": "suffix: points", "custom.axisPlacement": "right"}}, w=12),
+        stat("InfluxDB writes", "none", [Query(latest('last("influx_ok")', "collector_health", FLEET, SHARD, PIPELINE,
+                                                      by='"collector", "shard"'), "shard $tag_shard")],
+             "Whether each shard's last write to InfluxDB succeeded.",
+             mappings=value_map({True: ("OK", "green"), False: ("failing", "red")}), w=4),
+        stat("Shards reporting", "none", [
+            Query(f'SELECT count("backlog") AS "reporting" FROM (SELECT last("backlog") AS "backlog" '
+                  f'FROM "collector_health" WHERE {where(FLEET, PIPELINE)} GROUP BY "collector", "shard")',
+                  "reporting"),
+            Query(f'SELECT max("shards") AS "configured" FROM (SELECT last("shards") AS "shards" '
+                  f'FROM "collector_health" WHERE {where(FLEET, PIPELINE)} GROUP BY "collector", "shard")',
+                  "configured")],
+             "Processes that wrote health in the last 10 minutes, against [collector] shards: a shard "
+             "that does not report collects nothing.", time_from="10m", w=4),
+        stat("Backlog", "suffix: points", [now("backlog", "backlog")],
+             "Points in the local stores not yet shipped (all shards).", w=4),
+        stat("Dead letters", "suffix: points", [now("dead_letters", "dead letters")],
+             "Lines InfluxDB refused (kept with the reason in each shard's store).", thresholds=red_from_one, w=4),
+        stat("Local stores", "bytes", [now("store_bytes", "store")], "Used size of all shards' stores.", w=4),
+        stat("Discarded by size bound", "suffix: points", [now("store_discarded", "discarded")],
+             thresholds=red_from_one, w=4),
+        timeseries("Points collected per shard", PER_MINUTE, per_shard_and_fleet([(rate("points"), "points")], SOURCE),
+                   "Points committed to the local stores per minute, per shard and for the fleet (counters "
+                   "restart with the process; non_negative_derivative skips the reset).", w=12),
+        timeseries("Backlog per shard", "suffix: points", per_shard_and_fleet([('last("backlog")', "backlog")], PIPELINE),
+                   "Points not yet shipped to InfluxDB, per shard and for the fleet.", w=12),
+        timeseries("Points collected per source", PER_MINUTE, [Query(health_sum(
+            [(rate("points"), "points")], SOURCE, by='"source"'), "$tag_source")],
+            "Points committed to the local stores per minute, all shards.", w=12),
+        timeseries("Points shipped per shard", PER_MINUTE, per_shard_and_fleet([(rate("shipped"), "shipped")], PIPELINE),
+                   "Points InfluxDB acknowledged per minute.", w=12),
         row("Sources"),
-        timeseries("Errors per source", PER_MINUTE, [Query(series(errors, "collector_health", SOURCE, by='"source"'),
-                                                           "$tag_source $col")],
-                   "Errors by kind per minute.", stack=True, w=12),
+        timeseries("Errors per source", PER_MINUTE, [Query(health_sum(errors, SOURCE, by='"source"'), "$tag_source $col")],
+                   "Errors by kind per minute, all shards.", stack=True, w=12),
         timeseries("Provider quota left", "suffix: requests", [Query(series(
-            'min("quota_remaining")', "collector_health", SOURCE, by='"source"'), "$tag_source")],
-            "Requests left in the provider's hourly quota (ev.energy).", step=True, w=12),
-        timeseries("Polls", PER_MINUTE, [Query(series(
-            f'{rate("polls")} AS "polls", {rate("polls_skipped")} AS "skipped (limit)", '
-            f'{rate("no_data")} AS "no fresh data"', "collector_health", SOURCE, by='"source"'), "$tag_source $col")],
-            w=12),
+            'min("quota_remaining")', "collector_health", FLEET, SHARD, SOURCE, by=HEALTH_SERIES),
+            "$tag_source $tag_instance")],
+            "Requests left in each OAuth client's hourly quota (ev.energy), per instance; a client and "
+            "its quota live in one shard.", step=True, w=12),
+        timeseries("Polls", PER_MINUTE, [Query(health_sum(
+            [(rate("polls"), "polls"), (rate("polls_skipped"), "skipped (limit)"), (rate("polls_late"), "late"),
+             (rate("no_data"), "no fresh data")], SOURCE, by='"source"'), "$tag_source $col")],
+            "All shards; `late` on every source at once: a process is overloaded, add a shard.", w=12),
         table("Last error per source", "none", [Query(
-            f'SELECT last("last_error") AS "Last error" FROM "collector_health" WHERE {where(SOURCE)} GROUP BY "source"')],
-              "The most recent error message each source reported (secret-free).", w=12, h=8),
+            f'SELECT last("last_error") AS "Last error" FROM "collector_health" WHERE {where(FLEET, SHARD, SOURCE)} '
+            f'GROUP BY {HEALTH_SERIES}')],
+              "The most recent error message each source instance reported, per shard (secret-free).", w=12, h=8),
     ]
     return Dashboard("ev-health", "EV charging: collector health",
-                     "Points collected and shipped per source, backlog, dead letters, errors, quota.",
-                     [datasource_variable(), V_SOURCE], panels, time_from="now-6h", refresh="30s")
+                     "Points collected and shipped per shard and source, backlog, dead letters, errors, quota.",
+                     [datasource_variable(), V_COLLECTOR, V_SHARD, V_SOURCE], panels, time_from="now-6h",
+                     refresh="30s")
 
 
 # ---------------------------------------------------------------------------------------- 7 months and years

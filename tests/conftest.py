@@ -53,9 +53,10 @@ def history_influx(influxdb: InfluxServer, tmp_path_factory: pytest.TempPathFact
     import time
     from datetime import datetime, timedelta, timezone
 
-    from collector.config import InfluxV1
+    from collector.config_types import InfluxV1
     from collector.health import Health
-    from collector.history import CAR_VEHICLE, EVCC_SITE, GOE_SERIAL, generate_history
+    from collector.history import generate_history
+    from collector.sim.world import CAR_VEHICLE, EVCC_SITE, GOE_SERIAL
     from collector.influx import Forwarder, V1Target
     from collector.rollups.config import RollupsSection
     from collector.rollups.job import RollupJob, names_from

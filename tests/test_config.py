@@ -1,6 +1,7 @@
 import pytest
 
-from collector.config import ConfigError, load_config, parse_duration
+from collector.config import ConfigError, load_config
+from collector.config_types import parse_duration
 
 
 def write(tmp_path, text):

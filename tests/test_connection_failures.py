@@ -164,12 +164,12 @@ def test_the_mqtt_source_logs_the_brokers_address_and_the_reason(tmp_path):
         await source.start()
         try:
             for _ in range(100):
-                if "evcc" in ctx.health.last_error:
+                if "evcc:home" in ctx.health.last_error:      # the instance named home
                     break
                 await asyncio.sleep(0.05)
         finally:
             await source.close()
 
     asyncio.run(scenario())
-    assert ctx.health.last_error["evcc"].startswith(
+    assert ctx.health.last_error["evcc:home"].startswith(
         f"cannot connect to MQTT broker 127.0.0.1:{port}: Connection refused (1 attempt)")

@@ -288,6 +288,29 @@ def test_summed_rollups_give_one_row_per_local_day_in_any_zone_without_tz(influx
     assert {r["energy"] for r in rows} == {1234.0}
 
 
+def test_the_health_dashboard_draws_one_line_per_shard_and_the_fleet_total(influxdb, history_influx, resolve):
+    """Two shards write health (tests/health_history.py): each keeps its own series, and the
+    fleet line is their sum in every bucket, not one shard's counter read across the other's."""
+    db, now = history_influx
+    dashboard = DASHBOARDS["health.json"]
+    [panel] = [p for p in panels(dashboard) if p["title"] == "Points collected per shard"]
+    values = {k: list(v) for k, v in resolve("health.json").items()}
+    assert values["shard"] == ["0", "1"]
+    rng = relative_range(dashboard["time"]["from"], now, "UTC")
+    per_shard, fleet = (influxdb.query(expand(t["query"], values, rng, multi=frozenset(values)), db=db)
+                        for t in panel["targets"])
+    by_time: dict[int, dict[str, float]] = {}
+    for row in per_shard:
+        by_time.setdefault(row["time"], {})[row["shard"]] = row["points"]
+    both = {t: rows for t, rows in by_time.items() if set(rows) == {"0", "1"}}
+    assert len(both) > 10
+    for row in fleet:
+        if row["time"] in both:
+            assert row["points"] == pytest.approx(sum(both[row["time"]].values()))
+    # shard 0 collects 70 points per 5-minute sample, shard 1 collects 10: 14 and 2 per minute
+    assert {round(v, 3) for rows in both.values() for v in rows.values()} == {14.0, 2.0}
+
+
 # ---------------------------------------------------------------------------------------- long ranges
 
 ROLLUPS = {"rollup_daily", "rollup_monthly"}

@@ -18,9 +18,9 @@ import pytest
 
 from collector.cli import build_parser
 from collector.config import ConfigError, load_config
-from collector.demo import (Demo, Endpoints, demo_config, influx_section, next_steps, render_line,
+from collector.demo import (Demo, demo_config, influx_section, next_steps, render_line,
                             summary)
-from collector.history import GOE_SERIAL
+from collector.sim.world import GOE_SERIAL, build_simulators
 from collector.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,9 +57,9 @@ def test_the_entrypoints_demo_flags_parse_into_a_valid_config(monkeypatch, tmp_p
         ("v2", "http://influxdb:8086", "home", "ev")
     monkeypatch.setenv("INFLUX_TOKEN", "compose-token")
     section = influx_section(args)
-    endpoints = Endpoints(*(f"http://127.0.0.1:{port}" for port in (1, 2, 3, 4)))
+    urls = {name: f"http://127.0.0.1:{port}" for port, name in enumerate(("goe", "evcc", "evenergy", "ovms"), 1)}
     path = tmp_path / "config.toml"
-    path.write_text(demo_config(endpoints, ["evse" + "A" * 26], section))
+    path.write_text(demo_config(urls, build_simulators(), section))
     config = load_config(path)
     assert config.influxdb.token.reveal() == "compose-token"
     assert "compose-token" not in path.read_text()   # the config names the variable only
@@ -74,9 +74,9 @@ def test_demo_history_in_the_entrypoint_follows_demo_history(monkeypatch):
 
 
 def test_the_written_config_is_valid_without_influxdb(tmp_path):
-    endpoints = Endpoints(*(f"http://127.0.0.1:{port}" for port in (1, 2, 3, 4)))
+    urls = {name: f"http://127.0.0.1:{port}" for port, name in enumerate(("goe", "evcc", "evenergy", "ovms"), 1)}
     path = tmp_path / "config.toml"
-    path.write_text(demo_config(endpoints, ["evse" + "A" * 26]))
+    path.write_text(demo_config(urls, build_simulators()))
     config = load_config(path)
     assert config.influxdb is None
     assert config.store.path == tmp_path / "ev-collector.db"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import InfluxV1, InfluxV2, Secret
+from collector.config_types import InfluxV1, InfluxV2, Secret
 from collector.health import Health
 from collector.influx import Forwarder, V1Target, V2Target, WriteError
 from collector.points import Point
@@ -195,7 +195,7 @@ def test_the_forwarder_process_exits_when_the_collector_is_killed(tmp_path):
     script.write_text(f"""
 import asyncio, sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-from collector.config import InfluxV1
+from collector.config_types import InfluxV1
 from collector.forwarder_process import ForwarderProcess
 from collector.health import Health
 from collector.store import Store

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from collector.history import CAR_VEHICLE, EVCC_SITE, GOE_SERIAL, generate_history
+from collector.history import generate_history
+from collector.sim.world import CAR_VEHICLE, EVCC_SITE, GOE_SERIAL
 from collector.store import Store
 
 END = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)   # the car left at 07:30

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.schema import CoercionReport, FieldType, Measurement, Tag, all_measurements, b, f, i, render_markdown, s
+from collector.measurement import CoercionReport, FieldType, Measurement, Tag, b, f, i, s
+from collector.schema import all_measurements, render_markdown
 
 M = Measurement("t_m", "test", "poll time", (Tag("dev", "device"),),
                 (f("power_w", "W", "p"), i("count", "1", "c"), b("on", "o"), s("name", "n")))

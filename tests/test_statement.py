@@ -150,12 +150,13 @@ def _month_of_demo() -> tuple[str, datetime]:
 
 
 def test_statement_for_the_current_month_of_the_demo(tmp_path, capsys):
-    from collector.demo import Endpoints, demo_config
+    from collector.demo import demo_config
+    from collector.sources import demo_hooks
     from collector.history import generate_history
+    from collector.sim.world import build_simulators
 
     month, now = _month_of_demo()
-    text = demo_config(Endpoints("http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9",
-                                 "http://127.0.0.1:9"), ["evse" + "0" * 26])
+    text = demo_config(dict.fromkeys(demo_hooks(), "http://127.0.0.1:9"), build_simulators())
     config = tmp_path / "config.toml"
     config.write_text(text)
     cfg = parse_config(__import__("tomllib").loads(text))

@@ -187,7 +187,7 @@ def test_a_value_ends_at_its_last_sample_not_at_its_last_stored_point(store):
 def test_a_charge_that_completed_ends_at_the_unplug_under_write_on_change(store):
     """A go-e charge completes (car state 4, nothing changes) and the car is unplugged 14 min
     later: the session ends at the last connected sample, not at the completion 14 min before."""
-    from collector.sessions.extract import goe_intervals
+    from collector.sources.goe.sessions import goe_intervals
 
     def status(t, car, wh):
         return Point("goe_status", {"serial": "1"},

@@ -8,8 +8,14 @@ the text and periods people read. Export, report, statement, analysis and the ro
 this package; none of it writes, prints or parses arguments.
 """
 
-from collector.query.readers import (FrameReader, InfluxQuery, InfluxReader, QueryError, StoreReader,
-                                     make_reader)
+from collector.query.readers import (
+                                     FrameReader,
+                                     InfluxQuery,
+                                     InfluxReader,
+                                     QueryError,
+                                     StoreReader,
+                                     make_reader,
+)
 from collector.query.times import DAY_NS, NS, parse_when
 
 __all__ = ["DAY_NS", "NS", "FrameReader", "InfluxQuery", "InfluxReader", "QueryError", "StoreReader",

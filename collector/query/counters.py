@@ -1,32 +1,23 @@
 """Energy counters: which field of a measurement is a meter, and its increments per period.
 
-A `CounterSpec` is data a source declares; nothing here names a source. Specs are passed in
-by the caller, so a source's spec can live wherever the source keeps its knowledge.
+A `CounterSpec` (collector/specs.py) is data a source declares in its package; nothing here
+names a source. Specs are passed in by the caller (the registry's `counter_specs()`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from collector.query.times import DAY_NS, period_start
+from collector.specs import CounterSpec
 
 # Counters read before the range, so the first increment inside it is known.
 LEAD_IN_NS = DAY_NS
 ENERGY_COLUMNS = ("energy_wh", "solar_energy_wh", "grid_energy_wh", "battery_energy_wh")
-
-
-@dataclass(frozen=True)
-class CounterSpec:
-    """A source's energy counters: which field gives which energy column."""
-
-    measurement: str
-    identity: Callable[[dict[str, str]], str]
-    counters: tuple[tuple[str, str], ...]   # (field, output column)
 
 
 class CounterRollup:
@@ -52,7 +43,7 @@ class CounterRollup:
         times = frame["time_ns"].to_numpy()
         for key, positions in groups.items():
             values_key = key if isinstance(key, tuple) else (key,)
-            charger = spec.identity(dict(zip(tag_names, values_key)))
+            charger = spec.identity(dict(zip(tag_names, values_key, strict=True)))
             t_all, p_all = times[positions], periods[positions]
             for fieldname, column in spec.counters:
                 values = frame[fieldname].to_numpy(dtype="float64", na_value=np.nan)[positions]

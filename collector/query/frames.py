@@ -7,17 +7,19 @@ written from these frames. Columns and units: docs/export.md.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from collector.query.counters import ENERGY_COLUMNS, LEAD_IN_NS, CounterRollup, CounterSpec
+from collector.query.counters import ENERGY_COLUMNS, LEAD_IN_NS, CounterRollup
 from collector.query.readers import FrameReader, QueryError, declared
 from collector.query.times import DAY_NS, NS, epoch_text, local_text, period_start
 from collector.schema import all_measurements
+from collector.specs import CounterSpec
 
 RAW_WINDOW_NS = DAY_NS
 SESSION_SUMS = ("vehicle_energy_wh", "cost", "grid_only_cost", "savings")
@@ -105,7 +107,8 @@ def sessions_frame(reader: FrameReader, req: Request) -> pd.DataFrame:
     if req.source:
         frame = frame[frame["sources"].fillna("").str.split("+").map(lambda s: req.source in s)]
     end = frame["end_unix_s"].astype("float64").mul(NS).fillna(0).astype("int64")
-    frame.insert(0, "end_local_time", local_text(end, req.tz).where(frame["end_unix_s"].notna(), None).to_numpy())
+    frame.insert(0, "end_local_time",
+                 local_text(end, req.tz).where(frame["end_unix_s"].notna(), None).to_numpy())
     frame = with_times(frame, req.tz)
     order = [*SESSION_COLUMNS_FIRST, *[f for f in fields if f != "vehicle"]]
     return frame[order].reset_index(drop=True)
@@ -154,7 +157,8 @@ def rollup_frame(reader: FrameReader, req: Request, specs: Sequence[CounterSpec]
     local = pd.to_datetime(period_ns, utc=True).dt.tz_convert(req.tz)
     label = local.dt.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
     columns = {("date" if period == "day" else "month"): label.to_numpy(),
-               "epoch_s": (period_ns // NS).to_numpy(), "local_time": local_text(period_ns, req.tz).to_numpy()}
+               "epoch_s": (period_ns // NS).to_numpy(),
+               "local_time": local_text(period_ns, req.tz).to_numpy()}
     for k, (name, values) in enumerate(columns.items()):
         out.insert(k, name, values)
     for col in ENERGY_COLUMNS + ("vehicle_energy_wh",):

@@ -8,15 +8,17 @@ their v1 compatibility API with a DBRP mapping.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import pandas as pd
 
 from collector.errors import CollectorError
-from collector.schema import FieldType, Measurement, all_measurements
+from collector.measurement import FieldType, Measurement
+from collector.schema import all_measurements
 
 INFLUX_WINDOW_NS = 7 * 86400 * 10**9
 

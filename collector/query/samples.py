@@ -4,8 +4,9 @@ the range (interpolating at a midnight needs the sample on either side of it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,9 @@ def store_samples(store: Store) -> SampleReader:
         out = []
         for sid, by_time in rows.items():
             times = sorted(by_time)
-            columns = list(zip(*(by_time[t] for t in times)))
+            columns = list(zip(*(by_time[t] for t in times), strict=True))
             out.append(Samples(tags[sid], np.array(times, dtype=np.int64),
-                               {name: list(col) for name, col in zip(fields, columns)}))
+                               {name: list(col) for name, col in zip(fields, columns, strict=True)}))
         return out
 
     return read

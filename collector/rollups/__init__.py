@@ -1,7 +1,8 @@
 """Daily and monthly rollups (`rollup_daily`, `rollup_monthly`) computed by the collector.
 
-`specs` declares what each source contributes, `series` does the arithmetic, `compute` turns
-samples into points, `job` runs it over the local store. See docs/rollups.md.
+`specs` gathers what each source contributes (its package's `counters.py`), `series` does the
+arithmetic, `compute` turns samples into points, `job` runs it over the local store. See
+docs/rollups.md.
 """
 
 from collector.rollups.model import MEASUREMENTS, ROLLUP_DAILY, ROLLUP_MONTHLY

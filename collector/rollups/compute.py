@@ -9,8 +9,9 @@ both return the same points, so a recomputed period overwrites its earlier point
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,9 @@ from collector.query.samples import SampleReader, Samples
 from collector.rollups import series as calc
 from collector.rollups.model import CALENDAR, LATEST, MEAN, RATIOS, ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.rollups.periods import Period
-from collector.rollups.specs import MAX_GAP_S, SPECS, Device, Events, Parked, Spec, measurements, sparse
+from collector.rollups.specs import all_specs, measurements, sparse
 from collector.sessions.derive import Identities
+from collector.specs import MAX_GAP_S, Device, Events, Parked, Spec
 
 # The longest step between two state-of-charge readings still taken as one parked stretch:
 # a parked OVMS module may report only every few hours.
@@ -110,7 +112,7 @@ def _events(spec: Events, data: list[Samples], bounds: np.ndarray, labels: list[
     latest: dict[Key, dict[str, tuple[int, Any]]] = defaultdict(dict)
     for samples in data:
         index = calc.period_index(samples.t_ns, bounds)
-        for (t, fields), k in zip(samples.rows(), index):
+        for (t, fields), k in zip(samples.rows(), index, strict=True):
             if k < 0 or (spec.where is not None and not spec.where(fields)):
                 continue
             identity = spec.identity(samples.tags, fields)
@@ -139,7 +141,7 @@ def _flags(samples: Samples, fieldname: str, states: frozenset[str]) -> tuple[np
     """An activity field as (times, active) where it was reported: booleans (stored as 0/1)
     are active when true, text when it is one of `states`."""
     times, active = [], []
-    for t, value in zip(samples.t_ns, samples.columns.get(fieldname, ())):
+    for t, value in zip(samples.t_ns, samples.columns.get(fieldname, ()), strict=False):
         if value is None:
             continue
         times.append(t)
@@ -188,10 +190,12 @@ def _finish(values: dict[str, Any], period: Period) -> dict[str, Any]:
 
 
 def compute_days(read: SampleReader, days: Sequence[Period], names: Names | None = None,
-                 specs: Sequence[Spec] = SPECS) -> list[Point]:
-    """`rollup_daily` points for every entity that has data on any of `days` (consecutive)."""
+                 specs: Sequence[Spec] | None = None) -> list[Point]:
+    """`rollup_daily` points for every entity that has data on any of `days` (consecutive);
+    `specs`: what to compute (default: every registered source's, and the sessions')."""
     if not days:
         return []
+    specs = all_specs() if specs is None else specs
     names = names or Names()
     bounds = _bounds(days)
     labels = [p.label for p in days]

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from collector.config import Duration, Model
+from collector.config_types import Duration, Model
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import json
 import logging
 import time
 import typing
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -30,7 +30,8 @@ from collector.rollups.compute import Names, compute_days, compute_months
 from collector.rollups.config import RollupsSection
 from collector.rollups.model import ROLLUP_DAILY
 from collector.rollups.periods import Period, day, days, local_date, months_of
-from collector.rollups.specs import SPECS, Events, measurements
+from collector.rollups.specs import all_specs, measurements
+from collector.specs import Events
 from collector.store import Store
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,16 @@ EVENT_LOOKBACK_NS = 7 * DAY_NS     # how long after its day an event may still b
 # a day is recomputed only if it starts this long after the store's pruning horizon:
 # interpolating at its midnight needs the sample before it, which pruning must not have taken
 HORIZON_MARGIN_NS = 6 * 3600 * 10**9
-# what the rollups are computed from: new rows of other measurements (health) change nothing
-INPUTS = frozenset(m for spec in SPECS for m in measurements(spec))
-# one point per session or trip: a source or the sessions job may rewrite it in place
-EVENTS = frozenset(spec.measurement for spec in SPECS if isinstance(spec, Events))
+
+
+def inputs() -> frozenset[str]:
+    """What the rollups are computed from: new rows of other measurements (health) change nothing."""
+    return frozenset(m for spec in all_specs() for m in measurements(spec))
+
+
+def events() -> frozenset[str]:
+    """One point per session or trip: a source or the sessions job may rewrite it in place."""
+    return frozenset(spec.measurement for spec in all_specs() if isinstance(spec, Events))
 
 
 def names_from(sessions: object | None) -> Names:
@@ -67,7 +74,7 @@ def event_days(store: Store, zone: ZoneInfo, since_ns: int) -> dict[str, str]:
     day's digest changes instead. Events are few (a handful a day), so this is cheap.
     """
     digests: dict[str, typing.Any] = {}
-    for measurement in sorted(EVENTS):
+    for measurement in sorted(events()):
         for chunk in store.query(measurement, since_ns):
             for p in chunk:
                 digest = digests.setdefault(local_date(p.time_ns, zone).isoformat(),
@@ -128,7 +135,7 @@ class RollupJob:
             mark = 0
         pruned = self.store.pruned_before()
         floor = pruned + HORIZON_MARGIN_NS if pruned is not None else None
-        first, newest = self.store.changed_since(mark, INPUTS)
+        first, newest = self.store.changed_since(mark, inputs())
         # whole local days only, so a day's digest does not change as the window moves on
         oldest = local_date(now_ns - EVENT_LOOKBACK_NS, self.zone)
         if floor is not None:

@@ -8,7 +8,7 @@ starts its period, so recomputing a period (late data) overwrites the same point
 
 from __future__ import annotations
 
-from collector.schema import Measurement, Tag, f, i, register, s
+from collector.measurement import Measurement, Tag, f, i, register, s
 
 KINDS = ("charger", "loadpoint", "site", "vehicle")
 
@@ -41,7 +41,8 @@ _FIELDS = (
     f("grid_only_cost", "currency", "what those sessions would have cost all from the grid"),
     f("savings", "currency", "`grid_only_cost` - `cost`"),
     s("currency", "currency of the cost fields"),
-    f("vehicle_energy_wh", "Wh", "vehicle: energy into the battery in the sessions where the vehicle reported it"),
+    f("vehicle_energy_wh", "Wh",
+      "vehicle: energy into the battery in the sessions where the vehicle reported it"),
     f("vehicle_energy_wall_wh", "Wh", "vehicle: energy from the wall of those same sessions"),
     f("efficiency_pct", "%", "vehicle: `vehicle_energy_wh` / `vehicle_energy_wall_wh`"),
     # site
@@ -59,7 +60,8 @@ _FIELDS = (
     f("trip_distance_km", "km", "vehicle: distance of those trips"),
     f("drive_energy_wh", "Wh", "vehicle: energy those trips used, less what they recovered"),
     f("consumption_wh_per_km", "Wh/km", "vehicle: `drive_energy_wh` / `trip_distance_km`"),
-    f("parked_hours", "h", "vehicle: time parked (neither driving nor charging) between state-of-charge readings"),
+    f("parked_hours", "h",
+      "vehicle: time parked (neither driving nor charging) between state-of-charge readings"),
     f("parked_soc_loss_pct", "%", "vehicle: state of charge lost while parked (vampire drain; net of "
                                   "small rises, not below zero)"),
     f("parked_range_loss_km", "km", "vehicle: ideal range lost while parked"),

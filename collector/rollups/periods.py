@@ -7,9 +7,9 @@ midnight of the 1st. Everything here works in integer nanoseconds since the epoc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 NS = 10**9
@@ -36,7 +36,7 @@ def midnight_ns(day: date, tz: ZoneInfo) -> int:
 
 
 def local_date(time_ns: int, tz: ZoneInfo) -> date:
-    return datetime.fromtimestamp(time_ns // NS, timezone.utc).astimezone(tz).date()
+    return datetime.fromtimestamp(time_ns // NS, UTC).astimezone(tz).date()
 
 
 def day(d: date, tz: ZoneInfo) -> Period:

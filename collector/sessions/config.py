@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model
+from collector.config_types import Duration, Model
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
@@ -120,7 +120,7 @@ class SessionsSection(Model):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SessionsSection":
+    def _consistent(self) -> SessionsSection:
         if self.tariff in ("fixed", "flat") and self.price is None:
             raise ValueError(f'tariff = "{self.tariff}" needs price')
         if self.tariff == "tou" and not self.tou:
@@ -129,11 +129,17 @@ class SessionsSection(Model):
             unknown = [v for v in charger.vehicles if v not in self.vehicles]
             if unknown:
                 raise ValueError(f"chargers.{name}.vehicles names {unknown}, not in [sessions.vehicles]")
-        bad = [i for i in self.ignore if i.split(":", 1)[0] not in ("goe", "evcc", "evenergy") or ":" not in i]
+        bad = [i for i in self.ignore
+               if i.split(":", 1)[0] not in ("goe", "evcc", "evenergy") or ":" not in i]
         if bad:
             raise ValueError(f"ignore: {bad} are not source identities like \"evcc:home/Heat pump\", "
                              "\"goe:012345\" or \"evenergy:<evse>\"")
         return self
+
+    @property
+    def tariff_instance(self) -> str | None:
+        """Which instance of the tariff's source publishes the rates (None: the only one)."""
+        return self.evcc_site if self.tariff == "evcc" else None
 
     def holder(self, vehicle: str | None = None, card: str | None = None) -> Holder:
         """The holder details configured for a vehicle or a card (empty when none are)."""

@@ -13,12 +13,20 @@ delivered, is that session's car. What the configuration names is joined as conf
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
+from collector.charges import Interval
 from collector.points import Point
-from collector.sessions.model import CHARGING_SESSION, Interval
+from collector.sessions.model import CHARGING_SESSION
 from collector.sessions.pricing import Tariff, price_profile
+from collector.sources import by_preference
+
+
+def _source_ranks() -> dict[str, int]:
+    """Which source's observation of a charge leads when nothing is configured: the registry's
+    preference (a wallbox's own meter before the session record of a controller driving it)."""
+    return {source.name: rank for rank, source in enumerate(by_preference())}
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Identities:
     charger_vehicles: Mapping[str, Sequence[str]] = field(default_factory=dict)
     vehicles: Mapping[str, Sequence[str]] = field(default_factory=dict)
     ignore: frozenset[str] = frozenset()   # identities that are no EV charger
+    source_ranks: Mapping[str, int] = field(default_factory=_source_ranks)
 
     def charger_name(self, identity: str) -> str:
         for name, ids in self.chargers.items():
@@ -44,19 +53,16 @@ class Identities:
 
     def charger_rank(self, identity: str) -> int:
         """Order of preference among a charger's identities: the order configured, then for
-        identities no charger names, the metering wallbox before evcc (which controls it)."""
+        identities no charger names, the source's preference (`source_ranks`)."""
         for ids in self.chargers.values():
             if identity in ids:
                 return list(ids).index(identity)
-        return UNCONFIGURED_RANK.get(identity.split(":", 1)[0], 9) + 10
+        return self.source_ranks.get(identity.split(":", 1)[0], 9) + 10
 
     def configured(self, identity: str) -> bool:
         return any(identity in ids for ids in self.chargers.values())
 
 
-# Which source's observation of a charge leads when nothing is configured: the wallbox's own
-# meter (go-e, ev.energy) before evcc's session record.
-UNCONFIGURED_RANK = {"goe": 0, "evenergy": 1, "evcc": 2}
 # Two sources' charges are one charge when they start this close and their energies agree
 # within ENERGY_MATCH (or, without both energies, they end this close).
 SAME_START_NS = 600 * 10**9
@@ -209,8 +215,10 @@ def _combine_wallbox(wallbox: Sequence[Interval], ids: Identities) -> dict[str, 
                        if _overlap(existing, iv) > 0 and existing.charger != iv.charger), None)
         if target is None:
             # Nothing configured says these watch one charger: the data may (same_charge).
-            target = next(((other, k) for other, charges in named.items() for k, existing in enumerate(charges)
-                           if not (ids.configured(iv.charger or "") and ids.configured(existing.charger or ""))
+            target = next(((other, k) for other, charges in named.items()
+                           for k, existing in enumerate(charges)
+                           if not (ids.configured(iv.charger or "")
+                                   and ids.configured(existing.charger or ""))
                            and same_charge(existing, iv)), None)
         if target is None:
             group.append(iv)

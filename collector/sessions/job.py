@@ -15,51 +15,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
+from collector.charges import ChargeExtractor, Interval
 from collector.points import Point
 from collector.sessions.config import SessionsSection
 from collector.sessions.derive import Identities, derive_sessions
-from collector.sessions.extract import (evcc_intervals, evenergy_intervals, goe_card_names, goe_intervals,
-                                       ovms_intervals)
-from collector.sessions.model import Interval
-from collector.sessions.pricing import EvccTariff, FixedTariff, Tariff, TouTariff
+from collector.sessions.pricing import FixedTariff, Tariff, TouTariff
+from collector.sources import by_preference, load_all_sources
 from collector.store import Store, StoredPoint
 
 log = logging.getLogger(__name__)
 
 CURSOR = "sessions:derived_until"
 WINDOW_NS = 7 * 86400 * 10**9
-CARD_LOOKBACK_NS = 7 * 86400 * 10**9
 
 Reader = Callable[[str, int, int], Iterable[StoredPoint]]
 
 
-# The fields derivation reads, extracted by SQLite instead of decoding each point's JSON:
-# a run over two days of 10 s go-e data stays cheap. Booleans come back as 0/1.
-NEEDED: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
-    "goe_status": (("car_state", "energy_total_wh", "energy_session_wh", "energy_solar_wh",
-                    "energy_grid_wh", "energy_battery_wh", "charge_duration_s", "transaction_card"),
-                   frozenset()),
-    "evenergy_status": (("plugged_in", "charging", "charge_power_w", "meter_energy_wh", "soc_pct"),
-                        frozenset({"plugged_in", "charging"})),
-    "ovms_grid": (("charge_state", "soc_pct", "charge_energy_wh", "charge_grid_energy_wh",
-                   "charge_time_s", "odometer_km"), frozenset()),
-}
+def extractors() -> list[ChargeExtractor]:
+    """Every registered source's charge extractor, the preferred source first."""
+    return [source.sessions for source in by_preference() if source.sessions is not None]
 
 
 def store_reader(store: Store) -> Reader:
+    # The fields extractors read, extracted by SQLite instead of decoding each point's JSON:
+    # a run over two days of 10 s go-e data stays cheap. Booleans come back as 0/1.
+    needed = {m: wanted for extractor in extractors() for m, wanted in extractor.fields.items()}
+
     def read(measurement: str, start_ns: int, end_ns: int) -> Iterator[StoredPoint]:
-        if measurement not in NEEDED:
+        if measurement not in needed:
             for chunk in store.query(measurement, start_ns, end_ns):
                 yield from chunk
             return
-        names, booleans = NEEDED[measurement]
+        names, booleans = needed[measurement]
         for tags, rows in store.query_rows(measurement, names, start_ns, end_ns):
             for sid, time_ns, *values in rows:
                 fields = {n: (bool(v) if n in booleans else v)
-                          for n, v in zip(names, values) if v is not None}
+                          for n, v in zip(names, values, strict=True) if v is not None}
                 yield StoredPoint(measurement, tags[sid], time_ns, fields)
     return read
 
@@ -77,49 +71,20 @@ def build_tariff(cfg: SessionsSection, read: Reader, start_ns: int, end_ns: int)
         return FixedTariff(cfg.price, name=cfg.tariff)
     if cfg.tariff == "tou":
         return TouTariff(tuple(e.rule() for e in cfg.tou), ZoneInfo(cfg.timezone), cfg.price)
-    if cfg.tariff == "evcc":
-        rates, sites = [], set()
-        # a rate published a day ahead starts before the window it prices
-        for p in read("evcc_tariff", start_ns - 2 * 86400 * 10**9, end_ns):
-            if p.tags.get("type") != "grid" or "price_per_kwh" not in p.fields:
-                continue
-            site = p.tags.get("site", "")
-            if cfg.evcc_site is not None and site != cfg.evcc_site:
-                continue
-            sites.add(site)
-            rates.append((p.time_ns, p.fields.get("duration_s"), float(p.fields["price_per_kwh"])))
-        if len(sites) > 1:
-            log.warning("sessions: grid tariffs from several evcc sites %s; set [sessions] evcc_site",
-                        sorted(sites))
-        return EvccTariff(rates, cfg.price)
+    source = load_all_sources().get(cfg.tariff)
+    if source is not None and source.tariff is not None:
+        return source.tariff(read, start_ns, end_ns, cfg.tariff_instance, cfg.price)
     return None
 
 
 def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval], list[Interval]]:
     """Every source's charges in [start_ns, end_ns): (wallbox side, vehicle side)."""
     wallbox: list[Interval] = []
-    by_serial: dict[str, list[StoredPoint]] = {}
-    for p in read("goe_status", start_ns, end_ns):
-        by_serial.setdefault(p.tags.get("serial", ""), []).append(p)
-    cards: dict[str, list[StoredPoint]] = {}
-    # the card list is read hourly: a week before the window finds the names in force
-    for p in read("goe_card", start_ns - CARD_LOOKBACK_NS, end_ns):
-        cards.setdefault(p.tags.get("serial", ""), []).append(p)
-    for serial, pts in by_serial.items():
-        wallbox += goe_intervals(pts, serial, goe_card_names(cards.get(serial, ())))
-    by_evse: dict[str, list[StoredPoint]] = {}
-    for p in read("evenergy_status", start_ns, end_ns):
-        by_evse.setdefault(p.tags.get("evse", ""), []).append(p)
-    for evse, pts in by_evse.items():
-        wallbox += evenergy_intervals(pts, evse)
-    wallbox += evcc_intervals(read("evcc_session", start_ns, end_ns))
     vehicle: list[Interval] = []
-    by_vehicle: dict[str, list[StoredPoint]] = {}
-    for p in read("ovms_grid", start_ns, end_ns):
-        if p.tags.get("record_type", "").endswith("-LOG-Grid"):
-            by_vehicle.setdefault(p.tags.get("vehicle", ""), []).append(p)
-    for vid, pts in by_vehicle.items():
-        vehicle += ovms_intervals(pts, vid)
+    for extractor in extractors():
+        seen_wallbox, seen_vehicle = extractor.intervals(read, start_ns, end_ns)
+        wallbox += seen_wallbox
+        vehicle += seen_vehicle
     return wallbox, vehicle
 
 
@@ -144,7 +109,7 @@ def derive_range(cfg: SessionsSection, read: Reader, start_ns: int, now_ns: int)
 
 
 def earliest(store: Store) -> int | None:
-    times = [store.first_time(m) for m in ("goe_status", "evenergy_status", "evcc_session", "ovms_grid")]
+    times = [store.first_time(m) for extractor in extractors() for m in extractor.measurements]
     known = [t for t in times if t is not None]
     return min(known) if known else None
 
@@ -162,9 +127,10 @@ class SessionDeriver:
         if cursor is not None:
             start = int(cursor) - int(self.cfg.lookback * 1e9)
         else:
-            start = earliest(self.store)
-            if start is None:
+            first = earliest(self.store)
+            if first is None:
                 return [], None
+            start = first
         return derive_range(self.cfg, store_reader(self.store), start, now_ns), now_ns
 
     async def run(self, now_ns: int | None = None) -> None:

@@ -7,9 +7,7 @@ appeared later would make a second series instead of overwriting the first recor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from collector.schema import Measurement, Tag, b, f, i, register, s
+from collector.measurement import Measurement, Tag, b, f, i, register, s
 
 CHARGING_SESSION = Measurement(
     name="charging_session",
@@ -26,9 +24,11 @@ CHARGING_SESSION = Measurement(
         f("duration_s", "s", "from start to end, pauses included"),
         f("charge_duration_s", "s", "time actually charging, where a source reports it"),
         i("parts", "count", "connections or charge periods merged into this session"),
-        f("energy_wh", "Wh", "energy from the wall (wallbox meter; vehicle's grid estimate when no wallbox saw it)"),
+        f("energy_wh", "Wh",
+          "energy from the wall (wallbox meter; vehicle's grid estimate when no wallbox saw it)"),
         f("solar_energy_wh", "Wh", "part of `energy_wh` from solar (go-e `whs`, evcc solar share)"),
-        f("grid_energy_wh", "Wh", "part of `energy_wh` from the grid (go-e `whg`, or energy less solar and battery)"),
+        f("grid_energy_wh", "Wh",
+          "part of `energy_wh` from the grid (go-e `whg`, or energy less solar and battery)"),
         f("battery_energy_wh", "Wh", "part of `energy_wh` from a home battery (go-e `whb`)"),
         f("solar_pct", "%", "solar share of `energy_wh`"),
         s("vehicle", "vehicle name from `[sessions.vehicles]`, else the source identity"),
@@ -60,46 +60,3 @@ CHARGING_SESSION = Measurement(
     source="sessions",
 )
 register(CHARGING_SESSION)
-
-
-@dataclass
-class Interval:
-    """One observed charge, from one source, before merging and joining.
-
-    `profile` holds (time_ns, cumulative wall Wh, cumulative grid Wh or None) samples, so a
-    time-of-use tariff prices each part of the energy at its own time.
-    """
-
-    source: str
-    start_ns: int
-    end_ns: int
-    charger: str | None = None        # wallbox identity, e.g. "goe:012345"
-    vehicle: str | None = None        # vehicle identity, e.g. "ovms:IONIQ1"
-    start_seen: bool = True           # the transition into the session was observed
-    end_seen: bool = True             # the transition out of it was observed
-    energy_wh: float | None = None
-    solar_wh: float | None = None
-    grid_wh: float | None = None
-    battery_wh: float | None = None
-    solar_pct: float | None = None    # when only a share is known (evcc)
-    charge_s: float | None = None
-    soc_start: float | None = None
-    soc_end: float | None = None
-    vehicle_energy_wh: float | None = None
-    vehicle_grid_wh: float | None = None  # the vehicle's estimate of energy from the wall
-    odometer_km: float | None = None
-    card: str | None = None           # what started it: an RFID card's name, evcc's identifier
-    meter_start_wh: float | None = None   # the charger's lifetime meter at the start
-    meter_end_wh: float | None = None     # ... and at the end
-    meter: str | None = None          # which meter, e.g. "goe:012345 eto"
-    parts: int = 1
-    sources: frozenset[str] = frozenset()
-    profile: list[tuple[int, float, float | None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            self.sources = frozenset({self.source})
-
-    @property
-    def complete(self) -> bool:
-        return self.start_seen and self.end_seen

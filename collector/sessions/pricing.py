@@ -1,4 +1,5 @@
-"""What a session's energy cost: a fixed or flat price, a time-of-use table, or evcc's grid tariff.
+"""What a session's energy cost: a fixed or flat price, a time-of-use table, or a source's
+published grid rates (a `Tariff` its package declares, e.g. evcc's).
 
 Energy is priced where it was drawn: a session's cumulative energy profile is cut into slices
 of at most `SLICE_NS` (linear between samples) and each slice takes the price at its middle.
@@ -7,23 +8,14 @@ Solar and home-battery energy cost nothing; `grid_only_cost` prices all of it as
 
 from __future__ import annotations
 
-import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
-from typing import Protocol, Sequence
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
+from collector.charges import Tariff
+
 SLICE_NS = 900 * 10**9
-
-
-class Tariff(Protocol):
-    name: str
-
-    def price_at(self, t_ns: int) -> float | None:
-        """Price per kWh at `t_ns`, or None when unknown."""
-
-    def source_at(self, t_ns: int) -> str:
-        """Where the price at `t_ns` comes from: fixed, time-of-use, dynamic or flat."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ class TouTariff:
     name: str = "tou"
 
     def _rule(self, t_ns: int) -> TouRule | None:
-        local = datetime.fromtimestamp(t_ns / 1e9, tz=timezone.utc).astimezone(self.tz)
+        local = datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(self.tz)
         return next((rule for rule in self.rules if rule.matches(local)), None)
 
     def price_at(self, t_ns: int) -> float | None:
@@ -75,33 +67,6 @@ class TouTariff:
 
     def source_at(self, t_ns: int) -> str:
         return "time-of-use" if self._rule(t_ns) is not None else "fixed"
-
-
-class EvccTariff:
-    """evcc's grid rates as collected (`evcc_tariff`, type grid): (start_ns, duration_s, price)."""
-
-    name = "evcc"
-
-    def __init__(self, rates: Sequence[tuple[int, float | None, float]], fallback: float | None = None) -> None:
-        ordered = sorted(rates)
-        self._starts = [r[0] for r in ordered]
-        self._rates = ordered
-        self.fallback = fallback
-
-    def _rate(self, t_ns: int) -> float | None:
-        idx = bisect.bisect_right(self._starts, t_ns) - 1
-        if idx >= 0:
-            start, duration, price = self._rates[idx]
-            if duration is None or t_ns < start + duration * 1e9:
-                return price
-        return None
-
-    def price_at(self, t_ns: int) -> float | None:
-        rate = self._rate(t_ns)
-        return rate if rate is not None else self.fallback
-
-    def source_at(self, t_ns: int) -> str:
-        return "dynamic" if self._rate(t_ns) is not None else "fixed"
 
 
 @dataclass(frozen=True)
@@ -125,7 +90,8 @@ def price_profile(profile: Sequence[tuple[int, float, float | None]], tariff: Ta
     """
     cost = grid_only = 0.0
     sources: set[str] = set()
-    prev_t, prev_wall, prev_grid = profile[0][0], 0.0, 0.0
+    prev_t, prev_wall = profile[0][0], 0.0
+    prev_grid: float | None = 0.0
     for t, wall, grid in profile:
         d_wall = wall - prev_wall
         d_grid = (grid - prev_grid) if grid is not None and prev_grid is not None else None

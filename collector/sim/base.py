@@ -14,8 +14,9 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 import httpx
 from multidict import CIMultiDict
@@ -44,14 +45,14 @@ class SimResponse:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None,
-             content_type: str = "application/json") -> "SimResponse":
+             content_type: str = "application/json") -> SimResponse:
         out = {"Content-Type": content_type}
         out.update(headers or {})
         return cls(status, json.dumps(payload).encode("utf-8"), out)
 
     @classmethod
     def text(cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None,
-             content_type: str = "text/plain; charset=utf-8") -> "SimResponse":
+             content_type: str = "text/plain; charset=utf-8") -> SimResponse:
         out = {"Content-Type": content_type}
         out.update(headers or {})
         return cls(status, text.encode("utf-8"), out)
@@ -150,7 +151,7 @@ class SimServer:
                 self._loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             self._loop.close()
 
-    def start(self) -> "SimServer":
+    def start(self) -> SimServer:
         self._thread = threading.Thread(target=self._thread_main, name=f"sim-{type(self.sim).__name__}",
                                         daemon=True)
         self._thread.start()
@@ -164,7 +165,7 @@ class SimServer:
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> "SimServer":
+    def __enter__(self) -> SimServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -38,9 +38,10 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from collector.sim.base import SimRequest, SimResponse
 
@@ -161,7 +162,8 @@ class EvccSim:
         spec = self.loadpoints[lp]
         n = 0
         while True:
-            created = (self.start + (n + 0.3 + 0.4 * _noise(self.seed, "start", lp, n)) * spec.period_h * 3600)
+            created = (self.start
+                       + (n + 0.3 + 0.4 * _noise(self.seed, "start", lp, n)) * spec.period_h * 3600)
             if created > until:
                 return
             connected = (1.5 + 3.0 * _noise(self.seed, "len", lp, n)) * 3600
@@ -229,20 +231,21 @@ class EvccSim:
             pv, grid, battery = self._site_powers(mids)
             new = [x * METER_STEP / 3600.0 for x in (pv, np.maximum(grid, 0.0), np.maximum(battery, 0.0))]
             old = self._meter_steps if cum is not None else [np.zeros(0)] * 3
-            self._meter_steps = [np.concatenate((a, b)) for a, b in zip(old, new)]
+            self._meter_steps: list[Any] = [np.concatenate((a, b)) for a, b in zip(old, new, strict=True)]
             # One cumulative sum over all steps, however they were added: the same readings
             # whatever order of calls extended them (histories of other lengths agree).
             cum = tuple(np.concatenate(([0.0], np.cumsum(x))) for x in self._meter_steps)
             self._meter_cum = cum
         part = (now - self.start - steps * METER_STEP) / METER_STEP
-        return tuple(float(c[steps] + (c[steps + 1] - c[steps]) * part) for c in cum)  # type: ignore[return-value]
+        pv, grid, battery = (float(c[steps] + (c[steps + 1] - c[steps]) * part) for c in cum)
+        return pv, grid, battery
 
     def _site_powers(self, times: Any) -> tuple[Any, Any, Any]:
         """PV, grid and battery power (W) at each of `times`, as `state` computes them."""
         import numpy as np
 
         # _pv_w and _home_w, vectorized (a history from the anchor has ~10^5 steps per year)
-        offset = self.tz.utcoffset(None).total_seconds()  # type: ignore[union-attr]
+        offset = self.tz.utcoffset(None).total_seconds()
         hour = ((times + offset) % DAY) / 3600.0
         clouds = 0.6 + 0.4 * _block_noise(self.seed, "cloud", 600, times)
         daylight = (hour > 6.0) & (hour < 20.0)
@@ -322,7 +325,8 @@ class EvccSim:
             "tariffCo2Home": 180.5,
             "tariffCo2Loadpoints": 150.25,
             "greenShareHome": round(min(1.0, pv / max(home, 1.0)), 3),
-            "greenShareLoadpoints": round(min(1.0, max(0.0, pv - home) / max(lp_total, 1.0)), 3) if lp_total else 0,
+            "greenShareLoadpoints": (round(min(1.0, max(0.0, pv - home) / max(lp_total, 1.0)), 3)
+                                     if lp_total else 0),
             "statistics": {period: {"avgCo2": 210.4, "avgPrice": 0.241, "chargedKWh": kwh,
                                     "solarPercentage": 41.8}
                            for period, kwh in (("30d", 310.2), ("365d", 3120.9),
@@ -464,7 +468,8 @@ class EvccSim:
                      + 0.02 * _noise(self.seed, "price", int(t // 3600), revision), 3)
 
     def _co2(self, t: float, now: float) -> float:
-        return round(350 - 150 * max(0.0, math.sin(math.pi * (datetime.fromtimestamp(t, self.tz).hour - 6) / 14))
+        return round(350 - 150 * max(0.0,
+                                     math.sin(math.pi * (datetime.fromtimestamp(t, self.tz).hour - 6) / 14))
                      + 20 * _noise(self.seed, "co2", int(t // 3600)), 1)
 
     def tariff(self, kind: str, now: float | None = None) -> dict:
@@ -669,10 +674,10 @@ def go_value(key: str, value: Any, release: tuple[int, int, int]) -> Any:
 def float_format(release: tuple[int, int, int]) -> Callable[[float], str]:
     """How evcc's MQTT `encode` writes a float64 in this release."""
     if release <= (0, 300, 6):
-        return lambda value: "%.5g" % value
+        return lambda value: f"{value:.5g}"
     if release == (0, 300, 7):
-        return lambda value: "%.3f" % value
-    return lambda value: ("%.3f" % value).rstrip("0").rstrip(".")
+        return lambda value: f"{value:.3f}"
+    return lambda value: f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 class MqttEncoder:

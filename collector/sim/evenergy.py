@@ -39,10 +39,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from collector.sim.base import SimRequest, SimResponse, SimServer, log_to_stdout
@@ -96,7 +97,7 @@ def parse_iso_us(text: str) -> int:
     if zone and zone != "Z":
         dt = datetime.fromisoformat(base.replace(" ", "T") + zone)
     else:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     micros = int((frac or "0").ljust(9, "0")[:6])
     return int(dt.timestamp()) * US + micros
 
@@ -216,7 +217,7 @@ class EvEnergySim:
     def status_at(self, evse: Evse, sampled: int, logged: int) -> dict[str, Any]:
         day, s = self._session_at(evse.index, sampled)
         plugged = s is not None and s.plug_in <= sampled < s.unplug
-        charging = plugged and s.start <= sampled < s.end
+        charging = s is not None and plugged and s.start <= sampled < s.end
         delivered = 0.0
         if s is not None and sampled >= s.start:
             delivered = s.energy_wh * min(1.0, (sampled - s.start) / max(1, s.end - s.start))
@@ -411,7 +412,7 @@ class EvEnergySim:
             return SimResponse.json({"error": "invalid_client"}, 401)
         self._token_counter += 1
         token = hashlib.sha256(f"{self.seed}:{client_id}:{self._token_counter}".encode()).hexdigest()[:30]
-        self._tokens[token] = (client_id, self.clock() + self.token_ttl)
+        self._tokens[token] = (client_id or "", self.clock() + self.token_ttl)
         return SimResponse.json({"access_token": token, "expires_in": int(self.token_ttl),
                                  "token_type": "Bearer", "scope": "read"},
                                 headers={"Cache-Control": "no-store"})
@@ -423,7 +424,8 @@ class EvEnergySim:
                 return _problem(status, "injected", "Injected failure", "A failure injected by a test.")
         version = request.headers.get("EvEnergy-Version")
         if version is not None and version != "2":
-            return _problem(400, "unsupported_version", "Bad Request", f"Unsupported API version {version!r}.")
+            return _problem(400, "unsupported_version", "Bad Request",
+                            f"Unsupported API version {version!r}.")
         user = request.headers.get("EvEnergy-User")
         if not user:
             return _problem(400, "user_required", "Bad Request",

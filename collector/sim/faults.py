@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from collector.sim.base import SimRequest, SimResponse, Simulator
 
@@ -151,7 +152,8 @@ class FaultySim:
         if match is None:
             predicate: Callable[[SimRequest], bool] = lambda request: True  # noqa: E731
         elif isinstance(match, str):
-            predicate = lambda request, part=match: part in request.path  # noqa: E731
+            part = match
+            predicate = lambda request: part in request.path  # noqa: E731
         else:
             predicate = match
         with self._lock:

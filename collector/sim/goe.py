@@ -41,9 +41,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -185,7 +186,7 @@ class SimCharger:
                    _f32(powers[0]), _f32(powers[1]), _f32(powers[2]), 0,
                    _f32(sum(powers)), pf[0], pf[1], pf[2], 0]
         heat = 8.0 if charging else 0.0
-        now_utc = datetime.fromtimestamp(wall, tz=timezone.utc)
+        now_utc = datetime.fromtimestamp(wall, tz=UTC)
         status: dict[str, Any] = {
             "sse": self.serial, "fna": f"go-e {self.serial}", "typ": "go-eCharger_V3",
             "oem": "go-e", "fwv": self.firmware, "var": self.variant,
@@ -227,18 +228,19 @@ class SimCharger:
         mask = sum(1 << n for n, on in enumerate(v2["pha"]) if on)
         cards = self._card_list(v2["eto"])
         v1_cards: dict[str, str] = {}
-        for entry, name, energy, ident in zip(cards, V1_CARD_NAMES, V1_CARD_ENERGY, V1_CARD_IDS):
+        for entry, name, energy, ident in zip(cards, V1_CARD_NAMES, V1_CARD_ENERGY, V1_CARD_IDS,
+                                              strict=False):
             v1_cards[name] = "" if entry["name"] == UNNAMED_CARD else entry["name"][:10]
             v1_cards[energy] = str(entry["energy"] // 100)          # 0.1 kWh
             v1_cards[ident] = "04a1b2c3d4" if entry["cardId"] else ""
         return {
-            "version": "B", "tme": datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%d%m%y%H%M"),
+            "version": "B", "tme": datetime.fromtimestamp(wall, tz=UTC).strftime("%d%m%y%H%M"),
             "rbc": str(v2["rbc"]), "rbt": str(v2["rbt"]), "car": str(min(max(v2["car"], 1), 4)),
             "amp": str(v2["amp"]), "err": "0", "ast": "0", "alw": "1" if v2["alw"] else "0",
             "stp": "0", "cbl": str(v2["cbl"] or 0), "pha": str(mask),
             "tmp": str(int(v2["tma"][0])), "dws": str(int(v2["wh"] * 360)), "dwo": "0",
             "adi": "0", "uby": str(v2.get("trx") or 0), "eto": str(v2["eto"] // 100), "wst": "3",
-            "nrg": [int(round(value * factor)) for value, factor in zip(nrg, scale)],
+            "nrg": [int(round(value * factor)) for value, factor in zip(nrg, scale, strict=False)],
             "fwv": "040", "sse": self.serial, "wss": "home", "wke": "********",
             "wen": "1", "tof": "101", "tds": "1", "lbr": "255", "aho": "2", "afi": "8",
             "ama": str(v2["ama"]), "al1": "6", "al2": "10", "al3": "16", "al4": "20", "al5": "0",
@@ -267,7 +269,7 @@ class GoeSimulator:
 
     @classmethod
     def fleet(cls, count: int = 3, seed: int = 0, first_serial: int = 1, cycle_s: int | None = None,
-              **kwargs: Any) -> "GoeSimulator":
+              **kwargs: Any) -> GoeSimulator:
         """`count` chargers with deterministic, varied settings, serials from `first_serial`.
 
         `cycle_s` fixes the length of every charger's arrive-charge-leave cycle (a demo may
@@ -337,7 +339,8 @@ class GoeSimulator:
 
     def status_request_times(self, serial: str) -> list[float]:
         """When `serial` was asked for its status (not for its card list alone)."""
-        return [t for t, wanted in zip(self.request_times.get(serial, []), self.request_filters.get(serial, []))
+        return [t for t, wanted in zip(self.request_times.get(serial, []),
+                                           self.request_filters.get(serial, []), strict=True)
                 if not wanted or not wanted.startswith("cards,")]
 
     def _filtered(self, charger: SimCharger, status: dict[str, Any],
@@ -383,14 +386,14 @@ class GoeSimulator:
         if isinstance(reached, SimResponse):
             return reached
         charger, second = reached
-        return _json(charger.state_v1(int(second - self.epoch), second))  # type: ignore[operator]
+        return _json(charger.state_v1(int(second - self.epoch), second))
 
     def _local(self, serial: str, request: SimRequest) -> SimResponse:
         reached = self._reach_local(serial, request)
         if isinstance(reached, SimResponse):
             return reached
         charger, second = reached
-        status = charger.state(int(second - self.epoch), second)  # type: ignore[operator]
+        status = charger.state(int(second - self.epoch), second)
         status, missing = self._filtered(charger, status, request.query)
         full = "filter" not in request.query
         return _json(status, 400 if charger.quirk_400 and (missing or full) else 200)

@@ -12,8 +12,9 @@
 - Each connected car follows a daily cycle in UTC: a commute out around 07:30, back around
   17:00, charging at home from about 18:30 to 90 % SOC. The on-board charger draws
   `CHARGE_KW` from the wall and puts 88-92 % of it into the battery (a seeded efficiency per
-  day), so the energy a wallbox meters exceeds what the car reports as charged. While driving or charging the module
-  reports every 60 s, else every 600 s, so `m_msgtime_*` stays put while the car is parked.
+  day), so the energy a wallbox meters exceeds what the car reports as charged. While driving
+  or charging the module reports every 60 s, else every 600 s, so `m_msgtime_*` stays put
+  while the car is parked.
   Values are strings, flags are bit values (charging 16, caron 128, carlocked 8, ...).
 - History: `*-LOG-Trip` at the start and end of each drive, `*-LOG-Grid` at each charge state
   change, and `*-OVM-Utilisation` (not decoded by the collector) as two records with the
@@ -34,10 +35,11 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 from collector.sim.base import SimRequest, SimResponse, SimServer, log_to_stdout
@@ -54,7 +56,7 @@ FULL_SOC = 90.0
 
 
 def _ts(t: float) -> str:
-    return datetime.fromtimestamp(int(t), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(int(t), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _text(body: str, status: int, headers: dict[str, str] | None = None) -> SimResponse:
@@ -134,11 +136,13 @@ class OvmsSim:
         self.requests: list[tuple[str, str]] = []     # (method, path): never the query
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        # Each day's plan once per simulator: the cache goes with the simulator (one on the
+        # method would keep every simulator alive).
+        self._day = lru_cache(maxsize=4096)(self._plan_day)
 
     # -- the car model -----------------------------------------------------------------------
 
-    @lru_cache(maxsize=4096)
-    def _day(self, vid: str, day: int) -> Day:
+    def _plan_day(self, vid: str, day: int) -> Day:
         rng = random.Random(f"{self.seed}:{vid}:{day}")
         base = day * DAY
         s1 = base + 7 * 3600 + 1800 + rng.randrange(0, 1200)
@@ -249,7 +253,8 @@ class OvmsSim:
         full_range = vehicle.battery_kwh / CONSUMPTION_KWH_PER_KM
         charging = st["charging"]
         battery_kw = CHARGE_KW * st["efficiency"]
-        remaining_min = int((FULL_SOC - soc) / 100.0 * vehicle.battery_kwh / battery_kw * 60) if charging else 0
+        remaining_min = (int((FULL_SOC - soc) / 100.0 * vehicle.battery_kwh / battery_kw * 60)
+                         if charging else 0)
         return {
             "soc": f"{soc:.1f}", "units": vehicle.units,
             "idealrange": str(int(self._dist(vehicle, full_range * soc / 100.0))),
@@ -328,14 +333,16 @@ class OvmsSim:
         when = self.message_time(vehicle.id, now)
         st = self.state(vehicle.id, when)
         lat, lon = st["position"]
+        power_kw = -CHARGE_KW * st["efficiency"] if st["charging"] else (12.5 if st["driving"] else 0.0)
         return {
             "latitude": f"{lat:.6f}", "longitude": f"{lon:.6f}", "direction": "215" if st["driving"] else "0",
             "altitude": "4", "gpslock": "1", "stalegps": "1",
             "speed": f"{self._dist(vehicle, st['speed']):.1f}",
             "tripmeter": str(int(self._dist(vehicle, st["trip_km"]) * 10)),
             "drivemode": "0",
-            "power": f"{(-CHARGE_KW * st['efficiency'] if st['charging'] else (12.5 if st['driving'] else 0.0)):.3f}",
-            "energyused": f"{st['trip_km'] * CONSUMPTION_KWH_PER_KM:.3f}", "energyrecd": f"{st['trip_km'] * 0.02:.3f}",
+            "power": f"{power_kw:.3f}",
+            "energyused": f"{st['trip_km'] * CONSUMPTION_KWH_PER_KM:.3f}",
+            "energyrecd": f"{st['trip_km'] * 0.02:.3f}",
             "invpower": "11.8" if st["driving"] else "0", "invefficiency": "94" if st["driving"] else "0",
             "m_msgtime_l": _ts(when), "m_msgage_l": int(now - when),
         }
@@ -379,7 +386,8 @@ class OvmsSim:
             str(trip.end - trip.start if at_end else 0), "0", f"{st['soc']:.1f}",
             f"{full * st['soc'] / 100 * 0.92:.1f}", f"{full * st['soc'] / 100:.1f}", f"{full:.1f}",
             f"{used:.3f}", f"{km * 0.02:.3f}",
-            "" if vehicle.units == "M" else f"{used / 0.37:.3f}", "" if vehicle.units == "M" else f"{km * 0.05:.3f}",
+            "" if vehicle.units == "M" else f"{used / 0.37:.3f}",
+            "" if vehicle.units == "M" else f"{km * 0.05:.3f}",
             "97.000", "", "120.500", f"{st['odometer_km'] * 0.16:.3f}", f"{st['odometer_km'] * 0.02:.3f}",
             "", "", f"{st['ambient_c']:.1f}", "21.5", "18.0", "31.0", "38.0", "25.0",
             "13", "15", "250", "262", "", "",
@@ -420,14 +428,18 @@ class OvmsSim:
         for day in range(first_day, int(now // DAY) + 1):
             today = self._day(vid, day)
             entries: list[tuple[int, str, str, str]] = []
-            entries.append((day * DAY + 5, "*-OVM-Utilisation", "0", f"{day % 30},rx,{1200 + day % 97},tx,{800 + day % 53}"))
-            entries.append((day * DAY + 5, "*-OVM-Utilisation", "1", f"{day % 30},rx,{95000 + day % 89},tx,{42000 + day % 61}"))
+            entries.append((day * DAY + 5, "*-OVM-Utilisation", "0",
+                            f"{day % 30},rx,{1200 + day % 97},tx,{800 + day % 53}"))
+            entries.append((day * DAY + 5, "*-OVM-Utilisation", "1",
+                            f"{day % 30},rx,{95000 + day % 89},tx,{42000 + day % 61}"))
             # Unplugged for the morning drive: the charge state leaves "done".
             entries.append((today.trips[0].start - 60, "*-LOG-Grid", "2",
                             self._grid_record(vehicle, today.trips[0].start - 60, "stopped", 0, 0.0)))
             for trip in today.trips:
-                entries.append((trip.start + 3, "*-LOG-Trip", "1", self._trip_record(vehicle, trip.start + 3, trip, False)))
-                entries.append((trip.end + 3, "*-LOG-Trip", "1", self._trip_record(vehicle, trip.end + 3, trip, True)))
+                entries.append((trip.start + 3, "*-LOG-Trip", "1",
+                                self._trip_record(vehicle, trip.start + 3, trip, False)))
+                entries.append((trip.end + 3, "*-LOG-Trip", "1",
+                                self._trip_record(vehicle, trip.end + 3, trip, True)))
             entries.append((today.charge_start, "*-LOG-Grid", "2",
                             self._grid_record(vehicle, today.charge_start, "charging", 0, 0.0)))
             seconds = today.charge_end - today.charge_start
@@ -516,7 +528,8 @@ class OvmsSim:
             if session:
                 session.peers.add(vehicle.id)
             out: dict[str, Any] = {"v_net_connected": 1 if vehicle.connected else 0,
-                                   "v_apps_connected": sum(1 for s in self.sessions.values() if vehicle.id in s.peers),
+                                   "v_apps_connected": sum(1 for s in self.sessions.values()
+                                                           if vehicle.id in s.peers),
                                    "v_btcs_connected": 0, "v_first_peer": 1 if first else 0}
             if vehicle.connected:
                 when = self.message_time(vehicle.id, now)
@@ -540,7 +553,8 @@ class OvmsSim:
                 if rows:
                     summary.append({"h_recordtype": kind, "distinctrecs": str(len({r[1] for r in rows})),
                                     "totalrecs": str(len(rows)),
-                                    "totalsize": str(sum(len(kind) + len(r[2]) + len(vehicle.id) + 20 for r in rows)),
+                                    "totalsize": str(sum(len(kind) + len(r[2]) + len(vehicle.id) + 20
+                                                         for r in rows)),
                                     "first": rows[0][0], "last": rows[-1][0]})
             return _json(summary)
         kind = "/".join(rest[1:])

@@ -8,18 +8,29 @@ wrong. Sources keep their HTTP I/O in `client.py`, the mapping to points in pure
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol, Sequence
 
+from collector.bookmarks import CursorReader
+from collector.charges import ChargeExtractor, PublishedRates
+from collector.config_types import Model
 from collector.health import Health
 from collector.limits import Limits
+from collector.measurement import Measurement
 from collector.poll import Gate, Outcome, PayloadProblems, PollStep
-from collector.store import Store
+from collector.shards import owner
+from collector.specs import CounterSpec, Spec
 from collector.writer import PointWriter
+
+if TYPE_CHECKING:   # the simulators are loaded by the demo and the history only
+    from collector.points import Point
+    from collector.sim.base import Simulator
+    from collector.sim.world import ManualClock, Simulators
 
 _VERSION = "0.1.0"
 
@@ -52,9 +63,9 @@ class CheckResult:
 
 @dataclass
 class SourceContext:
-    """What the collector lends a source: where points go, limits, health, the clock."""
+    """What the collector lends a source: where points go, its committed cursors, limits, health."""
 
-    store: Store
+    cursors: CursorReader     # the store, read only for the source's bookmarks
     writer: PointWriter
     limits: Limits
     health: Health
@@ -91,12 +102,17 @@ class SourceContext:
         """Counts and logs (once per kind) what a source's parsers leave out."""
         return PayloadProblems(self.health, source, logger)
 
-    def owns(self, device_id: str) -> bool:
-        """Whether this process owns the device when a fleet is split across processes."""
-        if self.shards <= 1:
-            return True
-        digest = hashlib.sha256(device_id.encode("utf-8")).digest()
-        return int.from_bytes(digest[:8], "big") % self.shards == self.shard
+    def owner(self, unit: str) -> int:
+        """The shard that collects `unit` (a charger, an OAuth client, an account, a site)."""
+        return owner(unit, self.shards)
+
+    def owns(self, unit: str) -> bool:
+        """Whether this process collects `unit` when a fleet is split across processes."""
+        return self.shards <= 1 or owner(unit, self.shards) == self.shard
+
+    def collected_elsewhere(self, name: str, what: str, unit: str) -> ElsewhereSource:
+        """The stand-in for a source instance another shard collects: no jobs, no I/O."""
+        return ElsewhereSource(name, what, self.owner(unit), self.shards)
 
 
 class Source(Protocol):
@@ -113,3 +129,131 @@ class Source(Protocol):
 
     async def close(self) -> None:
         """Release connections, log out."""
+
+
+@dataclass
+class ElsewhereSource:
+    """A source instance whose unit belongs to another shard of the fleet (collector/shards.py).
+
+    Built instead of the source so that this process neither polls it, logs in to it nor
+    holds its quota; `check` says which shard does.
+    """
+
+    name: str
+    what: str           # e.g. "ev.energy client fleet-a"
+    shard: int
+    shards: int
+
+    def jobs(self) -> Sequence[Job]:
+        return ()
+
+    async def start(self) -> None:
+        return None
+
+    async def check(self) -> Sequence[CheckResult]:
+        return [CheckResult(self.what, True, f"collected by shard {self.shard} of {self.shards}; "
+                                             f"checked there")]
+
+    async def close(self) -> None:
+        return None
+
+
+# -- backfill: optional, for sources whose server keeps history ------------------------------
+
+
+class Progress(Protocol):
+    """What a backfill reports to: records expected, then records done."""
+
+    def add_total(self, records: int) -> None: ...
+
+    def advance(self, records: int, note: str = "") -> None: ...
+
+
+class NoProgress:
+    """A Progress that shows nothing (polling jobs, tests)."""
+
+    def add_total(self, records: int) -> None:
+        pass
+
+    def advance(self, records: int, note: str = "") -> None:
+        pass
+
+
+@dataclass
+class BackfillResult:
+    records: int = 0     # rows read from the server
+    points: int = 0      # points committed (new or changed rows are fewer on a re-read)
+
+
+class Backfill(Protocol):
+    """A source that can pull the history its server still holds (`ev-collector backfill`).
+
+    Commits points and cursors together like its polling jobs, so an interrupted backfill
+    resumes where it stopped; `reread` ignores the cursors and reads everything (from `since`)
+    again, rewriting stored points identically.
+    """
+
+    async def backfill(self, since: datetime | None, progress: Progress,
+                       reread: bool = False) -> BackfillResult: ...
+
+    async def close(self) -> None: ...
+
+
+# -- the demo: a simulator, a configuration section, a history ------------------------------
+
+
+class HistoryStream(Protocol):
+    """What a source would have collected over a window, generated on a simulated clock."""
+
+    repeated: frozenset[str]     # measurements whose points arrive more than once (refetched)
+    # measurements the source writes on change (stamped with the poll time): the history
+    # stores them as the collector would, with the default heartbeat
+    on_change: frozenset[str]
+    cursors: dict[str, str]      # the bookmarks a collector would hold at the window's end
+
+    def points(self, t0: int, t1: int) -> Iterable[Point]:
+        """The polls of [t0, t1) (unix seconds), called for consecutive slices in time order."""
+
+    def finish(self) -> Iterable[Point]:
+        """What is read once at the end of the window (a session log, historical records)."""
+
+
+@dataclass(frozen=True)
+class DemoHook:
+    """How the demo runs a source against its simulator in the demo's world."""
+
+    title: str                                         # how the demo names it, e.g. "go-e"
+    simulator: Callable[[Simulators], Simulator]       # the simulator the live demo serves
+    config: Callable[[str, Simulators], str]           # its TOML section, given that server's URL
+    # (world, clock, start, end) -> its history; None: it has none to generate
+    history: Callable[[Simulators, ManualClock, int, int], HistoryStream] | None = None
+
+
+# -- the registry entry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcePackage:
+    """Everything the collector knows of one source, as its package declares it (`SOURCE`).
+
+    The collector's central modules (configuration, schema, scheduler, backfill, sessions,
+    rollups, export, demo) reach a source only through this, for every registered source.
+    """
+
+    name: str                                  # the key of `[sources.<name>]`
+    config: type[Model]                        # its configuration section
+    measurements: tuple[Measurement, ...]      # registered into the schema
+    build: Callable[[Any, SourceContext], Source]
+    # Where a charger several sources see takes its data from, when the configuration does not
+    # say: lower first (a wallbox's own meter before the record of a controller driving it).
+    preference: int = 100
+    # Builds the source as a backfill, when its server keeps history; None: it has none. In a
+    # fleet, an instance another shard collects is built as its `ElsewhereSource`.
+    backfill: Callable[[Any, SourceContext], Backfill | ElsewhereSource] | None = None
+    rollups: tuple[Spec, ...] = ()             # what it adds to the daily and monthly rollups
+    export_counters: tuple[CounterSpec, ...] = ()   # its energy counters in exported sums
+    sessions: ChargeExtractor | None = None    # the charges it observes, for charging sessions
+    # The grid rates it publishes, to price sessions by (`[sessions] tariff = "<name>"`).
+    tariff: PublishedRates | None = None
+    # Loads its demo hook (the simulators are imported only by the demo and the history).
+    demo: Callable[[], DemoHook] | None = None

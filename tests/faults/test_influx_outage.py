@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import InfluxV1
+from collector.config_types import InfluxV1
 from collector.health import COLLECTOR, Health
 from collector.influx import Forwarder, V1Target
 from collector.points import Point
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
+from collector.schema import all_measurements
 from collector.store import Store
 from tests.faults.harness import (CollectorProcess, assert_no_secrets, goe_config, last_health,
                                   read_store, wait_until)
@@ -21,6 +22,10 @@ from tests.servers import influx_server
 
 TOKEN = "tok-outage-SECRET-31337"
 DB = "outage"
+
+
+def measurement_named(name: str):
+    return next(m for m in all_measurements() if m.name == name)
 
 
 def pending(store: Path) -> int:
@@ -54,10 +59,10 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
 
         stored = read_store(store)
         shipped = {}
-        tags = {"goe_status": ("serial",), "collector_health": ("source",),
-                "rollup_daily": ("kind", "name"), "rollup_monthly": ("kind", "name")}
-        assert set(tags) >= {key[0] for key in stored}
-        for measurement, names in tags.items():
+        measurements = ("goe_status", "collector_health", "rollup_daily", "rollup_monthly")
+        assert set(measurements) >= {key[0] for key in stored}
+        for measurement in measurements:
+            names = tuple(sorted(t.name for t in measurement_named(measurement).tags))
             for row in influx.query(f'SELECT * FROM "{measurement}"', db=DB):
                 key = (measurement, tuple((tag, row[tag]) for tag in names), row["time"])
                 shipped[key] = {k: v for k, v in row.items()

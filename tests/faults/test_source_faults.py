@@ -13,7 +13,8 @@ import pytest
 from freezegun import freeze_time
 
 from collector.schedule import JobRunner
-from collector.schema import FieldType, all_measurements
+from collector.measurement import FieldType
+from collector.schema import all_measurements
 from collector.sim.base import SimServer, mock_transport
 from collector.sources import ovms
 from collector.sim.faults import FaultySim

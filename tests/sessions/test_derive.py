@@ -7,9 +7,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collector.sessions.derive import Identities, derive_sessions
-from collector.sessions.extract import (evcc_intervals, evenergy_intervals, goe_card_names, goe_intervals,
-                                       ovms_intervals)
-from collector.sessions.pricing import EvccTariff, FixedTariff, TouRule, TouTariff
+from collector.sources.evcc.sessions import evcc_intervals
+from collector.sources.evenergy.sessions import evenergy_intervals
+from collector.sources.goe.sessions import goe_card_names, goe_intervals
+from collector.sources.ovms.sessions import ovms_intervals
+from collector.sessions.pricing import FixedTariff, TouRule, TouTariff
+from collector.sources.evcc.tariff import EvccTariff
 from collector.store import StoredPoint
 from tests.sessions.timelines import S, goe, ovms_grid, ts
 

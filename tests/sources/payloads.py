@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from collector.measurement import CoercionReport
 from collector.points import Point, to_line
-from collector.schema import CoercionReport
 
 ROOT = Path(__file__).parent
 

@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import DEFAULT_HEARTBEAT, Duration, Model, SecretValue, instance_name
-from collector.sources.base import SourceContext
+from collector.config_types import DEFAULT_HEARTBEAT, Duration, Model, SecretValue, instance_name
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
+from collector.sources.evcc import counters, sessions
 from collector.sources.evcc.parse import TARIFF_TYPES
 from collector.sources.evcc.schema import MEASUREMENTS
+from collector.sources.evcc.tariff import grid_tariff
 
 NAME = "evcc"
 
@@ -91,7 +93,8 @@ class Config(Model):
     @classmethod
     def _state_floor(cls, value: float) -> float:
         if value < MIN_STATE_INTERVAL:
-            raise ValueError(f"must be at least {MIN_STATE_INTERVAL:g} s (evcc updates every 30 s by default)")
+            raise ValueError(f"must be at least {MIN_STATE_INTERVAL:g} s "
+                             "(evcc updates every 30 s by default)")
         return value
 
     @field_validator("sessions_interval")
@@ -105,11 +108,12 @@ class Config(Model):
     @classmethod
     def _tariff_floor(cls, value: float) -> float:
         if value < MIN_TARIFF_INTERVAL:
-            raise ValueError(f"must be at least {MIN_TARIFF_INTERVAL:g} s (forecasts change a few times an hour)")
+            raise ValueError(f"must be at least {MIN_TARIFF_INTERVAL:g} s "
+                             "(forecasts change a few times an hour)")
         return value
 
     @model_validator(mode="after")
-    def _reachable(self) -> "Config":
+    def _reachable(self) -> Config:
         if self.url is None and self.mqtt is None:
             raise ValueError("set `url` (REST) or an [mqtt] section, or both")
         if self.password is not None and self.username is None:
@@ -117,10 +121,31 @@ class Config(Model):
         return self
 
 
+def shard_unit(config: Config) -> str:
+    """What one process collects whole: the site (its REST client and MQTT subscription)."""
+    return f"{NAME}:{config.name}"
+
+
 def build(config: Config, ctx: SourceContext):
     from collector.sources.evcc.source import EvccSource
 
+    unit = shard_unit(config)
+    if not ctx.owns(unit):
+        return ctx.collected_elsewhere(NAME, f"evcc {config.name}", unit)
     return EvccSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]
+
+def _demo() -> DemoHook:
+    from collector.sources.evcc.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=2, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo,
+                       tariff=grid_tariff)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "NAME", "TARIFF_TYPES", "build"]

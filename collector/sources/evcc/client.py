@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
-from collector.config import Secret
-from collector.http_outcomes import (Action, SourceError, StatusKey, error_for_exception,
-                                     error_for_response, safe_url)
+from collector.config_types import Secret
+from collector.http_outcomes import (
+    Action,
+    SourceError,
+    StatusKey,
+    error_for_exception,
+    error_for_response,
+    safe_url,
+)
 from collector.sources.base import SourceContext
 
 # evcc answers 404 `{"error": ...}` for a tariff type that is not configured: no data, not a
@@ -28,7 +35,7 @@ class EvccClient:
         headers = {"Accept": "application/json"}
         if username is not None:
             secret = password.reveal() if password is not None else ""
-            token = base64.b64encode(f"{username}:{secret}".encode("utf-8")).decode("ascii")
+            token = base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         self.base_url = base_url.rstrip("/")
         self.where = safe_url(self.base_url)

@@ -29,18 +29,18 @@ import ssl
 import sys
 import threading
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from collector.http_outcomes import (Action, SourceError, address, connect_failure, os_reason,
-                                     timed_out)
+from collector.health import ERROR_COUNTERS, origin
+from collector.http_outcomes import SourceError, address, connect_failure, os_reason, timed_out
 from collector.log_throttle import LogThrottle
+from collector.measurement import CoercionReport
 from collector.points import Point
-from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, SourceContext
-from collector.sources.evcc.parse import (mqtt_rounds_floats, parse_state, state_from_topics,
-                                          with_meters_from)
+from collector.sources.evcc.parse import mqtt_rounds_floats, parse_state, state_from_topics, with_meters_from
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,6 @@ MAX_CYCLE = 10.0      # seconds after an `updated` by which a snapshot is writte
 MAX_TOPICS = 20_000
 CHECK_TIMEOUT = 5.0   # a broker full of someone else's topics under our root must not eat memory
 METER_LOG_EVERY = 600.0
-# A failed REST read of the meters counts as a failed poll of that kind would.
-_FAILURE_COUNTER = {Action.CONFIG: "errors_config", Action.DROP: "errors_payload",
-                    Action.WAIT: "errors_rate_limited"}
 
 
 class EvccMqtt:
@@ -65,6 +62,7 @@ class EvccMqtt:
         self.config = config
         self.ctx = ctx
         self.site = site
+        self.origin = origin(NAME, site)
         self.report = report
         self.heartbeat = heartbeat   # write on change (see PointWriter.write)
         self.root = config.root
@@ -241,7 +239,7 @@ class EvccMqtt:
 
     def _connect_failed(self, reason: str) -> None:
         self._failures += 1
-        self.ctx.health.count(NAME, "errors_transient")
+        self.ctx.health.count(self.origin, "errors_transient")
         # The first failure in a row is a warning; the retries after it (paho backs off up to
         # reconnect_max) are reminders every 30 failures, so a broker down all night is visible
         # without flooding the log.
@@ -249,11 +247,11 @@ class EvccMqtt:
             failure = connect_failure(f"MQTT broker {self._address}", reason or "no reason given")
             attempts = f"{self._failures} attempt{'s' if self._failures > 1 else ''}"
             message = f"{failure} ({attempts}); retrying with backoff"
-            self.ctx.health.error(NAME, message)
+            self.ctx.health.error(self.origin, message)
             log.warning("evcc %s: %s", self.site, message)
 
     def _undecodable(self, topic: str) -> None:
-        self.ctx.health.count(NAME, "errors_payload")
+        self.ctx.health.count(self.origin, "errors_payload")
         log.warning("evcc %s: MQTT payload on %s is not UTF-8, ignored", self.site, topic)
 
     def _receive(self, topic: str, payload: str) -> None:
@@ -345,7 +343,7 @@ class EvccMqtt:
             time_ns = self._time_ns()
             points = parse_state(state, self.site, time_ns, report)
         except Exception as exc:  # a parser bug must not kill the subscription
-            self.ctx.health.count(NAME, "errors_payload")
+            self.ctx.health.count(self.origin, "errors_payload")
             log.error("evcc %s: MQTT snapshot could not be parsed: %s: %s", self.site,
                       type(exc).__name__, exc)
             return
@@ -392,7 +390,8 @@ class EvccMqtt:
             payload = await self._rest_state()
             rest = parse_state(payload, self.site, time_ns, report)
         except SourceError as exc:
-            self.ctx.health.count(NAME, _FAILURE_COUNTER.get(exc.action, "errors_transient"))
+            # counted as a failed poll of that kind would be
+            self.ctx.health.count(self.origin, ERROR_COUNTERS.get(exc.action, "errors_transient"))
             self._meter_warnings.log("rest", logging.WARNING,
                                      "evcc %s: lifetime meters not read over REST (%s); this "
                                      "snapshot is written without them", self.site, exc)
@@ -410,10 +409,11 @@ class EvccMqtt:
                 if coarse and self._rest_state is not None:
                     points = await self._meters_from_rest(points, time_ns)
                 if points:
-                    await self.ctx.writer.write(points, source=NAME, heartbeat=self.heartbeat)
+                    await self.ctx.writer.write(points, source=self.origin,
+                                                heartbeat=self.heartbeat)
                     self.snapshots_written += 1
             except Exception as exc:  # the store failed; the next snapshot tries again
-                self.ctx.health.count(NAME, "polls_failed")
-                self.ctx.health.error(NAME, f"MQTT snapshot not stored: {exc}")
+                self.ctx.health.count(self.origin, "polls_failed")
+                self.ctx.health.error(self.origin, f"MQTT snapshot not stored: {exc}")
                 log.error("evcc %s: MQTT snapshot not stored: %s", self.site, exc)
                 self._dirty = True

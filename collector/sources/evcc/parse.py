@@ -14,15 +14,24 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport, Measurement
 from collector.points import Point
-from collector.schema import CoercionReport, Measurement
+from collector.sources.evcc.schema import (
+    BATTERY,
+    LIFETIME_METERS,
+    LOADPOINT,
+    PV,
+    SESSION,
+    SITE,
+    STATISTICS,
+    TARIFF,
+)
 from collector.timestamps import format_rfc3339_ns, parse_rfc3339_ns
-from collector.sources.evcc.schema import (BATTERY, LIFETIME_METERS, LOADPOINT, PV, SESSION, SITE,
-                                           STATISTICS, TARIFF)
 
 TARIFF_TYPES = ("grid", "feedin", "co2", "planner", "solar")
 # Which field a tariff type's rate value goes into: the unit differs by type.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.schema import Measurement, Tag, b, f, i, register, s
+from collector.measurement import Measurement, Tag, b, f, i, register, s
 
 SOURCE = "evcc"
 
@@ -44,11 +44,14 @@ SITE = Measurement(
         f("tariff_co2_g_per_kwh", "g/kWh", "current grid CO2 intensity (`tariffCo2`)"),
         f("tariff_solar_w", "W", "current solar forecast power (`tariffSolar`, a power, not a price)"),
         f("tariff_price_home_per_kwh", "currency/kWh", "effective price of home energy (`tariffPriceHome`)"),
-        f("tariff_price_loadpoints_per_kwh", "currency/kWh", "effective price of charging energy (`tariffPriceLoadpoints`)"),
+        f("tariff_price_loadpoints_per_kwh", "currency/kWh",
+          "effective price of charging energy (`tariffPriceLoadpoints`)"),
         f("tariff_co2_home_g_per_kwh", "g/kWh", "effective CO2 of home energy (`tariffCo2Home`)"),
-        f("tariff_co2_loadpoints_g_per_kwh", "g/kWh", "effective CO2 of charging energy (`tariffCo2Loadpoints`)"),
+        f("tariff_co2_loadpoints_g_per_kwh", "g/kWh",
+          "effective CO2 of charging energy (`tariffCo2Loadpoints`)"),
         f("green_share_home_pct", "%", "green share of home consumption (`greenShareHome`, 0..1 in evcc)"),
-        f("green_share_loadpoints_pct", "%", "green share of charging (`greenShareLoadpoints`, 0..1 in evcc)"),
+        f("green_share_loadpoints_pct", "%",
+          "green share of charging (`greenShareLoadpoints`, 0..1 in evcc)"),
         s("currency", "currency of every price (`currency`, e.g. EUR)"),
         s("version", "evcc version"),
     ),
@@ -102,7 +105,8 @@ LOADPOINT = Measurement(
         f("charge_voltage_l1_v", "V", "charging voltage phase 1 (`chargeVoltages`)"),
         f("charge_voltage_l2_v", "V", "charging voltage phase 2"),
         f("charge_voltage_l3_v", "V", "charging voltage phase 3"),
-        f("offered_current_a", "A", "current offered to the vehicle (`offeredCurrent`, `chargeCurrent` before 0.203)"),
+        f("offered_current_a", "A",
+          "current offered to the vehicle (`offeredCurrent`, `chargeCurrent` before 0.203)"),
         f("min_current_a", "A", "configured minimum current"),
         f("max_current_a", "A", "configured maximum current"),
         i("phases_active", "phases", "phases in use"),

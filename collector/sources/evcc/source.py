@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
+from collector.health import origin
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep
-from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
-from collector.sources.evcc import (MIN_SESSIONS_INTERVAL, MIN_STATE_INTERVAL,
-                                     MIN_TARIFF_INTERVAL, NAME, Config)
+from collector.sources.base import BackfillResult, CheckResult, Job, Progress, SourceContext
+from collector.sources.evcc import (
+    MIN_SESSIONS_INTERVAL,
+    MIN_STATE_INTERVAL,
+    MIN_TARIFF_INTERVAL,
+    NAME,
+    Config,
+)
 from collector.sources.evcc.client import EvccClient
-from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
-                                          parse_tariff, parse_time_ns, unwrap)
+from collector.sources.evcc.cursors import SESSIONS
+from collector.sources.evcc.parse import parse_sessions, parse_state, parse_tariff, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +34,14 @@ _MONTH_MARGIN = timedelta(days=1)
 
 def session_months(since_ns: int, now_ns: int) -> list[tuple[int, int]]:
     """Every (year, month) from `since_ns` to `now_ns`, widened by a day at both ends."""
-    start = datetime.fromtimestamp(since_ns / 1e9, timezone.utc) - _MONTH_MARGIN
-    end = datetime.fromtimestamp(now_ns / 1e9, timezone.utc) + _MONTH_MARGIN
+    start = datetime.fromtimestamp(since_ns / 1e9, UTC) - _MONTH_MARGIN
+    end = datetime.fromtimestamp(now_ns / 1e9, UTC) + _MONTH_MARGIN
     months = []
     year, month = start.year, start.month
     while (year, month) <= (end.year, end.month):
         months.append((year, month))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
-
-
-@dataclass
-class BackfillResult:
-    records: int = 0     # session rows read
-    points: int = 0      # session points committed
 
 
 class WrittenPoints:
@@ -71,8 +72,9 @@ class EvccSource:
         self.config = config
         self.ctx = ctx
         self.site = config.name
+        self.origin = origin(NAME, config.name)
         self.clock = ctx.limits.clock
-        self.problems = ctx.payload_problems(NAME, log)
+        self.problems = ctx.payload_problems(self.origin, log)
         self.client = (EvccClient(ctx, config.url, config.username, config.password, config.timeout)
                        if config.url else None)
         self.mqtt = None
@@ -83,7 +85,7 @@ class EvccSource:
             self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report,
                                  rest_state=self.client.state if self.client else None,
                                  meter_interval=config.state_interval, heartbeat=config.heartbeat)
-        self.sessions_cursor = f"{NAME}:{self.site}:sessions"
+        self.sessions_cursor = SESSIONS.key(site=self.site)
         self.sessions_written = WrittenPoints()
         self._sessions_since: int | None = None
         self.rates_written: dict[str, WrittenPoints] = {}
@@ -93,7 +95,7 @@ class EvccSource:
         floors = {"state": MIN_STATE_INTERVAL, "sessions": MIN_SESSIONS_INTERVAL}
         floors.update({f"tariff-{tariff}": MIN_TARIFF_INTERVAL for tariff in self.tariff_types})
         self.steps: dict[str, PollStep] = {
-            stream: ctx.poll_step(NAME, f"evcc {self.site} {stream.replace('-', ' ')}", self.problems,
+            stream: ctx.poll_step(self.origin, f"evcc {self.site} {stream.replace('-', ' ')}", self.problems,
                                   IntervalGate(ctx.limits, f"{NAME}:{self.site}:{stream}", floor / 2))
             for stream, floor in floors.items()}
 
@@ -107,19 +109,19 @@ class EvccSource:
     # -- jobs ---------------------------------------------------------------------------------
 
     def jobs(self) -> Sequence[Job]:
-        if not self.ctx.owns(f"{NAME}:{self.site}") or self.client is None:
+        if self.client is None:
             return []
         config = self.config
         jobs = []
         if self.mqtt is None:
             jobs.append(Job(f"{NAME}:{self.site}:state", config.state_interval, self.poll_state,
-                            NAME, self.site))
+                            self.origin, self.site))
         if config.sessions:
             jobs.append(Job(f"{NAME}:{self.site}:sessions", config.sessions_interval,
-                            self.sync_sessions, NAME, self.site))
+                            self.sync_sessions, self.origin, self.site))
         for tariff in self.tariff_types:
             jobs.append(Job(f"{NAME}:{self.site}:tariff-{tariff}", config.tariff_interval,
-                            lambda t=tariff: self.poll_tariff(t), NAME, self.site))
+                            partial(self.poll_tariff, tariff), self.origin, self.site))
         return jobs
 
     async def poll_state(self) -> Outcome:
@@ -147,8 +149,8 @@ class EvccSource:
     async def _fetch_sessions(self) -> tuple[list, int | None, int | None]:
         """(rows, since, watermark): every row of the months the window touches."""
         assert self.client is not None
-        stored = self.ctx.store.cursor(self.sessions_cursor)
-        watermark = parse_time_ns(stored) if stored else None
+        stored = self.ctx.cursors.cursor(self.sessions_cursor)
+        watermark = SESSIONS.decode(stored) if stored else None
         if stored and watermark is None:
             log.warning("evcc %s: unreadable sessions cursor %r; syncing every session again",
                         self.site, stored)
@@ -180,7 +182,7 @@ class EvccSource:
         new_mark = result.watermark_ns()
         cursors = {}
         if new_mark is not None and new_mark != watermark:
-            cursors[self.sessions_cursor] = format_time_ns(new_mark)
+            cursors = SESSIONS.entry(new_mark, site=self.site)
         self._sessions_since = since
         return Parsed(self.sessions_written.changed(result.points), cursors, report.rejected,
                       nothing=f"no new or changed finished sessions ({result.running} running)")
@@ -190,8 +192,8 @@ class EvccSource:
         log.debug("evcc %s: %d sessions new or changed, cursor %s", self.site, len(parsed.points),
                   parsed.cursors.get(self.sessions_cursor, "unchanged"))
 
-    async def backfill(self, since: datetime | None = None, progress: Any = None,
-                       reread: bool = False) -> "BackfillResult":
+    async def backfill(self, since: datetime | None = None, progress: Progress | None = None,
+                       reread: bool = False) -> BackfillResult:
         """`ev-collector backfill --source evcc`: every finished session evcc holds (from
         `since`), in one request, as the first sync does. evcc keeps its whole session
         history, so resuming and `reread` are the same thing: read it all, rewrite it (stored
@@ -206,11 +208,9 @@ class EvccSource:
         since_ns = int(since.timestamp() * 1e9) if since is not None else None
         result = parse_sessions(rows, self.site, since_ns, report)
         self.report(report, "sessions")
-        cursors = {}
         mark = result.watermark_ns()
-        if mark is not None:
-            cursors[self.sessions_cursor] = format_time_ns(mark)
-        await self.ctx.writer.write(result.points, cursors=cursors, source=NAME)
+        cursors = SESSIONS.entry(mark, site=self.site) if mark is not None else {}
+        await self.ctx.writer.write(result.points, cursors=cursors, source=self.origin)
         self.sessions_written.remember(result.points, since_ns)
         if progress is not None:
             progress.advance(count, f"{len(result.points)} finished sessions")
@@ -225,7 +225,8 @@ class EvccSource:
             report = CoercionReport()
             points = parse_tariff(payload, self.site, tariff_type, report)
             return Parsed(written.changed(points), rejected=report.rejected,
-                          nothing=f"tariff {tariff_type}: " + ("forecast unchanged" if points else "no rates"))
+                          nothing=f"tariff {tariff_type}: "
+                                  + ("forecast unchanged" if points else "no rates"))
 
         def committed(parsed: Parsed) -> None:
             # Rates that have begun are not revised any more; keep the memory to the forecast.
@@ -237,7 +238,7 @@ class EvccSource:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.mqtt is not None and self.ctx.owns(f"{NAME}:{self.site}"):
+        if self.mqtt is not None:
             await self.mqtt.start()
 
     async def check(self) -> Sequence[CheckResult]:
@@ -250,7 +251,8 @@ class EvccSource:
                     raise SourceError(Action.DROP, "/api/state is not a JSON object")
                 loadpoints = state.get("loadpoints")
                 count = len(loadpoints) if isinstance(loadpoints, list) else 0
-                results.append(CheckResult(target, True, f"evcc {state.get('version') or '(version unknown)'}, "
+                results.append(CheckResult(target, True,
+                                           f"evcc {state.get('version') or '(version unknown)'}, "
                                                          f"{count} loadpoint(s)"))
             except SourceError as exc:
                 results.append(CheckResult(target, False, str(exc)))

@@ -10,9 +10,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.measurement import register
+from collector.sources.base import DemoHook, ElsewhereSource, SourceContext, SourcePackage
+from collector.sources.evenergy import counters, sessions
 from collector.sources.evenergy.parse import COMMAND, MEASUREMENTS, NAME, STATUS
 from collector.sources.evenergy.source import EvEnergySource, build_source
 
@@ -92,8 +93,20 @@ class Config(Model):
         return urlunsplit((parts.scheme, parts.netloc, "/o/token/", "", ""))
 
 
-def build(config: Config, ctx: SourceContext) -> EvEnergySource:
+def build(config: Config, ctx: SourceContext) -> EvEnergySource | ElsewhereSource:
     return build_source(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "STATUS", "COMMAND", "NAME", "build"]
+
+def _demo() -> DemoHook:
+    from collector.sources.evenergy.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=1, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, demo=_demo)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "STATUS", "COMMAND", "NAME", "build"]

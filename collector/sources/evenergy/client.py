@@ -13,16 +13,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from collector.config import Secret
-from collector.http_outcomes import (Action, SourceError, classify_status, error_for_exception,
-                                     parse_retry_after, redact_text, renewing_once_on_401,
-                                     safe_url)
+from collector.config_types import Secret
+from collector.http_outcomes import (
+    Action,
+    SourceError,
+    classify_status,
+    error_for_exception,
+    parse_retry_after,
+    redact_text,
+    renewing_once_on_401,
+    safe_url,
+)
 from collector.limits import Clock, FairQuota, wall_clock
 
 log = logging.getLogger(__name__)

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from collector.timestamps import parse_rfc3339_ns
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport, Measurement, Tag, b, f, s
 from collector.points import Point
-from collector.schema import CoercionReport, Measurement, Tag, b, f, s
+from collector.timestamps import parse_rfc3339_ns
 
 NAME = "evenergy"
 
@@ -49,7 +50,8 @@ STATUS = Measurement(
         f("inlet_power_w", "W", "power at the EVSE inlet (`inlet_power_watts`)"),
         f("soc_pct", "%", "vehicle state of charge (`state_of_charge_percentage`)"),
         s("mode", "charging mode as the integration names it, e.g. `Load match` (`mode`, when sent)"),
-        f("log_delay_s", "s", "how long after sampling the log reached ev.energy (`logged_at` - `sampled_at`)"),
+        f("log_delay_s", "s",
+          "how long after sampling the log reached ev.energy (`logged_at` - `sampled_at`)"),
     ),
     source=NAME,
 )
@@ -79,7 +81,7 @@ parse_time_ns = parse_rfc3339_ns
 def format_time(ns: int, round_up: bool = False) -> str:
     """RFC 3339 UTC with microseconds, the precision the API uses; floor or ceiling."""
     micros = -(-ns // 1000) if round_up else ns // 1000
-    dt = datetime.fromtimestamp(micros // 1_000_000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(micros // 1_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros % 1_000_000:06d}Z"
 
 
@@ -193,7 +195,8 @@ _EVSE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def parse_evses(payload: Any) -> tuple[list[str], list[str]]:
     """A page of `/evses` -> (EVSE ids, reasons for skipped items). `cpid` etc. are optional."""
     if not isinstance(payload, list):
-        raise SourceError(Action.DROP, f"ev.energy /evses: expected a JSON array, got {type(payload).__name__}")
+        raise SourceError(Action.DROP,
+                          f"ev.energy /evses: expected a JSON array, got {type(payload).__name__}")
     ids, skipped = [], []
     for n, item in enumerate(payload):
         evse_id = item.get("id") if isinstance(item, dict) else None

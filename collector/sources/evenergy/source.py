@@ -22,21 +22,29 @@ stream's interval stretches alike, and a run that resumes a stored pending range
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from collector.health import origin
 from collector.http_outcomes import SourceError
 from collector.limits import Clock, wall_clock
+from collector.measurement import CoercionReport
 from collector.poll import Outcome, Parsed
-from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.base import CheckResult, ElsewhereSource, Job, SourceContext
 from collector.sources.evenergy.client import EvEnergyClient, Page
-from collector.sources.evenergy.parse import (NAME, ParsedLogs, format_time, parse_command_logs,
-                                              parse_evses, parse_status_logs, parse_time_ns)
+from collector.sources.evenergy.cursors import EVSES, PENDING, WATERMARK
+from collector.sources.evenergy.parse import (
+    NAME,
+    ParsedLogs,
+    format_time,
+    parse_command_logs,
+    parse_evses,
+    parse_status_logs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +134,17 @@ class EvEnergySource:
         self.ctx = ctx
         self.clock = clock
         self.label = f"ev.energy {config.name}"
+        self.origin = origin(NAME, config.name)
         self.fair = ctx.limits.fair_quota(f"{NAME}:{config.client_id}", config.quota_limit,
                                           config.reserve)
         self.budget = self.fair.budget
+        ctx.health.watch(self.origin, "quota_remaining", self.budget.remaining)
         http = ctx.http_client(timeout=config.timeout)
         self.client = EvEnergyClient(
             http, base_url=config.base_url, token_url=config.resolved_token_url(),
             client_id=config.client_id, client_secret=config.client_secret, user=config.user,
             quota=self.fair, clock=clock)
-        self.problems = ctx.payload_problems(NAME, log)
+        self.problems = ctx.payload_problems(self.origin, log)
         self.fair.register(self._discovery_stream, config.discovery_interval)
         self._discovered: list[str] | None = None
         self._last_discovery = -math.inf
@@ -149,25 +159,25 @@ class EvEnergySource:
 
     @property
     def _evses_key(self) -> str:
-        return f"{NAME}:{self.config.client_id}:evses"
+        return EVSES.key(client=self.config.client_id)
 
     def evse_ids(self) -> list[str]:
         """Configured EVSEs, else the last discovered list (kept in the store across restarts)."""
         if self.config.evses:
             return list(self.config.evses)
         if self._discovered is None:
-            saved = self.ctx.store.cursor(self._evses_key)
+            saved = self.ctx.cursors.cursor(self._evses_key)
             if saved:
-                try:
-                    self._discovered = [e for e in json.loads(saved) if isinstance(e, str)]
-                except ValueError:
+                self._discovered = EVSES.decode(saved)
+                if self._discovered is None:
                     log.warning("ev.energy: the stored EVSE list is unreadable; discovering again")
         return list(self._discovered or [])
 
     async def discover(self) -> list[str]:
         """`GET /evses`, all pages; the list is kept in the store for the next start."""
         ids: list[str] = []
-        url, params = self.client.url("evses"), {"page_size": 100}
+        url: str | None = self.client.url("evses")
+        params: dict[str, int] | None = {"page_size": 100}
         while url:
             page = await self.client.get(url, params, stream=self._discovery_stream)
             found, skipped = parse_evses(page.payload)
@@ -177,9 +187,11 @@ class EvEnergySource:
             url, params = page.next_url, None
         self._last_discovery = self.clock()
         if ids != self._discovered:
-            log.info("ev.energy: client %s sees %d EVSEs: %s", self.config.client_id, len(ids), ", ".join(ids))
+            log.info("ev.energy: client %s sees %d EVSEs: %s", self.config.client_id, len(ids),
+                     ", ".join(ids))
         self._discovered = ids
-        await self.ctx.writer.write([], cursors={self._evses_key: json.dumps(ids)}, source=NAME)
+        await self.ctx.writer.write([], cursors=EVSES.entry(ids, client=self.config.client_id),
+                                    source=self.origin)
         self._warn_if_over_quota(len(ids))
         return ids
 
@@ -207,18 +219,16 @@ class EvEnergySource:
         jobs = []
         client = f"{NAME}:{self.config.name}"   # a wrong secret fails all its streams alike
         for evse in self.evse_ids():
-            if not self.ctx.owns(evse):
-                continue
             self._jobbed.add(evse)
             self.fair.register(f"{evse}:{STATUS_LOGS.name}", self.config.status_interval)
             self.fair.register(f"{evse}:{COMMAND_LOGS.name}", self.config.command_interval)
             jobs.append(Job(f"{NAME}:{evse}:status_logs", self.config.status_interval,
-                            partial(self.run, evse, STATUS_LOGS), NAME, evse, client))
+                            partial(self.run, evse, STATUS_LOGS), self.origin, evse, client))
             jobs.append(Job(f"{NAME}:{evse}:command_logs", self.config.command_interval,
-                            partial(self.run, evse, COMMAND_LOGS), NAME, evse, client))
+                            partial(self.run, evse, COMMAND_LOGS), self.origin, evse, client))
         if not self.config.evses:
             jobs.append(Job(f"{NAME}:{self.config.client_id}:evses", self.config.status_interval,
-                            self.discovery_job, NAME, self.config.client_id, client))
+                            self.discovery_job, self.origin, self.config.client_id, client))
         return jobs
 
     async def run(self, evse: str, stream: Stream) -> Outcome:
@@ -237,7 +247,7 @@ class EvEnergySource:
             await self.discover()
         wrote = False
         for evse in self.evse_ids():
-            if evse in self._jobbed or not self.ctx.owns(evse):
+            if evse in self._jobbed:
                 continue
             for stream in STREAMS:
                 interval = (self.config.status_interval if stream is STATUS_LOGS
@@ -283,11 +293,10 @@ class EvEnergySource:
     async def sync(self, evse: str, stream: Stream) -> SyncResult:
         """Fetch what is new since the stream's watermark, page by page, durably."""
         cfg = self.config
-        key = f"{NAME}:{evse}:{stream.name}"
-        pending_key = f"{key}:pending"
-        store = self.ctx.store
-        watermark = parse_time_ns(store.cursor(key))
-        pending = self._load_pending(store.cursor(pending_key), pending_key)
+        key = WATERMARK.key(evse=evse, stream=stream.name)
+        pending_key = PENDING.key(evse=evse, stream=stream.name)
+        watermark = WATERMARK.read(self.ctx.cursors, evse=evse, stream=stream.name)
+        pending = self._load_pending(self.ctx.cursors.cursor(pending_key), pending_key)
         if pending is not None:
             todo = _Range(pending["gte"], pending["lte"], pending.get("hi"), resumed=True)
         else:
@@ -299,17 +308,18 @@ class EvEnergySource:
         first = todo.resumed
         url: str | None = self.client.url(f"evses/{evse}/{stream.name}")
         params: dict[str, str | int] | None = todo.params(stream.time_key, cfg.page_size)
-        step = self.ctx.poll_step(NAME, f"{self.label} {evse} {stream.name}", self.problems)
+        step = self.ctx.poll_step(self.origin, f"{self.label} {evse} {stream.name}", self.problems)
         result = SyncResult()
         while url is not None:
             if result.pages >= cfg.max_pages_per_run:
                 result.stopped_by = "page limit"
                 log.debug("%s: %d pages this run; the rest next run", key, result.pages)
                 return result
-            page_url, page_params, resume = url, params, first
             pages: list[Page] = []
 
-            async def fetch() -> Page:
+            async def fetch(page_url: str = url, page_params: dict[str, str | int] | None = params,
+                            resume: bool = first, pages: list[Page] = pages) -> Page:
+                # This page's request, bound now: the loop moves on to the next page.
                 pages.append(await self.client.get(page_url, page_params,
                                                    stream=f"{evse}:{stream.name}", first=resume))
                 return pages[-1]
@@ -322,21 +332,21 @@ class EvEnergySource:
                 if page.next_url is None:
                     mark = max((t for t in (watermark, newest) if t is not None), default=None)
                     if mark is not None and mark != watermark:
-                        cursors[key] = format_time(mark)
+                        cursors[key] = WATERMARK.encode(mark)
                     if todo.resumed:
-                        cursors[pending_key] = ""
+                        cursors[pending_key] = PENDING.encode(None)
                 elif logs.oldest_ns is not None:
                     # Never raise the bound: a server that ignored __lte must not make us go round.
                     lte = logs.oldest_ns if todo.lte is None else min(todo.lte, logs.oldest_ns)
-                    cursors[pending_key] = json.dumps({"gte": todo.gte, "lte": lte, "hi": newest})
+                    cursors[pending_key] = PENDING.encode({"gte": todo.gte, "lte": lte, "hi": newest})
                 # (a page without one usable time cannot mark progress; its neighbours will)
                 return Parsed(logs.points, cursors, report.rejected, logs.skipped_items,
                               nothing="no new logs")
 
             def committed(parsed: Parsed) -> None:
                 result.points += len(parsed.points)
-                if parsed.cursors.get(pending_key):
-                    state = json.loads(parsed.cursors[pending_key])
+                state = PENDING.decode(parsed.cursors.get(pending_key, ""))
+                if state is not None:
                     todo.lte, todo.hi, todo.resumed = state["lte"], state["hi"], True
 
             await step.run(fetch, parse_page, committed)
@@ -349,17 +359,22 @@ class EvEnergySource:
     def _load_pending(self, text: str | None, key: str) -> dict | None:
         if not text:
             return None
-        try:
-            state = json.loads(text)
-            if isinstance(state.get("gte"), int) and isinstance(state.get("lte"), int):
-                return state
-        except (ValueError, AttributeError):
-            pass
+        state = PENDING.decode(text)
+        if state is not None:
+            return state
         log.warning("%s: unreadable pending range %r; starting again from the watermark", key, text[:80])
         return None
 
 
-def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:
+def shard_unit(config: Any) -> str:
+    """What one process collects whole: the OAuth client, whose quota all its EVSEs share."""
+    return f"{NAME}:{config.client_id}"
+
+
+def build_source(config: Any, ctx: SourceContext) -> EvEnergySource | ElsewhereSource:
+    unit = shard_unit(config)
+    if not ctx.owns(unit):
+        return ctx.collected_elsewhere(NAME, f"ev.energy client {config.client_id} ({config.base_url})", unit)
     if config.evses:
         warning = quota_plan(len(config.evses), config.status_interval, config.command_interval,
                              config.quota_limit, config.reserve)
@@ -369,4 +384,4 @@ def build_source(config: Any, ctx: SourceContext) -> EvEnergySource:
 
 
 __all__ = ["EvEnergySource", "STREAMS", "STATUS_LOGS", "COMMAND_LOGS", "SyncResult", "quota_plan",
-           "build_source"]
+           "build_source", "shard_unit"]

@@ -10,9 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import DEFAULT_HEARTBEAT, Duration, Model, SecretValue
-from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.config_types import DEFAULT_HEARTBEAT, Duration, Model, SecretValue
+from collector.measurement import register
+from collector.sources.base import DemoHook, SourceContext, SourcePackage
+from collector.sources.goe import counters, sessions
 from collector.sources.goe.client import DEFAULT_CLOUD_URL
 from collector.sources.goe.parse import MEASUREMENTS, STATUS_KEYS
 from collector.sources.goe.source import MIN_INTERVAL, MIN_INTERVAL_V1, GoeSource
@@ -59,7 +60,7 @@ class ChargerConfig(Model):
         return _check_interval(value)
 
     @model_validator(mode="after")
-    def _api_needs(self) -> "ChargerConfig":
+    def _api_needs(self) -> ChargerConfig:
         if self.api == "cloud":
             if self.token is None:
                 raise ValueError(f"charger {self.serial}: the cloud API needs token "
@@ -149,7 +150,7 @@ class Config(Model):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _v1_floor(self) -> "Config":
+    def _v1_floor(self) -> Config:
         for charger in self.chargers:
             interval = charger.interval or self.interval
             if charger.api == "local_v1" and interval < MIN_INTERVAL_V1:
@@ -161,7 +162,7 @@ class Config(Model):
         return self
 
     @model_validator(mode="after")
-    def _unique_serials(self) -> "Config":
+    def _unique_serials(self) -> Config:
         seen: set[str] = set()
         for charger in self.chargers:
             if charger.serial in seen:
@@ -177,4 +178,16 @@ def build(config: Config, ctx: SourceContext) -> GoeSource:
     return GoeSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "build", "NAME"]
+
+def _demo() -> DemoHook:
+    from collector.sources.goe.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=0, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, demo=_demo)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "NAME"]

@@ -15,13 +15,14 @@ Outcomes (see the README for the table):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import httpx
 import orjson
 
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.http_outcomes import Action, SourceError, error_for_exception, error_for_response
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,13 @@ what cannot be coerced is left out and reported, never raised.
 from __future__ import annotations
 
 import email.utils
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport, Measurement, Tag, b, f, i, s
 from collector.points import Point
-from collector.schema import CoercionReport, Measurement, Tag, b, f, i, s
 
 NAME = "goe"
 
@@ -165,7 +166,7 @@ def _add_nrg(nrg: Any, values: dict[str, Any], report: CoercionReport) -> None:
     if not isinstance(nrg, list):
         report.rejected.append(("nrg", f"expected an array, got {type(nrg).__name__}"))
         return
-    for (_, name), value in zip(NRG_FIELDS, nrg):
+    for (_, name), value in zip(NRG_FIELDS, nrg, strict=False):
         values[name] = float(f"{value:.7g}") if type(value) is float else value  # denoise()
 
 
@@ -184,7 +185,7 @@ def _add_charge_duration(cdi: Any, values: dict[str, Any], report: CoercionRepor
     if cdi.get("type") != 1:
         return  # type 0 is a counter going up while charging, not a duration we can label
     ms = cdi.get("value")
-    if type(ms) in (int, float):
+    if isinstance(ms, (int, float)) and not isinstance(ms, bool):
         values["charge_duration_s"] = ms / 1000.0
     elif ms is not None:
         report.rejected.append(("cdi", f"value is not a number: {ms!r}"))
@@ -315,8 +316,8 @@ def parse_last_modified(value: str | None) -> int | None:
         seconds = number / 1000.0 if number > 1e11 else number  # ms from 1973 on
         return int(round(seconds * 1e6)) * 1000
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     delta = when - epoch
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
@@ -348,7 +349,8 @@ def _card_entries(status: Mapping[str, Any], report: CoercionReport) -> dict[int
 
 def _card_entries_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[int, dict[str, Any]]:
     entries: dict[int, dict[str, Any]] = {}
-    for number, (name, energy, ident) in enumerate(zip(_V1_CARD_NAMES, _V1_CARD_ENERGY, _V1_CARD_IDS), 1):
+    cards = zip(_V1_CARD_NAMES, _V1_CARD_ENERGY, _V1_CARD_IDS, strict=True)
+    for number, (name, energy, ident) in enumerate(cards, 1):
         entry: dict[str, Any] = {}
         if status.get(name) is not None:
             entry["name"] = status[name]
@@ -367,7 +369,8 @@ def _in_use(entry: Mapping[str, Any]) -> bool:
     name = entry.get("name")
     named = isinstance(name, str) and name.strip() not in ("", UNNAMED_CARD)
     energy = entry.get("energy_wh")
-    return bool(named or entry.get("learned") is True or (type(energy) in (int, float) and energy > 0))
+    metered = isinstance(energy, (int, float)) and not isinstance(energy, bool) and energy > 0
+    return bool(named or entry.get("learned") is True or metered)
 
 
 def parse_cards(status: Any, serial: str, time_ns: int, v1: bool = False,
@@ -456,7 +459,7 @@ def status_values_v1(status: Mapping[str, Any], report: CoercionReport) -> dict[
         values["uptime_s"] = number / 1000.0
     nrg = get("nrg")
     if isinstance(nrg, list):
-        for (_, name), scale, raw in zip(NRG_FIELDS, _NRG_V1_SCALE, nrg):
+        for (_, name), scale, raw in zip(NRG_FIELDS, _NRG_V1_SCALE, nrg, strict=False):
             if raw is None:
                 continue
             number = _number(raw, name, report)

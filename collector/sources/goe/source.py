@@ -18,20 +18,29 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import certifi
 import httpx
 
 from collector.aiohttp_transport import FleetTransport, proxy_configured
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport
 from collector.poll import IntervalGate, Outcome, Parsed
-from collector.schema import CoercionReport
 from collector.sources.base import CheckResult, Job, SourceContext
 from collector.sources.goe.client import Charger, DataOutdated, GoeClient, StatusResponse
-from collector.sources.goe.parse import (CARD_KEYS, NAME, nrg_all_zero, parse_cards,
-                                        parse_last_modified, parse_status, parse_status_v1,
-                                        reported_serial)
+from collector.sources.goe.cursors import STATUS_TIME
+from collector.sources.goe.parse import (
+    CARD_KEYS,
+    NAME,
+    nrg_all_zero,
+    parse_cards,
+    parse_last_modified,
+    parse_status,
+    parse_status_v1,
+    reported_serial,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +62,9 @@ def limiter_key(serial: str) -> str:
     return f"{NAME}:{serial}"
 
 
-def cursor_key(serial: str) -> str:
-    return f"{NAME}:{serial}:last_modified"
+def shard_unit(serial: str) -> str:
+    """What one process collects whole: a charger, whose one request per second is its own."""
+    return f"{NAME}:{serial}"
 
 
 def min_interval(api: str) -> float:
@@ -76,8 +86,7 @@ class StatusPoller:
         gate = IntervalGate(ctx.limits, self.key, min_interval(charger.api),
                             LIMIT_SLACK_SHARE * interval if slack is None else slack)
         self.step = ctx.poll_step(NAME, charger.label, ctx.payload_problems(NAME, log), gate)
-        stored = ctx.store.cursor(cursor_key(charger.serial))
-        self.last_time_ns: int | None = int(stored) if stored and stored.isdigit() else None
+        self.last_time_ns = STATUS_TIME.read(ctx.cursors, serial=charger.serial)
         self.last_outcome = "none"   # skipped | written | unchanged | failed, for benchmarks and tests
         self._parse = parse_status_v1 if charger.api == "local_v1" else parse_status
         self._outdated = False       # in an episode of 404 "Data is outdated"
@@ -138,16 +147,16 @@ class StatusPoller:
         if not points:
             raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
                                            "the keys we store", cause="bad body")
-        cursors = {cursor_key(self.charger.serial): str(time_ns)} if time_ns is not None else {}
+        cursors = STATUS_TIME.entry(time_ns, serial=self.charger.serial) if time_ns is not None else {}
         # A status stamped with the poll time is written on change (with a heartbeat); one
         # stamped by the cloud's last-modified changed, or it would not have come this far.
         return Parsed(points, cursors, report.rejected, notes=notes,
                       heartbeat=self.heartbeat if time_ns is None else None)
 
     def committed(self, parsed: Parsed) -> None:
-        key = cursor_key(self.charger.serial)
+        key = STATUS_TIME.key(serial=self.charger.serial)
         if key in parsed.cursors:
-            self.last_time_ns = int(parsed.cursors[key])
+            self.last_time_ns = STATUS_TIME.decode(parsed.cursors[key])
         if self._outdated:
             self._outdated = False
             log.info("%s: the charger reports again", self.charger.label)
@@ -203,7 +212,8 @@ class GoeSource:
     def __init__(self, config: Any, ctx: SourceContext) -> None:
         self.config = config
         self.ctx = ctx
-        owned = [entry for entry in config.chargers if ctx.owns(entry.serial)]
+        owned = [entry for entry in config.chargers if ctx.owns(shard_unit(entry.serial))]
+        self.elsewhere = len(config.chargers) - len(owned)
         longest = max([entry.interval or config.interval for entry in owned], default=config.interval)
         limits = pool_limits(max(1, len(owned)), longest)
         tls = ssl.create_default_context(cafile=certifi.where())
@@ -234,6 +244,10 @@ class GoeSource:
 
     async def check(self) -> Sequence[CheckResult]:
         results = []
+        if self.elsewhere:
+            results.append(CheckResult("goe chargers of other shards", True,
+                                       f"{self.elsewhere} of {self.elsewhere + len(self.pollers)} "
+                                       f"collected by the other shards; checked there"))
         for poller in self.pollers:
             charger = poller.charger
             await self.ctx.limits.intervals.acquire(poller.key)

@@ -9,16 +9,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config import Duration, Model, SecretValue, instance_name
-from collector.schema import register
-from collector.sources.base import SourceContext
+from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.measurement import register
+from collector.sources.base import DemoHook, ElsewhereSource, SourceContext, SourcePackage
+from collector.sources.ovms import counters, sessions
 
-from .parse import MEASUREMENTS
-from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource
+from .parse import MEASUREMENTS, NAME
+from .source import MIN_SAMPLE_INTERVAL, STREAMS, OvmsSource, Stream, claim_vehicles, shard_unit
 
 MIN_HISTORY_INTERVAL = 60.0
-
-Stream = Literal["status", "charge", "location", "tpms"]
 
 
 class Config(Model):
@@ -91,7 +90,7 @@ class Config(Model):
         return value or None
 
     @model_validator(mode="after")
-    def _something_to_do(self) -> "Config":
+    def _something_to_do(self) -> Config:
         if not self.streams and not self.history:
             raise ValueError("nothing to collect: set streams or history = true")
         return self
@@ -100,8 +99,24 @@ class Config(Model):
 register(*MEASUREMENTS)
 
 
-def build(config: Config, ctx: SourceContext) -> OvmsSource:
+def build(config: Config, ctx: SourceContext) -> OvmsSource | ElsewhereSource:
+    unit = shard_unit(config)
+    if not ctx.owns(unit):
+        if config.vehicles:
+            claim_vehicles(ctx, config.name, config.vehicles)
+        return ctx.collected_elsewhere(NAME, f"ovms {config.url} (account {config.username})", unit)
     return OvmsSource(config, ctx)
 
 
-__all__ = ["Config", "MEASUREMENTS", "build", "OvmsSource"]
+def _demo() -> DemoHook:
+    from collector.sources.ovms.demo import DEMO
+
+    return DEMO
+
+
+SOURCE = SourcePackage(name=NAME, config=Config, measurements=tuple(MEASUREMENTS), build=build,
+                       preference=3, rollups=counters.ROLLUPS, export_counters=counters.EXPORT,
+                       sessions=sessions.EXTRACTOR, backfill=build, demo=_demo)
+
+
+__all__ = ["SOURCE", "Config", "MEASUREMENTS", "build", "OvmsSource"]

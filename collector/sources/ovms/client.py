@@ -16,14 +16,23 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from collector.config import Secret
-from collector.http_outcomes import (Action, SourceError, classify_status, describe_exception,
-                                     failure_cause, redact_text, renewing_once_on_401, safe_url)
+from collector.config_types import Secret
+from collector.http_outcomes import (
+    Action,
+    SourceError,
+    classify_status,
+    describe_exception,
+    failure_cause,
+    redact_text,
+    renewing_once_on_401,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +113,8 @@ class OvmsClient:
         except httpx.HTTPError as exc:
             raise SourceError(Action.RETRY, f"{what}: {describe_exception(exc)}") from None
         if response.status_code == 401:
-            raise SourceError(Action.CONFIG, f"{what}: HTTP 401 {_excerpt(response) or 'Authentication failed'}: "
+            raise SourceError(Action.CONFIG,
+                              f"{what}: HTTP 401 {_excerpt(response) or 'Authentication failed'}: "
                                              "check the username and the password or API token")
         if response.status_code != 200:
             raise self._error(response, what)
@@ -174,7 +184,8 @@ class OvmsClient:
         return SourceError(classify_status(status), f"{what}: HTTP {status}{detail}",
                            cause=f"HTTP {status}")
 
-    async def request(self, method: str, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+    async def request(self, method: str, path: str,
+                      params: Mapping[str, str] | None = None) -> httpx.Response:
         """One call with the session cookie; on 401 log in again once and repeat it."""
         what = f"{method} {path}"
         generation = await self._ensure_session()

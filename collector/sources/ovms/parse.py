@@ -25,13 +25,14 @@ Facts these functions rely on (see README.md and /shared/API-NOTES):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport, Field, Measurement, Tag, b, f, i, s
 from collector.points import Point
-from collector.schema import CoercionReport, Field, Measurement, Tag, b, f, i, s
 
 log = logging.getLogger(__name__)
 
@@ -132,20 +133,26 @@ S_COLUMNS: tuple[Col, ...] = (
     _c("idealrange", f("ideal_range_km", "km", "ideal range (converted from miles when units=M)"), _DIST),
     _c("estimatedrange", f("estimated_range_km", "km", "estimated range"), _DIST),
     _c("chargelimit", f("charge_limit_a", "A", "charge current limit")),
-    _c("chargeduration", i("charge_duration_s", "s", "duration of the running charge (v3 firmware sends seconds; v2 docs say minutes)")),
+    _c("chargeduration",
+       i("charge_duration_s", "s",
+         "duration of the running charge (v3 firmware sends seconds; v2 docs say minutes)")),
     _c("chargeb4", i("charge_b4", "code", "charger B4 byte (vehicle specific)")),
-    _c("chargekwh", f("charge_energy_wh", "Wh", "energy of the running charge (sent in 1/10 kWh)"), _scale(100.0)),
+    _c("chargekwh", f("charge_energy_wh", "Wh", "energy of the running charge (sent in 1/10 kWh)"),
+       _scale(100.0)),
     _c("chargesubstate", s("charge_substate", "charge sub-state (code or name)")),
     _c("chargetimermode", i("charge_timer_mode", "code", "0 on plug-in, 1 timer")),
-    _c("chargestarttime", i("charge_timer_start", "code", "charge timer start time (vehicle specific encoding)")),
+    _c("chargestarttime",
+       i("charge_timer_start", "code", "charge timer start time (vehicle specific encoding)")),
     _c("chargetimerstale", i("charge_timer_stale", "code", "-1 none, 0 stale, >0 fresh")),
     _c("cac100", f("cac_ah", "Ah", "calculated battery capacity")),
     _c("charge_etr_full", i("charge_etr_full_min", "min", "time until full")),
     _c("charge_etr_limit", i("charge_etr_limit_min", "min", "time until the charge limit")),
     _c("charge_limit_range", f("charge_limit_range_km", "km", "configured range limit"), _DIST),
     _c("charge_limit_soc", f("charge_limit_soc_pct", "%", "configured SOC limit")),
-    _c("cooldown_active", i("cooldown_active", "code", "cooldown indicator as sent (v3 firmware: 0 cooling, -1 not)")),
-    _c("cooldown_tbattery", f("cooldown_battery_temperature_c", "°C", "cooldown lower battery temperature limit")),
+    _c("cooldown_active",
+       i("cooldown_active", "code", "cooldown indicator as sent (v3 firmware: 0 cooling, -1 not)")),
+    _c("cooldown_tbattery",
+       f("cooldown_battery_temperature_c", "°C", "cooldown lower battery temperature limit")),
     _c("cooldown_timelimit", i("cooldown_time_limit_min", "min", "cooldown time limit")),
     _c("charge_estimate", i("charge_estimate_min", "min", "charge time estimate for the current charger")),
     _c("charge_etr_range", i("charge_etr_range_min", "min", "time until the range limit")),
@@ -153,8 +160,11 @@ S_COLUMNS: tuple[Col, ...] = (
     _c("idealrange_max", f("ideal_range_max_km", "km", "maximum ideal range"), _DIST),
     # `chargetype` is a number from v2 firmware (v3 firmware sends "0"), text such as "type2"
     # from modules that send the v3 metric: each to a field of its own type.
-    _c("chargetype", i("charge_type_id", "code", "plug type id (OpenChargeMap connection type) when sent as a number"), _code),
-    _c("chargetype", s("charge_type", "plug type when sent as text (e.g. type2, ccs, chademo; as in ovms_grid)"), _label),
+    _c("chargetype",
+       i("charge_type_id", "code", "plug type id (OpenChargeMap connection type) when sent as a number"),
+       _code),
+    _c("chargetype",
+       s("charge_type", "plug type when sent as text (e.g. type2, ccs, chademo; as in ovms_grid)"), _label),
     _c("chargepower", f("charge_power_w", "W", "charge power output (sent in kW)"), _KILO),
     _c("battvoltage", f("battery_voltage_v", "V", "main battery voltage")),
     _c("soh", f("soh_pct", "%", "battery state of health")),
@@ -162,11 +172,15 @@ S_COLUMNS: tuple[Col, ...] = (
     _c("chargerefficiency", f("charger_efficiency_pct", "%", "charger efficiency")),
     # Only in the raw protocol message S (historical type "S"), not in the API answers:
     _c("battcurrent", f("battery_current_a", "A", "main battery current (protocol S only)")),
-    _c("rangespeed", f("range_speed_kmh", "km/h", "ideal range gain (+) or loss speed (protocol S only)"), _DIST),
-    _c("chargekwhgrid", f("charge_grid_energy_wh", "Wh", "energy drawn from the grid this session (protocol S only)"), _KILO),
-    _c("chargekwhgridtotal", f("charge_grid_energy_total_wh", "Wh", "energy drawn from the grid, total (protocol S only)"), _KILO),
+    _c("rangespeed", f("range_speed_kmh", "km/h", "ideal range gain (+) or loss speed (protocol S only)"),
+       _DIST),
+    _c("chargekwhgrid",
+       f("charge_grid_energy_wh", "Wh", "energy drawn from the grid this session (protocol S only)"), _KILO),
+    _c("chargekwhgridtotal",
+       f("charge_grid_energy_total_wh", "Wh", "energy drawn from the grid, total (protocol S only)"), _KILO),
     _c("battcapacity", f("battery_capacity_wh", "Wh", "usable battery capacity (protocol S only)"), _KILO),
-    _c("chargetimestamp", i("last_charge_end_unix_s", "s", "time of the last charge end, unix seconds (protocol S only)")),
+    _c("chargetimestamp",
+       i("last_charge_end_unix_s", "s", "time of the last charge end, unix seconds (protocol S only)")),
 )
 
 D_COLUMNS: tuple[Col, ...] = (
@@ -213,7 +227,8 @@ L_COLUMNS: tuple[Col, ...] = (
     _c("drivemode", i("drive_mode", "code", "drive mode (vehicle specific code)")),
     _c("power", f("battery_power_w", "W", "main battery power, negative while charging (sent in kW)"), _KILO),
     _c("energyused", f("energy_used_wh", "Wh", "energy used this trip (v3 firmware sends kWh)"), _KILO),
-    _c("energyrecd", f("energy_recovered_wh", "Wh", "energy recovered this trip (v3 firmware sends kWh)"), _KILO),
+    _c("energyrecd", f("energy_recovered_wh", "Wh", "energy recovered this trip (v3 firmware sends kWh)"),
+       _KILO),
     _c("invpower", f("inverter_power_w", "W", "inverter motor power (sent in kW)"), _KILO),
     _c("invefficiency", f("inverter_efficiency_pct", "%", "inverter efficiency")),
     # Only in the raw protocol message L:
@@ -268,7 +283,8 @@ TRIP_COLUMNS: tuple[Col, ...] = _POSITION + (
     _c("health", s("battery_health", "battery health text (vehicle specific)")),
     _c("cac", f("cac_ah", "Ah", "calculated battery capacity")),
     _c("energy_used_total", f("energy_used_total_wh", "Wh", "lifetime energy used (sent in kWh)"), _KILO),
-    _c("energy_recd_total", f("energy_recovered_total_wh", "Wh", "lifetime energy recovered (sent in kWh)"), _KILO),
+    _c("energy_recd_total", f("energy_recovered_total_wh", "Wh", "lifetime energy recovered (sent in kWh)"),
+       _KILO),
     _c("coulomb_used_total", f("coulomb_used_total_ah", "Ah", "lifetime charge used")),
     _c("coulomb_recd_total", f("coulomb_recovered_total_ah", "Ah", "lifetime charge recovered")),
     _c("env_temp", f("ambient_temperature_c", "°C", "ambient temperature")),
@@ -302,12 +318,16 @@ GRID_COLUMNS: tuple[Col, ...] = _POSITION + (
     _c("gen_limit_soc", f("gen_limit_soc_pct", "%", "generator SOC limit")),
     _c("charge_time", i("charge_time_s", "s", "duration of the charge")),
     _c("charge_kwh", f("charge_energy_wh", "Wh", "energy charged into the battery (sent in kWh)"), _KILO),
-    _c("charge_kwh_grid", f("charge_grid_energy_wh", "Wh", "energy drawn from the grid this charge (sent in kWh)"), _KILO),
-    _c("charge_kwh_grid_total", f("charge_grid_energy_total_wh", "Wh", "energy drawn from the grid, lifetime (sent in kWh)"), _KILO),
+    _c("charge_kwh_grid",
+       f("charge_grid_energy_wh", "Wh", "energy drawn from the grid this charge (sent in kWh)"), _KILO),
+    _c("charge_kwh_grid_total",
+       f("charge_grid_energy_total_wh", "Wh", "energy drawn from the grid, lifetime (sent in kWh)"), _KILO),
     _c("gen_time", i("gen_time_s", "s", "duration of the generator session")),
     _c("gen_kwh", f("gen_energy_wh", "Wh", "energy delivered by the battery (sent in kWh)"), _KILO),
-    _c("gen_kwh_grid", f("gen_grid_energy_wh", "Wh", "energy fed to the grid this session (sent in kWh)"), _KILO),
-    _c("gen_kwh_grid_total", f("gen_grid_energy_total_wh", "Wh", "energy fed to the grid, lifetime (sent in kWh)"), _KILO),
+    _c("gen_kwh_grid", f("gen_grid_energy_wh", "Wh", "energy fed to the grid this session (sent in kWh)"),
+       _KILO),
+    _c("gen_kwh_grid_total",
+       f("gen_grid_energy_total_wh", "Wh", "energy fed to the grid, lifetime (sent in kWh)"), _KILO),
     _c("bat_soc", f("soc_pct", "%", "state of charge")),
     _c("range_est", f("estimated_range_km", "km", "estimated range")),
     _c("range_ideal", f("ideal_range_km", "km", "ideal range")),
@@ -322,7 +342,8 @@ GRID_COLUMNS: tuple[Col, ...] = _POSITION + (
     _c("health", s("battery_health", "battery health text (vehicle specific)")),
     _c("cac", f("cac_ah", "Ah", "calculated battery capacity")),
     _c("energy_used_total", f("energy_used_total_wh", "Wh", "lifetime energy used (sent in kWh)"), _KILO),
-    _c("energy_recd_total", f("energy_recovered_total_wh", "Wh", "lifetime energy recovered (sent in kWh)"), _KILO),
+    _c("energy_recd_total", f("energy_recovered_total_wh", "Wh", "lifetime energy recovered (sent in kWh)"),
+       _KILO),
     _c("coulomb_used_total", f("coulomb_used_total_ah", "Ah", "lifetime charge used")),
     _c("coulomb_recd_total", f("coulomb_recovered_total_ah", "Ah", "lifetime charge recovered")),
     _c("odometer", f("odometer_km", "km", "odometer (format 2 and later)")),
@@ -414,7 +435,7 @@ def parse_server_time(value: Any) -> datetime | None:
         return None
     for fmt in _TIME_FORMATS:
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None
@@ -425,7 +446,7 @@ def to_ns(when: datetime) -> int:
 
 
 def format_server_time(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -593,7 +614,8 @@ class HistorySummary:
 def parse_history_summary(payload: Any) -> list[HistorySummary]:
     """`/api/historical/<id>`: one row per record type."""
     if not isinstance(payload, list):
-        raise SourceError(Action.DROP, f"historical summary: expected a JSON array, got {type(payload).__name__}")
+        raise SourceError(Action.DROP,
+                          f"historical summary: expected a JSON array, got {type(payload).__name__}")
     out = []
     for row in payload:
         if not isinstance(row, Mapping) or not isinstance(row.get("h_recordtype"), str):
@@ -622,7 +644,7 @@ def _csv_point(measurement: Measurement, columns: Sequence[Col], cells: list[str
                tags: Mapping[str, str], record_number: int, ns: int, report: CoercionReport,
                factor: float = 1.0) -> Point | None:
     values: dict[str, Any] = {}
-    for col, cell in zip(columns, cells):
+    for col, cell in zip(columns, cells, strict=False):
         if cell is not None:
             values[col.field.name] = col.convert(cell, factor)
     if len(cells) > len(columns):
@@ -661,7 +683,8 @@ _D_BITS = (
 
 
 def _positional(order: Sequence[str | None], cells: list[str | None]) -> dict[str, Any]:
-    return {key: cell for key, cell in zip(order, cells) if key is not None and cell is not None}
+    return {key: cell for key,
+            cell in zip(order, cells, strict=False) if key is not None and cell is not None}
 
 
 def _protocol_d(cells: list[str | None]) -> dict[str, Any]:
@@ -674,7 +697,7 @@ def _protocol_d(cells: list[str | None]) -> dict[str, Any]:
 
 
 def _history_point(record_type: str, cells: list[str | None], vehicle: str, record_number: int,
-                   ns: int, report: CoercionReport, units: str | None) -> Point | None | bool:
+                   ns: int, report: CoercionReport, units: str | None) -> Point | None | Literal[False]:
     """A decoded point, None when decoding left nothing, False when the type is not decoded."""
     tags = {"vehicle": vehicle, "record_type": record_type}
     if record_type.endswith("-LOG-Trip"):
@@ -683,7 +706,8 @@ def _history_point(record_type: str, cells: list[str | None], vehicle: str, reco
         return _csv_point(GRID, GRID_COLUMNS, cells, tags, record_number, ns, report)
     if record_type == "S":
         data = _positional(_S_ORDER, cells)
-        return CHARGE.point({"vehicle": vehicle}, _values(S_COLUMNS, data, distance_factor(data.get("units"))),
+        return CHARGE.point({"vehicle": vehicle},
+                            _values(S_COLUMNS, data, distance_factor(data.get("units"))),
                             ns, report)
     if units is None:
         return False  # D and L carry distances in units only the S message names: keep them raw

@@ -17,26 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from collector.health import origin
 from collector.http_outcomes import Action, SourceError
+from collector.measurement import CoercionReport
 from collector.points import Point
 from collector.poll import IntervalGate, Outcome, Parsed, PollStep, combine
-from collector.schema import CoercionReport
-from collector.sources.base import CheckResult, Job, SourceContext
+from collector.sources.base import BackfillResult, CheckResult, Job, NoProgress, Progress, SourceContext
 
 from . import parse
 from .client import OvmsClient
-
-if TYPE_CHECKING:
-    from collector.backfill import Progress
+from .cursors import HISTORY, MSGTIME, UNITS
 
 log = logging.getLogger(__name__)
 
 NAME = parse.NAME
-STREAMS = ("status", "charge", "location", "tpms")
+Stream = Literal["status", "charge", "location", "tpms"]
+STREAMS: tuple[Stream, ...] = ("status", "charge", "location", "tpms")
 WRITE_CHUNK = 5000
 # No two requests for the same (vehicle, stream) closer than this, whatever the schedule says:
 # the server's record cannot change faster than the module sends (at best every few seconds),
@@ -44,19 +45,32 @@ WRITE_CHUNK = 5000
 MIN_SAMPLE_INTERVAL = 10.0
 
 
-class _NoProgress:
-    def add_total(self, records: int) -> None:
-        pass
-
-    def advance(self, records: int, note: str = "") -> None:
-        pass
-
-
 @dataclass
-class SyncResult:
-    records: int = 0     # rows read from the server
-    points: int = 0      # points committed (new or changed rows are fewer on a re-read)
+class SyncResult(BackfillResult):
     types: int = 0       # record types fetched
+
+
+def claim_vehicles(ctx: SourceContext, instance: str, vehicles: Sequence[str]) -> list[str]:
+    """The vehicles no other OVMS instance collects: points are tagged by vehicle id only,
+    so two instances (two servers) with the same id would write into one series. Every shard
+    claims the configured vehicles of every instance, its own or not, in the config's order,
+    so each shard refuses the same duplicates."""
+    owners: dict[str, str] = ctx.extra.setdefault("ovms_vehicles", {})  # type: ignore[assignment]
+    mine = []
+    for vehicle in vehicles:
+        owner = owners.setdefault(vehicle, instance)
+        if owner == instance:
+            mine.append(vehicle)
+        else:
+            log.error("OVMS %s: vehicle %s is collected by [[sources.ovms]] %r already; not "
+                      "collected twice (rename the vehicle on one server, or list `vehicles` "
+                      "without it)", instance, vehicle, owner)
+    return mine
+
+
+def shard_unit(config: Any) -> str:
+    """What one process collects whole: the account (one login session), all its vehicles."""
+    return f"{NAME}:{config.url}:{config.username}"
 
 
 class OvmsSource:
@@ -68,10 +82,12 @@ class OvmsSource:
         http = ctx.http_client(config.url.rstrip("/"), timeout=config.timeout,
                                verify=config.verify_tls)
         self.client = OvmsClient(http, config.username, config.password)
-        self._vehicles: list[str] | None = self._claim(config.vehicles) if config.vehicles else None
+        self.origin = origin(NAME, config.name)
+        self._vehicles: list[str] | None = (claim_vehicles(ctx, config.name, config.vehicles)
+                                            if config.vehicles else None)
         self._msgtimes: dict[str, str | None] = {}
         self._units: dict[str, str] = {}
-        self.problems = ctx.payload_problems(NAME, log)
+        self.problems = ctx.payload_problems(self.origin, log)
         self._steps: dict[tuple[str, str], PollStep] = {}
 
     # -- vehicles --------------------------------------------------------------------------
@@ -83,23 +99,8 @@ class OvmsSource:
             if not found:
                 raise SourceError(Action.CONFIG, "the OVMS account has no vehicles; set `vehicles`")
             log.info("OVMS vehicles found on %s: %s", self.client.server, ", ".join(found))
-            self._vehicles = self._claim(found)
-        return [v for v in self._vehicles if self.ctx.owns(v)]
-
-    def _claim(self, vehicles: Sequence[str]) -> list[str]:
-        """The vehicles no other OVMS instance collects: points are tagged by vehicle id only,
-        so two instances (two servers) with the same id would write into one series."""
-        owners: dict[str, str] = self.ctx.extra.setdefault("ovms_vehicles", {})  # type: ignore[assignment]
-        mine = []
-        for vehicle in vehicles:
-            owner = owners.setdefault(vehicle, self.config.name)
-            if owner == self.config.name:
-                mine.append(vehicle)
-            else:
-                log.error("OVMS %s: vehicle %s is collected by [[sources.ovms]] %r already; not "
-                          "collected twice (rename the vehicle on one server, or list `vehicles` "
-                          "without it)", self.config.name, vehicle, owner)
-        return mine
+            self._vehicles = claim_vehicles(self.ctx, self.config.name, found)
+        return list(self._vehicles)
 
     async def start(self) -> None:
         if self._vehicles is None:
@@ -113,7 +114,7 @@ class OvmsSource:
         """One job per (vehicle, stream) when vehicles are known, else one per stream for all."""
         cfg = self.config
         if self._vehicles is not None:
-            targets: list[str | None] = [v for v in self._vehicles if self.ctx.owns(v)]
+            targets: list[str | None] = list(self._vehicles)
         else:
             targets = [None]
         jobs = []
@@ -121,12 +122,12 @@ class OvmsSource:
         for vehicle in targets:
             device = vehicle or ("all" if cfg.name == NAME else f"{cfg.name}:all")
             for stream in cfg.streams:
-                jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval, source=NAME,
-                                device=device, credentials=account,
+                jobs.append(Job(id=f"{NAME}:{device}:{stream}", interval=cfg.interval,
+                                source=self.origin, device=device, credentials=account,
                                 run=self._runner(self.poll, stream, vehicle)))
             if cfg.history:
                 jobs.append(Job(id=f"{NAME}:{device}:history", interval=cfg.history_interval,
-                                source=NAME, device=device, credentials=account,
+                                source=self.origin, device=device, credentials=account,
                                 run=self._runner(self._history_job, vehicle)))
         return jobs
 
@@ -160,11 +161,11 @@ class OvmsSource:
 
     def _cursor(self, key: str) -> str | None:
         if key not in self._msgtimes:
-            self._msgtimes[key] = self.ctx.store.cursor(key)
+            self._msgtimes[key] = self.ctx.cursors.cursor(key)
         return self._msgtimes[key]
 
     def _msgtime_key(self, vehicle: str, stream: str, kind: str) -> str:
-        return f"{NAME}:{vehicle}:msgtime:{stream}:{kind}"
+        return MSGTIME.key(vehicle=vehicle, stream=stream, kind=kind)
 
     def known_units(self, vehicle: str) -> str | None:
         """The vehicle's distance units: config, else learned from its S message, else None."""
@@ -172,8 +173,8 @@ class OvmsSource:
             return self.config.units
         if vehicle in self._units:
             return self._units[vehicle]
-        stored = self.ctx.store.cursor(f"{NAME}:{vehicle}:units")
-        if stored in ("K", "M"):
+        stored = UNITS.read(self.ctx.cursors, vehicle=vehicle)
+        if stored is not None:
             self._units[vehicle] = stored
             return stored
         return None
@@ -184,11 +185,11 @@ class OvmsSource:
         if isinstance(units, str) and units.strip().upper() in ("K", "M"):
             units = units.strip().upper()
             if self._units.get(vehicle) != units:
-                cursors[f"{NAME}:{vehicle}:units"] = units
+                cursors.update(UNITS.entry(units, vehicle=vehicle))
 
     def units_or_km(self, vehicle: str, learned: dict[str, str]) -> str:
         """Units just learned from this answer, else known, else km (the module's default)."""
-        return learned.get(f"{NAME}:{vehicle}:units") or self.known_units(vehicle) or "K"
+        return learned.get(UNITS.key(vehicle=vehicle)) or self.known_units(vehicle) or "K"
 
     async def poll(self, stream: str, vehicle: str | None = None) -> Outcome:
         return await self._for_each(vehicle, lambda v: self.sample(v, stream))
@@ -198,7 +199,7 @@ class OvmsSource:
         if step is None:
             gate = IntervalGate(self.ctx.limits, f"{NAME}:{vehicle}:{stream}", MIN_SAMPLE_INTERVAL)
             step = self._steps[(vehicle, stream)] = self.ctx.poll_step(
-                NAME, f"OVMS {stream} {vehicle}", self.problems, gate)
+                self.origin, f"OVMS {stream} {vehicle}", self.problems, gate)
         return step
 
     async def sample(self, vehicle: str, stream: str) -> Outcome:
@@ -217,7 +218,8 @@ class OvmsSource:
 
         def parse_sample(payload: Any) -> Parsed:
             cursors = dict(learned)
-            kinds = ("s", "d") if stream in ("status", "charge") else (("l",) if stream == "location" else ("w", "y"))
+            kinds = (("s", "d") if stream in ("status", "charge")
+                     else (("l",) if stream == "location" else ("w", "y")))
             previous = {k: v for k in kinds if (v := self._cursor(self._msgtime_key(vehicle, stream, k)))}
             if stream in ("status", "charge"):
                 self._learn_units(vehicle, payload, cursors)
@@ -265,7 +267,7 @@ class OvmsSource:
         rewritten identically. Cursors never move back. `expected` (records per type) is what
         the progress advances by, so a bar reaches its total even for types not fetched.
         """
-        progress = progress or _NoProgress()
+        progress = progress or NoProgress()
         result = SyncResult()
         floor = parse.format_server_time(since - timedelta(seconds=1)) if since else None
         summary = parse.parse_history_summary(await self.client.history_summary(vehicle))
@@ -273,8 +275,8 @@ class OvmsSource:
         for row in summary:
             if not self._wanted(row.record_type):
                 continue
-            key = f"{NAME}:{vehicle}:history:{row.record_type}"
-            cursor = await asyncio.to_thread(self.ctx.store.cursor, key)
+            key = HISTORY.key(vehicle=vehicle, record_type=row.record_type)
+            cursor = await asyncio.to_thread(self.ctx.cursors.cursor, key)
             if not reread and cursor and row.last and row.last <= cursor:
                 progress.advance((expected or {}).get(row.record_type, 0), f"{vehicle} {row.record_type}")
                 continue  # nothing newer on the server
@@ -282,7 +284,8 @@ class OvmsSource:
             if cursor and not reread:
                 start = parse.parse_server_time(cursor)
                 if start is not None:
-                    overlapped = parse.format_server_time(start - timedelta(seconds=self.config.history_overlap))
+                    overlapped = parse.format_server_time(
+                        start - timedelta(seconds=self.config.history_overlap))
                     fetch_since = max(overlapped, floor) if floor else overlapped
             rows = await self.client.history(vehicle, row.record_type, fetch_since)
             parsed = parse.parse_history(rows, vehicle, row.record_type, units)
@@ -307,17 +310,17 @@ class OvmsSource:
                 # Rows come in time order; the overlap on resume covers records of this second
                 # that fall into the next chunk.
                 reached = parse.format_server_time(
-                    datetime.fromtimestamp(chunk[-1].time_ns // parse.NS, tz=timezone.utc))
+                    datetime.fromtimestamp(chunk[-1].time_ns // parse.NS, tz=UTC))
                 cursor = max(filter(None, (old, reached)))   # the overlap must not move it back
-            await self.ctx.writer.write(chunk, cursors={key: cursor} if cursor else None, source=NAME)
+            await self.ctx.writer.write(chunk, cursors={key: cursor} if cursor else None, source=self.origin)
         if not points and new and new != old:
-            await self.ctx.writer.write([], cursors={key: new}, source=NAME)
+            await self.ctx.writer.write([], cursors={key: new}, source=self.origin)
 
     async def backfill(self, since: datetime | None = None, progress: Progress | None = None,
                        reread: bool = False) -> SyncResult:
         """Pull all history the server still has (from `since`), resuming at the cursors
         (or, with `reread`, reading it all again)."""
-        progress = progress or _NoProgress()
+        progress = progress or NoProgress()
         total = SyncResult()
         vehicles = await self.vehicles()
         # `since` for the summary is exclusive, like for the records.
@@ -325,7 +328,8 @@ class OvmsSource:
         plans: dict[str, dict[str, int]] = {}
         for vehicle in vehicles:
             summary = parse.parse_history_summary(await self.client.history_summary(vehicle, since_text))
-            plans[vehicle] = {r.record_type: r.total_records or 0 for r in summary if self._wanted(r.record_type)}
+            plans[vehicle] = {r.record_type: r.total_records or 0
+                              for r in summary if self._wanted(r.record_type)}
             progress.add_total(sum(plans[vehicle].values()))
         for vehicle in vehicles:
             done = await self.sync_history(vehicle, since, progress, reread=reread, expected=plans[vehicle])
@@ -357,7 +361,8 @@ class OvmsSource:
                 continue
             if isinstance(status, dict) and status.get("m_msgtime_s"):
                 age = status.get("m_msgage_s")
-                detail = f"last status {status['m_msgtime_s']} UTC" + (f" ({age} s ago)" if age is not None else "")
+                detail = (f"last status {status['m_msgtime_s']} UTC"
+                          + (f" ({age} s ago)" if age is not None else ""))
             else:
                 detail = "no status record on the server yet"
             kinds = ", ".join(r.record_type for r in summary) or "none"

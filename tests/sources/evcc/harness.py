@@ -35,7 +35,7 @@ def make_context(tmp_path: Path, clock: Clock, sim: EvccSim | None = None,
                  db: str = "store.db") -> SourceContext:
     store = Store(tmp_path / db)
     health = Health()
-    return SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(clock),
+    return SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(clock),
                          health=health,
                          http_transport=mock_transport(sim) if sim is not None else None)
 
@@ -47,4 +47,4 @@ def make_source(ctx: SourceContext, **config: Any) -> EvccSource:
 
 
 def stored(ctx: SourceContext, measurement: str) -> list:
-    return [p for chunk in ctx.store.query(measurement) for p in chunk]
+    return [p for chunk in ctx.writer.store.query(measurement) for p in chunk]

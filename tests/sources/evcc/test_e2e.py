@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from collector.config import InfluxV1
+from collector.config_types import InfluxV1
 from collector.health import Health
 from collector.influx import Forwarder, make_target
 from collector.limits import Limits
@@ -25,7 +25,7 @@ def test_rest_pipeline_into_influxdb(tmp_path, influxdb, influx_db) -> None:
     sim = EvccSim(version="0.206", clock=lambda: now)   # wrapped answers, over real HTTP
     store = Store(tmp_path / "store.db")
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(lambda: now),
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(lambda: now),
                         health=health)
     target = make_target(InfluxV1(api="v1", url=influxdb.url, database=influx_db))
     forwarder = Forwarder(store, target, health)

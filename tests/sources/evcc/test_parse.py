@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from collector.http_outcomes import Action, SourceError
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sim.evcc import EvccSim, float_format, mqtt_messages, parse_version
 from collector.sources.evcc.parse import (format_time_ns, parse_sessions, parse_state,
                                           parse_tariff, parse_time_ns, state_from_topics)

@@ -110,7 +110,7 @@ def test_first_sync_writes_every_finished_session_and_no_running_one(tmp_path, c
         assert point.time_ns == parse_time_ns(rows[point.fields["session_id"]]["created"])
     newest = max(parse_time_ns(rows[i]["created"]) for i in expected)
     oldest_running = min([parse_time_ns(rows[s.id]["created"]) for s in running], default=newest)
-    assert ctx.store.cursor(CURSOR) == format_time_ns(min(newest, oldest_running))
+    assert ctx.writer.store.cursor(CURSOR) == format_time_ns(min(newest, oldest_running))
 
 
 def test_incremental_sync_asks_only_for_recent_months(tmp_path, clock) -> None:
@@ -133,7 +133,7 @@ def test_cursor_survives_a_restart(tmp_path, clock) -> None:
     sim = EvccSim(clock=clock)
     ctx = make_context(tmp_path, clock, sim)
     run(make_source(ctx).sync_sessions())
-    ctx.store.close()
+    ctx.writer.store.close()
     clock.advance(3600)
     sim.requests.clear()
     ctx2 = make_context(tmp_path, clock, sim)        # same store file, a new process
@@ -166,7 +166,7 @@ def test_a_running_session_older_than_the_lookback_is_still_caught(tmp_path, clo
     sim.correct_session(long_one.id, finished=None)   # keep it running for now
     run(source.sync_sessions())
     assert long_one.id not in session_ids(ctx)
-    assert parse_time_ns(ctx.store.cursor(CURSOR)) <= int(long_one.created * 1e9)
+    assert parse_time_ns(ctx.writer.store.cursor(CURSOR)) <= int(long_one.created * 1e9)
     clock.advance(5 * 86400)
     del sim.corrections[long_one.id]
     assert original_finished < clock.now
@@ -208,7 +208,7 @@ def test_no_sessions_is_no_data(tmp_path, clock) -> None:
     sim = EvccSim(clock=clock, start=T0 + 86400)   # history starts tomorrow
     ctx = make_context(tmp_path, clock, sim)
     assert run(make_source(ctx).sync_sessions()) is Outcome.NO_DATA
-    assert ctx.store.cursor(CURSOR) is None
+    assert ctx.writer.store.cursor(CURSOR) is None
 
 
 # -- tariffs --------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_a_failed_commit_leaves_the_cursor_where_it_was(tmp_path, clock, monkeyp
         patch.setattr(ctx.writer, "write", broken)
         with pytest.raises(StoreError):
             run(source.sync_sessions())
-    assert ctx.store.cursor(CURSOR) is None and session_ids(ctx) == []
+    assert ctx.writer.store.cursor(CURSOR) is None and session_ids(ctx) == []
     clock.advance(60)
     run(source.sync_sessions())                      # resumes with the full first sync
     assert session_ids(ctx) == finished_ids(sim, clock.now)
@@ -366,4 +366,4 @@ def test_backfill_reads_every_session_from_since_and_sets_the_cursor(tmp_path, c
                 if s.finished <= clock.now and s.created >= since.timestamp()]
     assert session_ids(ctx) == sorted(expected) and result.points == len(expected)
     assert progress.total == progress.done == len(sim.sessions(clock.now))
-    assert ctx.store.cursor(CURSOR) is not None
+    assert ctx.writer.store.cursor(CURSOR) is not None

@@ -64,7 +64,7 @@ def make_rig(tmp_path: Path):
         store = Store(tmp_path / store_name, synchronous="normal")
         health = Health()
         limits = limits or Limits()
-        ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=limits,
+        ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=limits,
                             health=health, http_transport=mock_transport(sim))
         config = config_for(sim, **overrides)
         rig = Rig(sim, store, health, limits, ctx, build(config, ctx), config)

@@ -21,7 +21,7 @@ from collector.writer import PointWriter
 async def main(store_path: str, base_url: str, user: str, evses: list[str]) -> int:
     store = Store(store_path)
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(), health=health)
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(), health=health)
     config = Config(client_id="demo-client", client_secret="demo-secret", user=user,
                     base_url=base_url, evses=tuple(evses), page_size=20, backfill="2d",
                     max_pages_per_run=1000)

@@ -62,7 +62,7 @@ def test_quota_plan_says_which_interval_would_fit():
 def test_building_with_too_many_evses_for_the_quota_logs_a_warning(tmp_path, caplog):
     store = Store(tmp_path / "s.db")
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(), health=health)
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(), health=health)
     try:
         with caplog.at_level(logging.WARNING, logger="collector.sources.evenergy"):
             source = build(Config(**BASE, evses=tuple(EVSES), status_interval="1m"), ctx)

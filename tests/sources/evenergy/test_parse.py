@@ -7,7 +7,7 @@ import json
 import pytest
 
 from collector.http_outcomes import Action, SourceError
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sources.evenergy.parse import (format_time, parse_command_logs, parse_evses,
                                               parse_status_logs, parse_time_ns)
 

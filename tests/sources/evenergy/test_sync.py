@@ -15,7 +15,7 @@ from collector.http_outcomes import Action, SourceError
 from collector.limits import Limits
 from collector.sim.evenergy import EvEnergySim
 from collector.sources.evenergy.client import EvEnergyClient
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.sources.evenergy.parse import parse_time_ns
 from collector.sources.evenergy.source import COMMAND_LOGS, STATUS_LOGS
 from tests.virtual_time import run_frozen
@@ -277,7 +277,7 @@ def test_odd_values_are_counted_every_time_but_warned_about_once(tmp_path, caplo
 
     store = Store(tmp_path / "s.db")
     health = Health()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(),
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(),
                         health=health, http_transport=httpx.MockTransport(handler))
     source = build(Config(client_id="c", client_secret="s", user="u",
                           evses=("evse01HSH04KDEWF6Z4DB2J77J74K5",)), ctx)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.schema import CoercionReport
+from collector.measurement import CoercionReport
 from collector.sources.goe.parse import card_label, parse_cards
 
 CARDS = Path(__file__).parent / "payloads" / "cards"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from collector.config import Secret
+from collector.config_types import Secret
 from collector.http_outcomes import Action, SourceError
 from collector.sim.base import SimResponse, SimServer, mock_transport
 from collector.sim.goe import GoeSimulator, SimCharger, html_error

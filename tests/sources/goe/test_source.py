@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from collector.config import ConfigError, Secret, parse_config
+from collector.config import ConfigError, parse_config
+from collector.config_types import Secret
 from collector.health import Health
 from collector.limits import Limits
 from collector.schedule import JobRunner
@@ -30,7 +31,7 @@ def context(tmp_path: Path, sim: GoeSimulator, store: Store | None = None) -> So
     store = store or Store(tmp_path / "store.db")
     health = Health()
     # A clock looked up at each call, so freezegun drives the limiter.
-    return SourceContext(store=store, writer=PointWriter(store, health),
+    return SourceContext(cursors=store, writer=PointWriter(store, health),
                          limits=Limits(clock=lambda: time.time()), health=health,
                          http_transport=mock_transport(sim))
 
@@ -161,7 +162,7 @@ def test_404_outdated_is_one_warning_per_episode_with_the_age_and_counted(tmp_pa
     assert ctx.health.get("goe", "data_outdated") == 10
     assert ctx.health.get("goe", "no_data") == 10
     assert ctx.health.get("goe", "polls_failed") == 0
-    assert len(stored(ctx.store)) == 2
+    assert len(stored(ctx.writer.store)) == 2
 
 
 def test_403_is_one_clear_error_line_then_asked_less_and_less_often(tmp_path, caplog) -> None:
@@ -198,7 +199,7 @@ def test_403_is_one_clear_error_line_then_asked_less_and_less_often(tmp_path, ca
     assert TOKEN not in caplog.text
     assert not any(r.exc_info for r in caplog.records)
     assert ctx.health.get("goe", "errors_config") == 6
-    assert len(stored(ctx.store)) == 90
+    assert len(stored(ctx.writer.store)) == 90
 
 
 def test_a_poll_woken_a_little_early_by_the_event_loop_still_goes(tmp_path) -> None:
@@ -209,7 +210,7 @@ def test_a_poll_woken_a_little_early_by_the_event_loop_still_goes(tmp_path) -> N
     store = Store(tmp_path / "store.db")
     health = Health()
     origin = time.monotonic()
-    ctx = SourceContext(store=store, writer=PointWriter(store, health),
+    ctx = SourceContext(cursors=store, writer=PointWriter(store, health),
                         limits=Limits(clock=lambda: origin + (time.monotonic() - origin) * 0.99),
                         health=health, http_transport=mock_transport(sim))
     source = build(goe_config(chargers=[{"serial": "000001", "token": TOKEN}]), ctx)
@@ -302,7 +303,7 @@ def test_unusable_last_modified_falls_back_to_poll_time_with_one_warning(tmp_pat
         asyncio.run(run())
     # Stamped with the poll time, the same status is written on change: once, then again
     # only after the heartbeat.
-    assert [p.time_ns for p in stored(ctx.store)] == [1795253400_250000000]
+    assert [p.time_ns for p in stored(ctx.writer.store)] == [1795253400_250000000]
     assert ctx.health.get("goe", "points_unchanged") == 2
     assert len([r for r in caplog.records if "last-modified" in r.getMessage()]) == 1
 
@@ -322,7 +323,7 @@ def test_a_local_status_is_written_on_change_with_a_heartbeat(tmp_path) -> None:
         await source.close()
 
     asyncio.run(run())
-    points = stored(ctx.store, "000002")
+    points = stored(ctx.writer.store, "000002")
     # 0: first; 1: unchanged; 2: unchanged, stored with the change after it (the old value's
     # end); 3: eto moved; 4: back to idle (a change); 5: 10 min later
     assert [p.time_ns // 10**9 - 1795253400 for p in points] == [0, 2, 3, 4, 604]
@@ -340,7 +341,7 @@ def test_local_api_points_carry_the_poll_time(tmp_path) -> None:
         await source.close()
 
     asyncio.run(run())
-    points = stored(ctx.store, "000002")
+    points = stored(ctx.writer.store, "000002")
     assert [p.time_ns for p in points] == [1795253400_750000000]
     assert points[0].fields["car_state"] in (1, 2, 3, 4)
 
@@ -362,7 +363,7 @@ def test_wrong_values_are_counted_and_warned_once(tmp_path, caplog) -> None:
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(run())
-    assert len(stored(ctx.store)) == 3                 # eto survives in each point
+    assert len(stored(ctx.writer.store)) == 3                 # eto survives in each point
     assert ctx.health.get("goe", "errors_payload") == 6  # car and nrg, three times
     warned = [r.getMessage() for r in caplog.records]
     assert sum("car_state" in m for m in warned) == 1
@@ -432,7 +433,7 @@ def test_local_api_v1_charger_is_polled_at_status_and_converted_to_v2_units(tmp_
         await source.close()
 
     asyncio.run(run())
-    [point] = stored(ctx.store, "000003")
+    [point] = stored(ctx.writer.store, "000003")
     charger = sim.chargers["000003"]
     v2 = charger.state(int(1795253400 - sim.epoch), 1795253400)
     assert point.time_ns == 1795253400_500000000
@@ -489,7 +490,7 @@ def test_check_says_what_works_and_what_does_not(tmp_path) -> None:
         ("goe charger 000003 (cloud)", False)]
     assert "last-modified" in results[0].detail and "firmware" in results[1].detail
     assert "Cloud API" in results[2].detail and TOKEN not in results[2].detail
-    assert stored(ctx.store) == []          # a check writes nothing
+    assert stored(ctx.writer.store) == []          # a check writes nothing
 
 
 def test_check_reports_a_serial_mismatch_on_every_api(tmp_path) -> None:
@@ -534,6 +535,6 @@ def test_a_status_of_another_charger_is_never_written(tmp_path) -> None:
             await source.close()
 
     asyncio.run(run())
-    assert stored(ctx.store, "000005") == []            # 000001's data, refused
-    assert len(stored(ctx.store, "000002")) == 1        # the right charger is written
+    assert stored(ctx.writer.store, "000005") == []            # 000001's data, refused
+    assert len(stored(ctx.writer.store, "000002")) == 1        # the right charger is written
     assert ctx.health.get("goe", "errors_config") == 1

@@ -33,7 +33,7 @@ def make_sim(**kwargs: Any) -> OvmsSim:
 def make_context(store_path: Path, transport: Any) -> SourceContext:
     store = Store(store_path)
     health = Health()
-    return SourceContext(store=store, writer=PointWriter(store, health), limits=Limits(clock=lambda: time.time()),  # freezegun drives it
+    return SourceContext(cursors=store, writer=PointWriter(store, health), limits=Limits(clock=lambda: time.time()),  # freezegun drives it
                          health=health, http_transport=transport)
 
 
@@ -43,4 +43,4 @@ def make_source(store_path: Path, sim: OvmsSim, **overrides: Any) -> tuple[Any, 
 
 
 def rows(ctx: SourceContext, measurement: str, **tags: str) -> list:
-    return [p for chunk in ctx.store.query(measurement, tags=tags or None) for p in chunk]
+    return [p for chunk in ctx.writer.store.query(measurement, tags=tags or None) for p in chunk]

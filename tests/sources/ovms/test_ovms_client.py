@@ -12,7 +12,7 @@ from freezegun import freeze_time
 from collector.http_outcomes import Action, SourceError
 from collector.sim.base import mock_transport
 from collector.sources.ovms.client import OvmsClient
-from collector.config import Secret
+from collector.config_types import Secret
 
 from .helpers import PASSWORD, make_sim
 

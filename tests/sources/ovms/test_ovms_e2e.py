@@ -23,7 +23,7 @@ def ship(ctx, influxdb, db) -> None:
     cfg = parse_config({"influxdb": {"api": "v1", "url": influxdb.url, "database": db}}).influxdb
     target = make_target(cfg)
     try:
-        assert asyncio.run(Forwarder(ctx.store, target, ctx.health).flush(time.monotonic() + 30))
+        assert asyncio.run(Forwarder(ctx.writer.store, target, ctx.health).flush(time.monotonic() + 30))
     finally:
         target.close()
 
@@ -70,7 +70,7 @@ def test_jobs_to_influxdb_and_back(tmp_path, influxdb, influx_db):
         await again.close()
 
     asyncio.run(poll_again())
-    assert ctx2.store.pending_count() == 0
+    assert ctx2.writer.store.pending_count() == 0
 
 
 def write_config(path: Path, url: str, store: Path, influx: tuple[str, str] | None = None) -> Path:

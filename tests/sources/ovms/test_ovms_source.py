@@ -61,7 +61,7 @@ def test_no_record_on_the_server_writes_nothing(tmp_path):
         for stream in ("status", "charge", "location", "tpms"):
             assert run(source.sample("DEMO3", stream)) is Outcome.NO_DATA
         run(source.close())
-    assert ctx.store.measurements() == []
+    assert ctx.writer.store.measurements() == []
 
 
 def test_miles_vehicle_units_are_learnt_and_used_for_location(tmp_path):
@@ -71,7 +71,7 @@ def test_miles_vehicle_units_are_learnt_and_used_for_location(tmp_path):
         run(source.sample("DEMO2", "status"))
         run(source.sample("DEMO2", "location"))
         run(source.close())
-    assert ctx.store.cursor("ovms:DEMO2:units") == "M"
+    assert ctx.writer.store.cursor("ovms:DEMO2:units") == "M"
     [location] = rows(ctx, "ovms_location")
     raw_mph = float(sim._location(sim.vehicles["DEMO2"], 1795160730.0)["speed"])
     assert location.fields["speed_kmh"] == pytest.approx(raw_mph * 1.609344)
@@ -106,7 +106,7 @@ def test_history_sync_is_incremental(tmp_path):
         assert len(rows(ctx, "ovms_record", record_type="*-OVM-Utilisation")) == \
             history_count(sim, "DEMO1", "*-OVM-Utilisation", now)
         assert first.records == sum(len(v) for v in sim.history_records("DEMO1", now).values())
-        cursor = ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip")
+        cursor = ctx.writer.store.cursor("ovms:DEMO1:history:*-LOG-Trip")
         assert cursor == sim.history_records("DEMO1", now)["*-LOG-Trip"][-1][0]
 
         # Nothing new on the server: the summary says so and no type is fetched again.
@@ -146,8 +146,8 @@ def test_interrupted_history_sync_resumes_where_it_stopped(tmp_path):
         run(source.close())
         # Grid (before Trip) is committed with its cursor; Trip and Utilisation are not.
         newest_grid = max(r[0] for r in sim.history_records("DEMO1", time.time())["*-LOG-Grid"])
-        assert ctx.store.cursor("ovms:DEMO1:history:*-LOG-Grid") == newest_grid
-        assert ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip") is None
+        assert ctx.writer.store.cursor("ovms:DEMO1:history:*-LOG-Grid") == newest_grid
+        assert ctx.writer.store.cursor("ovms:DEMO1:history:*-LOG-Trip") is None
         assert rows(ctx, "ovms_trip") == []
 
         broken["on"] = False
@@ -224,7 +224,7 @@ def test_location_first_learns_the_units_before_converting(tmp_path):
     [location] = rows(ctx, "ovms_location")
     raw = sim._location(sim.vehicles["DEMO2"], 1795160730.0)
     assert location.fields["trip_km"] == pytest.approx(int(raw["tripmeter"]) / 10 * 1.609344)
-    assert ctx.store.cursor("ovms:DEMO2:units") == "M"
+    assert ctx.writer.store.cursor("ovms:DEMO2:units") == "M"
 
 
 def test_config_refuses_repeated_vehicles():
@@ -239,7 +239,7 @@ def test_late_records_beyond_the_overlap_need_a_reread(tmp_path):
         sim = make_sim(history_days=3)
         source, ctx = make_source(tmp_path / "s.db", sim, vehicles=["DEMO1"], history_overlap="1h")
         run(source.sync_history("DEMO1"))
-        cursor = ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip")
+        cursor = ctx.writer.store.cursor("ovms:DEMO1:history:*-LOG-Trip")
         real = sim.history_records
 
         def with_late_record(vid, now):
@@ -254,8 +254,8 @@ def test_late_records_beyond_the_overlap_need_a_reread(tmp_path):
         before = len(rows(ctx, "ovms_trip"))
         run(source.sync_history("DEMO1"))
         assert len(rows(ctx, "ovms_trip")) == before + 1            # the new one only
-        assert ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip") == "2026-11-20 11:59:00" > cursor
+        assert ctx.writer.store.cursor("ovms:DEMO1:history:*-LOG-Trip") == "2026-11-20 11:59:00" > cursor
         run(source.sync_history("DEMO1", reread=True))
         assert len(rows(ctx, "ovms_trip")) == before + 2            # the late one too, no duplicates
-        assert ctx.store.cursor("ovms:DEMO1:history:*-LOG-Trip") == "2026-11-20 11:59:00"
+        assert ctx.writer.store.cursor("ovms:DEMO1:history:*-LOG-Trip") == "2026-11-20 11:59:00"
         run(source.close())
