@@ -18,6 +18,9 @@ import pandas as pd
 from collector.query.counters import ENERGY_COLUMNS, LEAD_IN_NS, CounterRollup
 from collector.query.readers import FrameReader, QueryError, declared
 from collector.query.times import DAY_NS, NS, epoch_text, local_text, period_start
+
+# The one import that runs up: a reader asked for a measurement by name needs every
+# declaration, and only the schema gathers them (sources, sessions, rollups, health).
 from collector.schema import all_measurements
 from collector.specs import CounterSpec
 

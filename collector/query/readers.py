@@ -18,6 +18,9 @@ import pandas as pd
 
 from collector.errors import CollectorError
 from collector.measurement import FieldType, Measurement
+
+# The one import that runs up: a reader asked for a measurement by name needs every
+# declaration, and only the schema gathers them (sources, sessions, rollups, health).
 from collector.schema import all_measurements
 
 INFLUX_WINDOW_NS = 7 * 86400 * 10**9
