@@ -3,8 +3,7 @@ demo's world through `report` and `statement`.
 
 Builds the year once per target (not timed), then runs the command in a fresh subprocess per
 target and prints its wall time and peak RSS:
-  store   export daily from the embedded store, filled with Store.append (keep_lines=False,
-          as without InfluxDB); target < 20 s, < 500 MB
+  store   export daily from the embedded store, filled with Store.append; target < 20 s, < 500 MB
   influx  export daily from a local influxd (Debian 1.6), filled with line protocol to /write
   demo    a year of the demo's history (go-e at 10 s, evcc at 30 s, ev.energy, OVMS) with its
           sessions derived as the collector's job does (timed too), then `report` over the
@@ -50,7 +49,7 @@ def fill_store(path: Path, n: int) -> None:
     from collector.points import Point
     from collector.store import Store
 
-    store = Store(path, synchronous="normal", keep_lines=False)
+    store = Store(path, synchronous="normal")
     tags = {"serial": "012345"}
     for base in range(0, n, CHUNK):
         store.append([Point("goe_status", tags, charger_fields(k), T0 + k * STEP_NS)
@@ -118,7 +117,7 @@ def demo_year(work: Path, days: int) -> None:
         print(f"demo year: {db} exists (--keep): not rebuilt")
         return
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    store = Store(db, synchronous="normal", keep_lines=False)
+    store = Store(db, synchronous="normal")
     t = time.perf_counter()
     counts = generate_history(store, end - timedelta(days=days), end, progress=sys.stderr.isatty())
     print(f"demo year: {sum(counts.values()):,} points in {time.perf_counter() - t:.0f} s "

@@ -1,27 +1,31 @@
 """Pipeline benchmark: points/s from `store.append` to rows in a real InfluxDB.
 
 Runs, each in a fresh subprocess (so peak RSS is per path):
-  durable-v2  Store.append (group commits of 1,000) while the Forwarder ships via V2Target
-              (influxdb-client) -> rows in InfluxDB
-  durable-v1  the same, shipped with our v1 client
-  direct-v2   influxdb-client writing the same points as `Point` objects, no store
-  ceiling     pre-serialized lines POSTed to InfluxDB: the server's own ingest limit here
   store-only  append + read as line protocol + mark shipped, no InfluxDB: our cost per point
+  ceiling     pre-serialized, pre-compressed lines POSTed to InfluxDB: the server's own ingest
+              limit here, the ceiling any client can reach
+  direct-v2   influxdb-client writing the same points as `Point` objects, no store
+  durable-v2  Store.append (group commits of 1,000) while the forwarder process ships via
+              V2Target (influxdb-client) -> rows in InfluxDB, as `ev-collector run` does
+  durable-v1  the same, shipped with our v1 client
+  drain-v1    a backlog already in the store (as after an outage) shipped with our v1 client:
+              how fast a backlog drains once InfluxDB is back
 The InfluxDB here is 1.6 (Debian), which has no /api/v2/write; a small shim process translates
 /api/v2/write to /write for both v2 paths alike. Usage: python bench/pipeline.py [--points N]
+[--only PATH,...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,8 +39,9 @@ SERIES = 20
 def make_points(n: int):
     from collector.points import Point
 
+    tags = [{"charger": f"{s:06d}"} for s in range(SERIES)]   # a source's tags, built once
     for k in range(n):
-        yield Point("bench_charger", {"charger": f"{k % SERIES:06d}"}, {
+        yield Point("bench_charger", tags[k % SERIES], {
             "power_w": 7000.0 + k % 500, "voltage_l1_v": 231.5, "voltage_l2_v": 230.25,
             "voltage_l3_v": 229.75, "current_l1_a": 10.125, "current_l2_a": 10.25,
             "current_l3_a": 10.0, "energy_wh": 1_000_000 + k, "car_state": 2, "allowed": True,
@@ -73,52 +78,69 @@ def run_shim(port: int, influx_url: str) -> None:
 
 # -- the paths (each in its own process) ----------------------------------------------------
 
-def path_durable(n: int, api: str, url: str, db: str, workdir: str) -> dict:
+def _influx(api: str, url: str, db: str):
     from collector.config_types import InfluxV1, InfluxV2, Secret
+
+    if api == "v1":
+        return InfluxV1(api="v1", url=url, database=db, batch_size=5000)
+    return InfluxV2(api="v2", url=url, org="bench", bucket=db, token=Secret("bench", "bench"))
+
+
+def path_durable(n: int, api: str, url: str, db: str, workdir: str) -> dict:
+    """What `ev-collector run` does: commits in this process, the forwarder in its own."""
+    from collector.forwarder_process import ForwarderProcess
     from collector.health import Health
-    from collector.influx import Forwarder, V1Target, V2Target
     from collector.store import Store
 
     store = Store(Path(workdir) / f"bench-{api}.db")
-    if api == "v1":
-        target = V1Target(InfluxV1(api="v1", url=url, database=db, batch_size=5000))
-    else:
-        target = V2Target(InfluxV2(api="v2", url=url, org="bench", bucket=db,
-                                   token=Secret("bench", "bench")))
-    forwarder = Forwarder(store, target, Health(), batch_size=5000, idle_wait=0.005)
-    producer_done = threading.Event()
-    append_seconds = [0.0]
+    influx = _influx(api, url, db)
+    shipper = ForwarderProcess(store.path, "full", influx, influx.batch_size, Health())
 
-    def produce() -> None:
+    async def run() -> tuple[float, float]:
+        shipper.start()
         started = time.perf_counter()
-        chunk = []
-        for point in make_points(n):
-            chunk.append(point)
-            if len(chunk) == 1000:
-                store.append(chunk)
-                chunk = []
-        if chunk:
-            store.append(chunk)
-        append_seconds[0] = time.perf_counter() - started
-        producer_done.set()
+        points = make_points(n)
+        commit = None
+        # As PointWriter does: a commit runs in a thread while the next points are made.
+        while chunk := list(itertools.islice(points, 1000)):
+            if commit is not None:
+                await commit
+            commit = asyncio.ensure_future(asyncio.to_thread(store.append, chunk))
+        if commit is not None:
+            await commit
+        appended = time.perf_counter() - started
+        while await asyncio.to_thread(store.pending_count):
+            await asyncio.sleep(0.01)
+        total = time.perf_counter() - started
+        await shipper.stop()
+        return total, appended
 
-    async def ship() -> None:
-        while True:
-            shipped = await forwarder.ship_once()
-            if shipped == 0:
-                if producer_done.is_set() and store.pending_count() == 0:
-                    return
-                await asyncio.sleep(0.005)
+    total, appended = asyncio.run(run())
+    store.close()
+    return {"seconds": total, "append_seconds": appended}
 
+
+def path_drain(n: int, api: str, url: str, db: str, workdir: str) -> dict:
+    """A backlog already in the store (as after an outage), shipped batch after batch."""
+    from collector.health import Health
+    from collector.influx import Forwarder, make_target
+    from collector.store import Store
+
+    store = Store(Path(workdir) / f"bench-drain-{api}.db")
+    points = make_points(n)
+    while chunk := list(itertools.islice(points, 100_000)):
+        store.append(chunk)
+    target = make_target(_influx(api, url, db))
+    forwarder = Forwarder(store, target, Health(), batch_size=5000)
     started = time.perf_counter()
-    producer = threading.Thread(target=produce)
-    producer.start()
-    asyncio.run(ship())
-    producer.join()
-    total = time.perf_counter() - started
+    shipped = asyncio.run(forwarder.ship_backlog())
+    seconds = time.perf_counter() - started
+    assert shipped == n and store.pending_count() == 0, (shipped, n)
+    wal = Path(f"{store.path}-wal")
+    wal_mb = wal.stat().st_size / 2**20 if wal.exists() else 0.0
     target.close()
     store.close()
-    return {"seconds": total, "append_seconds": append_seconds[0]}
+    return {"seconds": seconds, "wal_mb": wal_mb}
 
 
 def path_direct(n: int, url: str, db: str) -> dict:
@@ -188,7 +210,9 @@ def path_store_only(n: int, workdir: str) -> dict:
 
 
 def child(args: argparse.Namespace) -> None:
-    if args.path == "direct-v2":
+    if args.path.startswith("drain-"):
+        result = path_drain(args.points, args.path.split("-")[1], args.url, args.db, args.workdir)
+    elif args.path == "direct-v2":
         result = path_direct(args.points, args.url, args.db)
     elif args.path == "ceiling":
         result = path_ceiling(args.points, args.url, args.db)
@@ -196,11 +220,30 @@ def child(args: argparse.Namespace) -> None:
         result = path_store_only(args.points, args.workdir)
     else:
         result = path_durable(args.points, args.path.split("-")[1], args.url, args.db, args.workdir)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)   # the forwarder process
+    result["cpu"] = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    if children.ru_maxrss:
+        result["child_rss_mb"] = children.ru_maxrss / 1024
     print(json.dumps(result))
 
 
+def peak_rss_mb() -> float:
+    """VmHWM of this process (ru_maxrss would carry the parent's peak across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 # -- orchestration --------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def count_rows(influx_url: str, db: str) -> int:
     import httpx
@@ -214,6 +257,7 @@ def count_rows(influx_url: str, db: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--only", help="comma-separated paths to run (default: all)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--path")
     parser.add_argument("--url")
@@ -241,30 +285,47 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.05)
         results = {}
+        paths = ("store-only", "ceiling", "direct-v2", "durable-v2", "durable-v1", "drain-v1")
         try:
-            for path in ("store-only", "ceiling", "direct-v2", "durable-v2", "durable-v1"):
+            for path in args.only.split(",") if args.only else paths:
                 db = path.replace("-", "_")
                 influx.create_database(db)
-                url = influx.url if path in ("durable-v1", "ceiling") else shim_url
+                url = influx.url if path in ("durable-v1", "drain-v1", "ceiling") else shim_url
+                influx_cpu = cpu_seconds(influx.proc.pid)
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", "--path", path, "--points", str(args.points),
                      "--url", url, "--db", db, "--workdir", tmp],
                     capture_output=True, text=True, check=True)
                 result = json.loads(out.stdout.strip().splitlines()[-1])
+                result["influxd_cpu"] = cpu_seconds(influx.proc.pid) - influx_cpu
                 result["rows"] = count_rows(influx.url, db) if path != "store-only" else 0
                 results[path] = result
                 print(f"{path:<11} {args.points / result['seconds']:>10,.0f} points/s  "
                       f"{result['seconds']:6.1f} s  rows in InfluxDB {result['rows']:>9,}  "
                       f"peak RSS {result['peak_rss_mb']:.0f} MB"
+                      + (f" + forwarder {result['child_rss_mb']:.0f} MB" if "child_rss_mb" in result
+                         else "")
                       + (f"  (append alone {args.points / result['append_seconds']:,.0f} points/s)"
-                         if "append_seconds" in result else ""), flush=True)
+                         if "append_seconds" in result else "")
+                      + (f"  (WAL after {result['wal_mb']:.1f} MB)" if "wal_mb" in result else "")
+                      + (f"  influxd CPU {result['influxd_cpu'] / result['seconds']:.2f} cores"
+                         if path != "store-only" else "")
+                      + f"  our CPU {1e6 * result['cpu'] / args.points:.1f} us/point",
+                      flush=True)
         finally:
             shim.terminate()
             shim.join(5)
-        direct = args.points / results["direct-v2"]["seconds"]
-        durable = args.points / results["durable-v2"]["seconds"]
-        print(f"durable-v2 / direct-v2 = {durable / direct:.2f}x  (target >= 0.8x); "
-              f"machine: {os.cpu_count()} cores, {sys.version.split()[0]}")
+        rate = {path: args.points / result["seconds"] for path, result in results.items()}
+        if "ceiling" in rate:
+            for path in ("durable-v1", "durable-v2", "drain-v1"):
+                if path in rate:
+                    print(f"{path} / ceiling = {rate[path] / rate['ceiling']:.2f}x  (target >= 0.6x"
+                          + (", and >= 100,000 points/s)" if path == "durable-v1" else ")"))
+        if "direct-v2" in rate and "durable-v2" in rate:
+            print(f"durable-v2 / direct-v2 = {rate['durable-v2'] / rate['direct-v2']:.2f}x  "
+                  "(target >= 0.8x)")
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+              f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def job_run(work: Path) -> tuple[float, int]:
     from collector.rollups.job import RollupJob
     from collector.store import Store
 
-    store = Store(work / "job.db", synchronous="normal", keep_lines=False)
+    store = Store(work / "job.db", synchronous="normal")
     last = T0 + 3 * DAY
     for base in range(T0, last - 60, 50_000):
         t = np.arange(base, min(base + 50_000, last - 60), dtype=np.int64)

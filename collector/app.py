@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from collector.forwarder_process import ForwarderProcess
 from collector.health import COLLECTOR, Health
 from collector.influx import Forwarder, InfluxTarget, WriteError, make_target
 from collector.limits import Limits
@@ -54,8 +55,7 @@ def lock_store(path: Path) -> IO[bytes]:
 class Collector:
     def __init__(self, config: Any, limits: Limits | None = None) -> None:
         self.config = config
-        self.store = Store(config.store.path, config.store.synchronous,
-                           keep_lines=config.influxdb is not None)
+        self.store = Store(config.store.path, config.store.synchronous)
         self.health = Health(collector=config.collector.name, shard=config.collector.shard)
         self.limits = limits or Limits()
         self.writer = PointWriter(self.store, self.health)
@@ -74,6 +74,7 @@ class Collector:
         self.forwarder = (Forwarder(self.store, self.target, self.health,
                                     batch_size=config.influxdb.batch_size)
                           if self.target else None)
+        self.shipper: ForwarderProcess | None = None
 
     def jobs(self) -> list[Job]:
         jobs = [job for source in self.sources for job in source.jobs()]
@@ -90,12 +91,16 @@ class Collector:
         return jobs
 
     async def write_health(self) -> None:
-        backlog = await asyncio.to_thread(self.store.pending_count)
-        self.health.gauge(COLLECTOR, "backlog", backlog)
-        stats = await asyncio.to_thread(self.store.stats)
-        self.health.gauge(COLLECTOR, "dead_letters", stats.dead_letters)
-        self.health.gauge(COLLECTOR, "store_bytes", stats.size_bytes)
-        self.health.gauge(COLLECTOR, "store_discarded", stats.discarded)
+        if self.shipper is not None:
+            self.shipper.relay()
+            self.shipper.check()
+        if self.target is not None:   # without InfluxDB nothing ships: no backlog to count
+            backlog = await asyncio.to_thread(self.store.pending_count)
+            self.health.gauge(COLLECTOR, "backlog", backlog)
+        figures = await asyncio.to_thread(self.store.figures)
+        self.health.gauge(COLLECTOR, "dead_letters", figures.dead_letters)
+        self.health.gauge(COLLECTOR, "store_bytes", figures.size_bytes)
+        self.health.gauge(COLLECTOR, "store_discarded", figures.discarded)
         self.health.gauge(COLLECTOR, "nonfinite_dropped", self.store.nonfinite_dropped)
         self.health.gauge(COLLECTOR, "shards", self.config.collector.shards)
         await self.writer.write(self.health.points())
@@ -109,6 +114,7 @@ class Collector:
                 log.info("pruned %d shipped points older than the store retention", pruned)
         if self.config.store.max_size_mb:
             await asyncio.to_thread(self.store.enforce_size, int(self.config.store.max_size_mb * 1e6))
+        await asyncio.to_thread(self.store.checkpoint)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then commit in-flight work and flush what we can."""
@@ -141,11 +147,19 @@ class Collector:
         runner = JobRunner(self.health)
         scheduler = build_scheduler(self.jobs(), runner, self.config.collector.jitter)
         scheduler.start()
-        forwarder_task = (asyncio.create_task(self.forwarder.run(stop), name="forwarder")
-                          if self.forwarder else None)
+        grace = self.config.collector.stop_grace
+        # The forwarder ships from a process of its own (collector/forwarder_process.py); a
+        # store in memory cannot be shared, so there it runs as a task of this process.
+        shipper = forwarder_task = None
+        if self.forwarder is not None and str(self.store.path) != ":memory:":
+            shipper = self.shipper = ForwarderProcess(
+                self.store.path, self.config.store.synchronous, self.config.influxdb,
+                self.config.influxdb.batch_size, self.health, grace=grace)
+            shipper.start()
+        elif self.forwarder is not None:
+            forwarder_task = asyncio.create_task(self.forwarder.run(stop), name="forwarder")
         log.info("collector running: %d jobs, store %s, %s", len(scheduler.get_jobs()),
                  self.store.path, self.target.description if self.target else "embedded store only")
-        grace = self.config.collector.stop_grace
         try:
             await stop.wait()
         finally:
@@ -167,13 +181,19 @@ class Collector:
                     await source.close()
                 except Exception as exc:  # closing must not hide the flush below
                     log.warning("closing source %s failed: %s", getattr(source, "name", source), exc)
-            if forwarder_task is not None and self.forwarder is not None:
+            try:
+                # write on change: each series' last unchanged sample, so its value ends at
+                # the stop (shipped with the flush below), not up to a heartbeat before it
+                await asyncio.to_thread(self.store.store_left_out)
+            except StoreError as exc:
+                log.error("%s: the last unchanged samples are not stored", exc)
+            if shipper is not None:
+                await shipper.stop()          # it ships what it can first, and says so
+            elif forwarder_task is not None and self.forwarder is not None:
                 await forwarder_task
-                empty = await self.forwarder.flush(time.monotonic() + grace)
-                pending = self.store.pending_count()
-                if not empty:
+                if not await self.forwarder.flush(time.monotonic() + grace):
                     log.warning("%d points not yet shipped; they stay in the local store and "
-                                "ship on the next start", pending)
+                                "ship on the next start", self.store.pending_count())
             self.close()
 
     async def _finish(self, runner: JobRunner, grace: float) -> None:

@@ -40,6 +40,11 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+# Write on change: a sample stamped with the poll time whose fields equal its series' last
+# stored point is stored again only this long after it (per source: `heartbeat`; 0 stores
+# every sample). Dashboards bridge the gaps with last() / fill(previous).
+DEFAULT_HEARTBEAT = 15 * 60.0
+
 
 class Secret:
     """A resolved secret whose text never reaches a repr, a log line or an error message."""
@@ -171,5 +176,6 @@ def instance_name(value: str) -> str:
     return value
 
 
-__all__ = ["CollectorSection", "Duration", "InfluxSection", "InfluxV1", "InfluxV2", "Model", "Secret",
+__all__ = ["DEFAULT_HEARTBEAT", "CollectorSection", "Duration", "InfluxSection", "InfluxV1", "InfluxV2",
+           "Model", "Secret",
            "SecretValue", "StoreSection", "instance_name", "parse_duration"]

@@ -56,6 +56,8 @@ HEALTH = Measurement(
         i("data_outdated", "count", "go-e cloud answers 404 \"Data is outdated\": the charger has "
           "not reported within `age` (counter)"),
         i("points", "count", "points committed to the local store (counter)"),
+        i("points_unchanged", "count", "points not stored because their fields equal their "
+          "series' last stored point, within the source's `heartbeat` (counter)"),
         i("errors_transient", "count", "connection errors, timeouts, 5xx (counter)"),
         i("errors_config", "count", "401/403 and other configuration problems (counter)"),
         i("errors_payload", "count", "responses or values that could not be used (counter)"),

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from collector.config_types import DEFAULT_HEARTBEAT
 from collector.points import Point
 from collector.sim.world import ManualClock, history_world
 from collector.sources import demo_hooks
@@ -30,12 +31,20 @@ BATCH_POINTS = 50_000                # points per Store.append transaction (boun
 
 
 class _Sink:
-    """Points into the store in big transactions, counted per measurement (distinct points)."""
+    """Points into the store in big transactions, counted per measurement (distinct points).
 
-    def __init__(self, store: Store, repeated: frozenset[str]) -> None:
+    Points of the measurements a stream writes on change (stamped with the poll time) go in
+    with the default heartbeat, as the collector writes them: an unchanged sample is not
+    stored, and not counted.
+    """
+
+    def __init__(self, store: Store, repeated: frozenset[str], on_change: frozenset[str]) -> None:
         self.store = store
         self.repeated = repeated
+        self.written_on_change = on_change
         self.buffer: list[Point] = []
+        self.on_change: dict[str, tuple[float, list[Point]]] = {}   # measurement -> heartbeat, points
+        self.size = 0
         self.counts: dict[str, int] = {}
         self._seen: set[tuple[Any, ...]] = set()
 
@@ -48,14 +57,25 @@ class _Sink:
                     continue
                 self._seen.add(key)
             self.counts[point.measurement] = self.counts.get(point.measurement, 0) + 1
-            self.buffer.append(point)
-        if len(self.buffer) >= BATCH_POINTS:
+            if point.measurement in self.written_on_change:
+                self.on_change.setdefault(point.measurement,
+                                          (DEFAULT_HEARTBEAT, []))[1].append(point)
+            else:
+                self.buffer.append(point)
+            self.size += 1
+        if self.size >= BATCH_POINTS:
             self.flush()
 
     def flush(self, cursors: dict[str, str] | None = None) -> None:
-        if self.buffer or cursors:
-            self.store.append(self.buffer, cursors)
-            self.buffer = []
+        if not (self.size or self.buffer or cursors):
+            return
+        groups: list[tuple] = [(points, None, heartbeat)
+                               for heartbeat, points in self.on_change.values()]
+        groups.append((self.buffer, cursors))
+        written = self.store.commit_groups(groups)
+        for measurement, result in zip(self.on_change, written, strict=False):
+            self.counts[measurement] += result.value_ends - result.unchanged
+        self.buffer, self.on_change, self.size = [], {}, 0
 
 
 def _seconds(when: datetime) -> int:
@@ -79,7 +99,8 @@ def generate_history(store: Store, start: datetime, end: datetime, seed: int = 1
     clock = ManualClock(float(t_start))
     world = history_world(seed, t_start, t_end, clock)
     streams = [hook.history(world, clock, t_start, t_end) for hook in demo_hooks().values() if hook.history]
-    sink = _Sink(store, frozenset().union(*(stream.repeated for stream in streams)))
+    sink = _Sink(store, frozenset().union(*(stream.repeated for stream in streams)),
+                 frozenset().union(*(stream.on_change for stream in streams)))
     bar = None
     if progress:
         from tqdm import tqdm

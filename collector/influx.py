@@ -1,11 +1,14 @@
 """The forwarder: local store -> InfluxDB, one synchronous batch at a time.
 
 A batch is marked shipped only after InfluxDB acknowledged it, so a crash at any moment
-re-sends at most one batch, which InfluxDB overwrites point for point. Failures map to one
-action each: retry with backoff and jitter (connection errors, timeouts, 5xx, 429 with
-Retry-After), bisect a refused batch until the offending lines are isolated and moved to dead
-letters with InfluxDB's reason (400; the rest ships), and report 401/403 as configuration
-errors, retried slowly and never dropped.
+re-sends at most two batches (one in flight, one prepared), which InfluxDB overwrites point for
+point. Failures map to one action each: InfluxDB unreachable (connection refused, reset, DNS):
+a cheap `/ping` every `probe_interval` seconds until it answers, then shipping resumes at once,
+however long the outage was; timeouts, 5xx and 429: retry with backoff and jitter (Retry-After
+honoured), at most `max_backoff` apart; a refused batch (400) is bisected until the offending
+lines are isolated and moved to dead letters with InfluxDB's reason (the rest ships); 401/403
+are configuration errors, retried slowly and never dropped. A backlog ships batch after batch,
+the next one read from the store while InfluxDB ingests the current one.
 
 Two APIs: v1 (InfluxDB 1.x `/write`, spoken with httpx) and v2 (InfluxDB 2.x, 3.x and Cloud,
 through influxdb-client). influxdb-client's batching mode is not used: it holds points in
@@ -19,7 +22,7 @@ import gzip
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -49,14 +52,16 @@ class WriteError(CollectorError):
 
     DROP: InfluxDB refused (some of) these lines, bisect to find them; CONFIG: credentials,
     permissions or a missing database, report and retry slowly, never drop; RETRY and WAIT:
-    try again after a backoff or the time InfluxDB named.
+    try again after a backoff or the time InfluxDB named. `unreachable`: no answer at all,
+    probe until InfluxDB answers.
     """
 
     def __init__(self, message: str, action: Action = Action.RETRY,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, unreachable: bool = False) -> None:
         super().__init__(message)
         self.action = action
         self.retry_after = retry_after
+        self.unreachable = unreachable  # no answer at all: probe until it answers
 
     @property
     def rejected(self) -> bool:
@@ -72,6 +77,7 @@ class InfluxTarget(Protocol):
 
     def write(self, lines: Sequence[str]) -> None: ...
     def ping(self) -> str: ...
+    def probe(self) -> bool: ...
     def prepare(self) -> str: ...
     def close(self) -> None: ...
 
@@ -118,7 +124,8 @@ class V1Target:
                                          headers={"Content-Encoding": "gzip",
                                                   "Content-Type": "text/plain; charset=utf-8"})
         except httpx.HTTPError as exc:
-            raise WriteError(f"{self.description}: {describe_exception(exc)}") from None
+            raise WriteError(f"{self.description}: {describe_exception(exc)}",
+                             unreachable=_unreachable(exc)) from None
         if response.status_code not in (200, 204):
             raise _error_for_status(response.status_code, response.text, response.headers)
 
@@ -133,6 +140,13 @@ class V1Target:
         if self.cfg.database not in self._databases():
             return f"InfluxDB {version}; database {self.cfg.database} does not exist yet"
         return f"InfluxDB {version}; database {self.cfg.database} present"
+
+    def probe(self) -> bool:
+        """Whether InfluxDB answers at all (GET /ping, no body): cheap enough to ask often."""
+        try:
+            return self._client.get("/ping").status_code == 204
+        except httpx.HTTPError:
+            return False
 
     def prepare(self) -> str:
         """Create the database unless it exists (for the demo: `run` never creates one).
@@ -204,7 +218,8 @@ class V2Target:
         except ApiException as exc:
             raise _api_error(exc) from None
         except Exception as exc:  # urllib3 connection errors and timeouts
-            raise WriteError(f"{self.description}: {self._describe(exc)}") from None
+            raise WriteError(f"{self.description}: {self._describe(exc)}",
+                             unreachable=_unreachable(exc)) from None
 
     def ping(self) -> str:
         from influxdb_client.rest import ApiException
@@ -268,9 +283,24 @@ class V2Target:
             return timed_out(where, "read", self.cfg.timeout)
         return f"{where}: {os_reason(exc) or redact_text(f'{type(exc).__name__}: {exc}')[:300]}"
 
+    def probe(self) -> bool:
+        return bool(self._client.ping())   # GET /ping; False on any failure
+
     def close(self) -> None:
         self._write.close()
         self._client.close()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """No HTTP answer: refused, reset, unresolvable (not a timeout: a slow server is there)."""
+    import urllib3.exceptions as u3
+
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError,
+                        httpx.WriteError, httpx.RemoteProtocolError)):
+        return True
+    if isinstance(exc, u3.MaxRetryError):
+        exc = exc.reason or exc
+    return isinstance(exc, (u3.NewConnectionError, u3.ProtocolError, ConnectionError))
 
 
 def _api_error(exc: Any) -> WriteError:
@@ -290,11 +320,17 @@ def make_target(cfg: InfluxV1 | InfluxV2) -> InfluxTarget:
 
 
 class Forwarder:
-    """Ships the store's backlog; runs as its own asyncio task."""
+    """Ships the store's backlog; runs as its own asyncio task.
+
+    `clock` and `wait` are the forwarder's sense of time (for tests: an outage of hours in
+    seconds); `wait(stop, seconds)` returns early when `stop` is set.
+    """
 
     def __init__(self, store: Store, target: InfluxTarget, health: Health,
-                 batch_size: int = 5000, idle_wait: float = 1.0, max_backoff: float = 300.0,
-                 config_retry: float = 60.0) -> None:
+                 batch_size: int = 5000, idle_wait: float = 1.0, max_backoff: float = 30.0,
+                 config_retry: float = 60.0, probe_interval: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 wait: Callable[[asyncio.Event, float], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.target = target
         self.health = health
@@ -302,6 +338,9 @@ class Forwarder:
         self.idle_wait = idle_wait
         self.max_backoff = max_backoff
         self.config_retry = config_retry
+        self.probe_interval = probe_interval
+        self.clock = clock
+        self.wait = wait or wait_or_stop
         self._failures = 0
         self._wake = asyncio.Event()
         self._last_logged: tuple[str, float] | None = None
@@ -312,23 +351,35 @@ class Forwarder:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                shipped = await self.ship_once()
+                shipped = await self.ship_backlog(stop)
             except WriteError as exc:
+                self.health.gauge(COLLECTOR, "influx_ok", False)
+                if exc.unreachable:
+                    self._report(exc, self.probe_interval)
+                    await self._probe_until_answered(stop)
+                    continue
                 delay = self._delay_after(exc)
                 self._report(exc, delay)
-                await _wait(stop, delay)
+                await self.wait(stop, delay)
                 continue
             except StoreError as exc:
                 # The store cannot be read or updated (disk full): a shipped batch that could
                 # not be marked is shipped again later, which InfluxDB absorbs.
-                self._failures += 1
-                delay = min(self.max_backoff, 2.0 ** min(self._failures, 16))
+                delay = self._backoff()
                 self._report(exc, delay)
-                await _wait(stop, delay)
+                await self.wait(stop, delay)
                 continue
             if shipped == 0:
                 self._wake.clear()
                 await _wait_any(stop, self._wake, self.idle_wait)
+
+    async def _probe_until_answered(self, stop: asyncio.Event) -> None:
+        """Ask `/ping` every `probe_interval` (jittered) until InfluxDB answers: the backlog
+        ships within one interval of its return, however long it was away."""
+        while not stop.is_set():
+            await self.wait(stop, random.uniform(0.8, 1.0) * self.probe_interval)
+            if stop.is_set() or await asyncio.to_thread(self.target.probe):
+                return
 
     async def flush(self, deadline: float) -> bool:
         """Ship until the backlog is empty or `deadline` (monotonic) passes; True if empty."""
@@ -342,16 +393,41 @@ class Forwarder:
         return False
 
     async def ship_once(self) -> int:
+        """Ship the oldest pending batch; returns how many points it held (0: nothing to do),
+        shipped or, when InfluxDB refused them, kept as dead letters."""
         batch = await asyncio.to_thread(self.store.next_batch, self.batch_size)
         if not batch:
             return 0
-        shipped = await self._ship(batch)
+        await self._ship(batch)
+        self._succeeded()
+        return len(batch)
+
+    async def ship_backlog(self, stop: asyncio.Event | None = None) -> int:
+        """Ship batch after batch until the store has nothing pending; each next batch is read
+        and serialized while InfluxDB ingests the one before. Returns the points handled."""
+        total = 0
+        batch = await asyncio.to_thread(self.store.next_batch, self.batch_size)
+        while batch:
+            prepared = asyncio.create_task(asyncio.to_thread(
+                self.store.next_batch, self.batch_size, batch[-1].id))
+            try:
+                await self._ship(batch)
+            except BaseException:
+                prepared.cancel()
+                raise
+            total += len(batch)
+            self._succeeded()
+            batch = await prepared
+            if stop is not None and stop.is_set():
+                break
+        return total
+
+    def _succeeded(self) -> None:
         self._failures = 0
         self.health.gauge(COLLECTOR, "influx_ok", True)
         if self._last_logged is not None:
             log.info("InfluxDB writes work again (%s)", self.target.description)
             self._last_logged = None
-        return shipped
 
     async def _ship(self, batch: list[BatchItem]) -> int:
         """Write a batch; on a refusal, bisect until the bad lines are dead letters."""
@@ -373,25 +449,30 @@ class Forwarder:
         return len(batch)
 
     def _delay_after(self, exc: WriteError) -> float:
-        self._failures += 1
-        self.health.gauge(COLLECTOR, "influx_ok", False)
         if exc.config:
+            self._failures += 1
             return self.config_retry
         if exc.retry_after is not None:
+            self._failures += 1
             return min(self.max_backoff, exc.retry_after)
+        return self._backoff()
+
+    def _backoff(self) -> float:
+        self._failures += 1
         ceiling = min(self.max_backoff, 2.0 ** min(self._failures, 16))
         return random.uniform(ceiling / 2, ceiling)  # jitter so many collectors do not sync up
 
     def _report(self, exc: WriteError | StoreError, delay: float) -> None:
         message = str(exc)
-        now = time.monotonic()
+        now = self.clock()
         level = logging.ERROR if getattr(exc, "config", True) else logging.WARNING
         if self._last_logged is None or self._last_logged[0] != message or now - self._last_logged[1] > 300:
             log.log(level, "%s; backlog kept in the local store, next try in %.0f s", message, delay)
             self._last_logged = (message, now)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except TimeoutError:

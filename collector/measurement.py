@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from collector.errors import CollectorError
@@ -115,6 +116,20 @@ def _to_str(value: Any) -> str:
     raise CoercionError(f"expected a string, got {type(value).__name__}")
 
 
+_PYTHON_TYPE: dict[FieldType, type] = {
+    FieldType.FLOAT: float, FieldType.INT: int, FieldType.BOOL: bool, FieldType.STRING: str}
+
+
+def _getter(positions: list[int]) -> Callable[[tuple], tuple] | None:
+    """A C-level picker of these positions that always returns a tuple."""
+    if not positions:
+        return None
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda row: (row[only],)
+    return itemgetter(*positions)
+
+
 _COERCE: dict[FieldType, Callable[[Any], FieldValue]] = {
     FieldType.FLOAT: _to_float,
     FieldType.INT: _to_int,
@@ -172,6 +187,8 @@ class Measurement:
     tags: tuple[Tag, ...]
     fields: tuple[Field, ...]
     source: str = "collector"
+    # Written on change (see `ON_CHANGE`): when, if not always; "" for every sample.
+    on_change: str = ""
 
     def __post_init__(self) -> None:
         tag_names = {t.name for t in self.tags}
@@ -183,6 +200,8 @@ class Measurement:
             raise ValueError(f"{self.name}: names used as tag and field: {sorted(clash)}")
         object.__setattr__(self, "_coercers", {fl.name: _COERCE[fl.type] for fl in self.fields})
         object.__setattr__(self, "_tag_names", frozenset(tag_names))
+        object.__setattr__(self, "_types", {fl.name: _PYTHON_TYPE[fl.type] for fl in self.fields})
+        object.__setattr__(self, "_ready", {})
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -201,8 +220,11 @@ class Measurement:
         `report` (or logged at debug level). Returns None when no field is left.
         Undeclared tags or fields are programming errors and raise.
         """
+        out = self._as_declared(values)
+        if out is not None:
+            return Point(self.name, self._clean_tags(tags), out, time_ns) if out else None
         coercers: dict[str, Callable[[Any], FieldValue]] = self._coercers  # type: ignore[attr-defined]
-        out: dict[str, FieldValue] = {}
+        out = {}
         for name, value in values.items():
             if value is None:
                 continue
@@ -219,14 +241,78 @@ class Measurement:
                     log.debug("%s.%s left out: %s", self.name, name, exc)
         if not out:
             return None
+        return Point(self.name, self._clean_tags(tags), out, time_ns)
+
+    def _clean_tags(self, tags: Mapping[str, str | None]) -> dict[str, str]:
         clean_tags: dict[str, str] = {}
         for key, tag_value in tags.items():
             if key not in self._tag_names:  # type: ignore[attr-defined]
                 raise KeyError(f"tag {key!r} is not declared in measurement {self.name!r}")
             if tag_value is not None and tag_value != "":
                 clean_tags[key] = str(tag_value)
-        return Point(self.name, clean_tags, out, time_ns)
+        return clean_tags
 
+    def _as_declared(self, values: Mapping[str, Any]) -> dict[str, FieldValue] | None:
+        """`values` when each already has its declared type (an integer for a float field is
+        made a float), floats finite and integers within 64 bits: the common case, checked in
+        bulk instead of field by field. None when some value needs the coercers."""
+        row = tuple(values.values())
+        names = tuple(values)
+        types = tuple(map(type, row))
+        # value types -> [(names, plan)]: types are cheap to hash, names compared on a hit
+        ready: dict = self._ready  # type: ignore[attr-defined]
+        for known, plan in ready.get(types, ()):  # noqa: B007  (the match is used after the loop)
+            if known == names:
+                break
+        else:
+            plan = self._plan(names, types)
+            if len(ready) < 256:   # a parser has a few shapes; anything else stays slow
+                ready.setdefault(types, []).append((names, plan))
+        if plan is False:
+            return None
+        floats, ints, widen = plan
+        try:
+            if floats:
+                total = sum(floats(row))
+                if total - total != 0.0:        # NaN or infinity among them (or an overflow:
+                    return None                 # then the coercers decide, value by value)
+            if ints:
+                chosen = ints(row)
+                if min(chosen) < INT64_MIN or max(chosen) > INT64_MAX:
+                    return None
+            out = dict(values)
+            for name in widen:
+                out[name] = float(out[name])
+        except (OverflowError, ValueError):
+            return None
+        return out
+
+    def _plan(self, names: tuple[str, ...], types: tuple[type, ...]) -> tuple | bool:
+        """For a key order and value types: False if they need coercion, else getters of the
+        values whose range needs a look (floats, integers) and the integers to make floats."""
+        declared = self._types  # type: ignore[attr-defined]
+        widen = []
+        for name, kind in zip(names, types, strict=False):
+            want = declared.get(name)
+            if want is float and kind is int:
+                widen.append(name)
+            elif want is not kind:
+                return False
+        floats = [k for k, kind in enumerate(types) if kind is float or names[k] in widen]
+        ints = [k for k, kind in enumerate(types) if kind is int and names[k] not in widen]
+        return (_getter(floats), _getter(ints), tuple(widen))
+
+
+# What "written on change" means, for the schema document.
+ON_CHANGE = ("the time of these points is the poll time, so a value that did not change would "
+             "be written again at every poll. A point whose fields all equal its series' last "
+             "stored point is therefore not stored (nor sent to InfluxDB) until the source's "
+             "`heartbeat` (default 15 min; 0 stores every sample) has passed since that point: "
+             "an unchanged value still appears at least once per heartbeat. When the series "
+             "changes, the last sample left out is stored with the change (and at a stop), so "
+             "a value ends where it was last seen: between points the last value holds, "
+             "exactly. Graph with `last()` / `fill(previous)`, and do not count points to "
+             "measure time")
 
 _REGISTRY: dict[str, Measurement] = {}
 

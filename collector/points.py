@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from collector.errors import CollectorError
+from collector.layout import Layout, kinds_of
 
 FieldValue = float | int | bool | str
 
@@ -104,9 +106,38 @@ def field_set(fields: Mapping[str, FieldValue]) -> tuple[str, int]:
     return ",".join(parts), dropped
 
 
+# value types -> [(field names, layout)]: keyed by types (cheap to hash), names compared
+_line_layouts: dict[tuple[type, ...], list[tuple[tuple[str, ...], Layout]]] = {}
+
+
 def to_line(point: Point) -> str | None:
-    """One line of line protocol, or None when no writable field is left."""
-    fields, _ = field_set(point.fields)
-    if not fields:
-        return None
-    return f"{series_prefix(point.measurement, point.tags)} {fields} {point.time_ns}"
+    """One line of line protocol, or None when no writable field is left.
+
+    The field set comes from the template of the point's layout (names and value types),
+    compiled once per layout: one formatting call per point instead of work per field.
+    """
+    fields = point.fields
+    values = tuple(fields.values())
+    names = tuple(fields)
+    types = tuple(map(type, values))
+    for known, layout in _line_layouts.get(types, ()):  # noqa: B007  (the match is used after the loop)
+        if known == names:
+            break
+    else:
+        if not fields:
+            return None
+        if len(_line_layouts) > 1024:
+            _line_layouts.clear()
+        layout = Layout(0, names, kinds_of(values))
+        _line_layouts.setdefault(types, []).append((names, layout))
+    text = layout.field_set(values)
+    if text is None:   # a NaN or infinity: left out, as field_set does
+        text, _ = field_set(fields)
+        if not text:
+            return None
+    return f"{_prefix(point.measurement, tuple(point.tags.items()))} {text} {point.time_ns}"
+
+
+@lru_cache(maxsize=4096)
+def _prefix(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    return series_prefix(measurement, dict(tags))

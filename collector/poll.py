@@ -53,6 +53,9 @@ class Parsed:
     skipped: Sequence[str] = ()                # records left out whole, each with the reason
     notes: Mapping[str, str] = field(default_factory=dict)   # kind -> warning, not an error
     nothing: str = ""                          # why there is nothing to commit, for the debug log
+    # Write on change, for points stamped with the poll time: a point equal to its series'
+    # last stored point is stored again only this many seconds after it (None: every point).
+    heartbeat: float | None = None
 
 
 class Gate(Protocol):
@@ -168,7 +171,8 @@ class PollStep(Generic[T]):
         if not parsed.points and not parsed.cursors:
             log.debug("%s: %s", self.what, parsed.nothing or "nothing new")
             return Outcome.NO_DATA
-        await self.writer.write(parsed.points, cursors=parsed.cursors or None, source=self.source)
+        await self.writer.write(parsed.points, cursors=parsed.cursors or None, source=self.source,
+                                heartbeat=parsed.heartbeat)
         if committed is not None:
             committed(parsed)
         return Outcome.WRITTEN if parsed.points else Outcome.NO_DATA

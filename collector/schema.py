@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collector.health import HEALTH
-from collector.measurement import Measurement
+from collector.measurement import ON_CHANGE, Measurement
 from collector.rollups import ROLLUP_DAILY, ROLLUP_MONTHLY
 from collector.sessions import CHARGING_SESSION
 from collector.sources import load_all_sources
@@ -34,10 +34,15 @@ def render_markdown(measurements: Iterable[Measurement]) -> str:
         "low-cardinality identities and are fixed per measurement; no name is both tag and field.",
         "A field whose value the source did not send (null, missing key) is absent from the point.",
         "",
+        f"**Written on change** (where a measurement says so): {ON_CHANGE}.",
+        "",
     ]
     for m in measurements:
         lines += [f"## `{m.name}`", "", f"{m.description}", "", f"- Source: `{m.source}`",
-                  f"- Time: {m.time}", ""]
+                  f"- Time: {m.time}"]
+        if m.on_change:
+            lines.append(f"- Written on change (see above): {m.on_change}")
+        lines.append("")
         lines += ["| tag | meaning |", "| --- | --- |"]
         lines += [f"| `{t.name}` | {t.description} |" for t in m.tags]
         lines += ["", "| field | type | unit | meaning |", "| --- | --- | --- | --- |"]

@@ -5,10 +5,19 @@ InfluxDB is configured, the home of incremental-stream cursors, and the dead-let
 lines InfluxDB refused. Points and the cursors they advance commit in one transaction, so a
 crash can never leave a cursor ahead of its data.
 
+Layout (schema version 2): a row holds its series, time, layout and packed values (field names
+and kinds are kept once per layout, see `collector/layout.py`), about 100 bytes for a 35-field
+go-e status. Rows are numbered in ship order (`seq`); everything up to the counter
+`shipped_through` has been shipped, so marking a batch shipped is one small update and the
+backlog is a range of the table. A point stored again with other values takes a new `seq` and
+ships again; line protocol is built at ship time from the row. Stores of version 1 (JSON fields
+and line protocol in every row) are converted in place when opened.
+
 Durability: `synchronous=FULL` by default, so a committed point survives power loss, not only a
 killed process. Fleets that poll hundreds of devices share commits through `PointWriter`
 (group commit), which keeps FULL affordable. `normal` is offered for SD cards that wear; it
-survives a crash of the collector but may lose the last commits on power loss.
+survives a crash of the collector but may lose the last commits on power loss. The WAL is
+checkpointed automatically and trimmed to `WAL_LIMIT` after each checkpoint.
 """
 
 from __future__ import annotations
@@ -23,16 +32,49 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
 from collector.errors import CollectorError
-from collector.points import Point, field_set, series_prefix
+from collector.layout import Layout, kinds_of, pack
+from collector.points import FieldValue, Point, series_prefix
 
 log = logging.getLogger(__name__)
 
-PENDING, SHIPPED, DEAD = 0, 1, 2
+SCHEMA_VERSION = 2
+WAL_LIMIT = 4 * 1024 * 1024   # bytes the WAL file is trimmed to after a checkpoint
 PRUNED_BEFORE = "store:pruned_before"   # cursor: the newest cutoff that pruning removed rows at
+
+_LAYOUTS = """
+CREATE TABLE IF NOT EXISTS layouts (
+    id INTEGER PRIMARY KEY,
+    names TEXT NOT NULL,           -- JSON array of field names, in the order of a row's values
+    kinds TEXT NOT NULL,           -- a letter per field: f float, i integer, b boolean, s string
+    UNIQUE (names, kinds)
+);
+"""
+
+_POINTS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    seq INTEGER PRIMARY KEY,       -- ship order; above counters.shipped_through: not shipped yet
+    series_id INTEGER NOT NULL REFERENCES series(id),
+    time_ns INTEGER NOT NULL,
+    layout INTEGER NOT NULL REFERENCES layouts(id),
+    vals NOT NULL,                 -- BLOB: packed values (collector/layout.py); TEXT: JSON array
+    strs TEXT,                     -- the string values of a packed row, joined by newlines
+    dead INTEGER NOT NULL DEFAULT 0    -- 1: InfluxDB refused it (its line is in dead_letters)
+);
+"""
+
+# Time first: new points land at its end (a fleet's commit touches a few pages, not one per
+# charger), and range reads come out in time order. Series first: the sample of one series
+# nearest an instant (the rollups' midnight meters) is an index lookup however long ago it
+# was, not a scan over every other series' rows in between.
+_POINTS_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS points_time ON points(time_ns, series_id);",
+    "CREATE INDEX IF NOT EXISTS points_series ON points(series_id, time_ns);",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -42,19 +84,7 @@ CREATE TABLE IF NOT EXISTS series (
     prefix TEXT NOT NULL,          -- line-protocol "measurement,tag=value"
     UNIQUE (measurement, tags)
 );
-CREATE TABLE IF NOT EXISTS points (
-    id INTEGER PRIMARY KEY,        -- ship order
-    series_id INTEGER NOT NULL REFERENCES series(id),
-    time_ns INTEGER NOT NULL,
-    fields TEXT NOT NULL,          -- JSON object; JSON keeps int, float, bool and string apart
-    line TEXT,                     -- line-protocol field set, kept only while the point waits
-                                   -- to ship; NULL when shipped, merged, or with no InfluxDB
-    state INTEGER NOT NULL DEFAULT 0,   -- 0 pending, 1 shipped, 2 dead letter
-    rev INTEGER NOT NULL DEFAULT 0,     -- bumped when fields change, so a batch in flight
-                                        -- cannot mark a newer version as shipped
-    UNIQUE (series_id, time_ns)
-);
-CREATE INDEX IF NOT EXISTS points_pending ON points(id) WHERE state = 0;
+{layouts}{points}
 CREATE TABLE IF NOT EXISTS cursors (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
@@ -70,25 +100,32 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+""".replace("{layouts}", _LAYOUTS).replace(
+    "{points}", _POINTS.format(name="points") + "\n".join(_POINTS_INDEXES))
+
+# Identical values: nothing happens. Other values in the same layout: replaced (the same fields,
+# so that is InfluxDB's merge) and queued again under a new seq. Another layout: merged in
+# Python after the statement (`_merge_deferred`), which SQLite cannot do on packed rows.
+_UPSERT = """
+INSERT INTO points (seq, series_id, time_ns, layout, vals, strs) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (time_ns, series_id) DO UPDATE
+    SET seq = excluded.seq, vals = excluded.vals, strs = excluded.strs, dead = 0
+    WHERE points.layout = excluded.layout
+          AND (points.vals != excluded.vals OR points.strs IS NOT excluded.strs)
+       OR points.layout != excluded.layout AND store_defer_merge(excluded.seq)
 """
 
-_UPSERT = """
-INSERT INTO points (series_id, time_ns, fields, line) VALUES (?, ?, ?, ?)
-ON CONFLICT (series_id, time_ns) DO UPDATE
-    SET fields = json_patch(points.fields, excluded.fields), line = NULL, state = 0,
-        rev = points.rev + 1
-    WHERE json_patch(points.fields, excluded.fields) != points.fields
-"""
+_SHIPPED = "shipped_through"
+
+Row = tuple[int, int, int, "bytes | str", "str | None"]   # series, time, layout, vals, strs
 
 
 class StoreError(CollectorError, RuntimeError):
     """The store cannot be written (disk full, permissions, corruption); nothing was committed."""
 
 
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    id: int
-    rev: int
+class BatchItem(NamedTuple):
+    id: int          # the point's seq
     line: str
 
 
@@ -106,7 +143,17 @@ class StoredPoint:
     measurement: str
     tags: dict[str, str]
     time_ns: int
-    fields: dict[str, object]
+    fields: dict[str, FieldValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one group of a commit did."""
+
+    changed: int     # rows new or changed
+    unchanged: int   # points not stored: equal to their series' last point within the heartbeat
+    # samples left out earlier as unchanged, stored now because their series changed after them
+    value_ends: int = 0
 
 
 def _canonical_tags(tags: Mapping[str, str]) -> str:
@@ -114,14 +161,8 @@ def _canonical_tags(tags: Mapping[str, str]) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, synchronous: str = "full", keep_lines: bool = True) -> None:
-        """`keep_lines`: serialize line protocol at append time, for a forwarder to ship.
-
-        Without InfluxDB nothing ships, so the embedded store skips that work and space; if
-        InfluxDB is configured later, the backlog's lines are built from the JSON instead.
-        """
+    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
         self.path = Path(path)
-        self.keep_lines = keep_lines
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -130,34 +171,92 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+            self._db.create_function("store_defer_merge", 1, self._defer_merge)
+            self._open_schema()
+            # Reads (the forwarder's batches, queries) on a connection of their own: in WAL
+            # mode they see the last commit and never wait for a group commit's fsync.
+            if str(path) == ":memory:":
+                self._read, self._read_lock = self._db, self._lock
+            else:
+                self._read = sqlite3.connect(str(path), isolation_level=None,
+                                             check_same_thread=False)
+                self._read_lock = threading.RLock()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the local store {self.path}: {exc}") from exc
-        self._series: dict[tuple[str, str], tuple[int, str]] = {}
-        for sid, measurement, tags, prefix in self._db.execute(
-            "SELECT id, measurement, tags, prefix FROM series"
-        ):
-            self._series[(measurement, tags)] = (sid, prefix)
-        self._series_fast: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._load_caches()
+        self._deferred: list[int] = []
+        self._next_seq = 0
+        # series id -> (time, layout, vals, strs) of its newest stored point, for heartbeats
+        self._last: dict[int, tuple[int, int, bytes | str, str | None]] = {}
+        self._last_loaded = False
+        # series id -> the newest sample left out as unchanged since that point (a row), and
+        # how to undo this transaction's changes to it
+        self._left_out: dict[int, tuple] = {}
+        self._left_out_undo: list[tuple[int, tuple | None]] = []
         self.nonfinite_dropped = 0
+        self.unchanged_skipped = 0
+
+    def _open_schema(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(points)")}
+        if "fields" in columns:
+            from collector.store_migration import migrate_v1
+
+            migrate_v1(self)
+            return
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _load_caches(self) -> None:
+        self._series: dict[tuple[str, str], int] = {}
+        self._series_fast: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._prefix: dict[int, str] = {}
+        for sid, measurement, tags, prefix in self._db.execute(
+                "SELECT id, measurement, tags, prefix FROM series"):
+            self._series[(measurement, tags)] = sid
+            self._prefix[sid] = prefix
+        self._layouts: dict[int, Layout] = {}
+        self._layout_ids: dict[tuple[tuple[str, ...], str], int] = {}
+        self._layout_fast: dict[tuple[tuple[str, ...], tuple[type, ...]], int] = {}
+        for lid, names, kinds in self._db.execute("SELECT id, names, kinds FROM layouts"):
+            layout = Layout(lid, json.loads(names), kinds)
+            self._layouts[lid] = layout
+            self._layout_ids[(layout.names, kinds)] = lid
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, points: Iterable[Point], cursors: Mapping[str, str] | None = None) -> int:
+    def append(self, points: Iterable[Point], cursors: Mapping[str, str] | None = None,
+               heartbeat: float | None = None) -> int:
         """Commit points and cursor updates in one transaction; returns rows new or changed.
 
         Re-appending an identical point changes nothing; a point with the same identity and new
-        field values is merged (as InfluxDB merges) and queued to ship again.
+        field values is merged (as InfluxDB merges) and queued to ship again. With `heartbeat`
+        (seconds), a point whose fields equal its series' newest stored point less than that
+        long before is not stored at all (write on change, for poll-time samples). When the
+        series then changes, the last sample left out is stored with the change: the old value
+        held until just before it, so a step (fill(previous), a duration, a session's end)
+        ends where it really ended, not up to a heartbeat early. `store_left_out` stores the
+        rest at a stop.
         """
-        return self.append_groups([(points, cursors)])[0]
+        return self.commit_groups([(points, cursors, heartbeat)])[0].changed
 
     def append_groups(
         self, groups: Sequence[tuple[Iterable[Point], Mapping[str, str] | None]]
     ) -> list[int]:
         """Several `append`s in one transaction (group commit); all or nothing."""
+        return [written.changed for written in self.commit_groups(groups)]
+
+    def commit_groups(self, groups: Sequence[tuple]) -> list[Written]:
+        """`append_groups` for groups of (points, cursors[, heartbeat]), saying for each what
+        was stored and what was left out as unchanged."""
+        # Rows are encoded before the transaction, so readers and the next writer wait only
+        # for SQLite; a point of a new series or layout is resolved inside it.
+        encoded = [(self._encode_points(points), *rest) for points, *rest in groups]
         with self._transaction("write failed, nothing committed",
-                               on_rollback=self._forget_uncommitted_series):
-            return [self._append_one(points, cursors) for points, cursors in groups]
+                               on_rollback=self._forget_uncommitted):
+            self._left_out_undo = []
+            self._next_seq = self._seq_floor() + 1
+            return [self._append_one(*group) for group in encoded]
 
     @contextmanager
     def _transaction(self, failure: str,
@@ -188,9 +287,78 @@ class Store:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
-    def _append_one(self, points: Iterable[Point], cursors: Mapping[str, str] | None) -> int:
-        rows = [r for r in (self._row(p) for p in points) if r is not None]
+    def _seq_floor(self) -> int:
+        """The highest seq ever used or shipped: new rows go above it, even after the newest
+        rows were deleted (a reused seq at or below the shipped mark would never ship)."""
+        top = self._db.execute("SELECT max(seq) FROM points").fetchone()[0] or 0
+        return max(top, self._shipped_through())
+
+    def _shipped_through(self, db: sqlite3.Connection | None = None) -> int:
+        row = (db or self._db).execute("SELECT value FROM counters WHERE name = ?",
+                                       (_SHIPPED,)).fetchone()
+        return row[0] if row else 0
+
+    def _encode_points(self, points: Iterable[Point]) -> list[Row | Point]:
+        """Each point as a row, or the point itself when it needs a series or layout that is
+        not known yet (created in the transaction). Points without a finite value are left out."""
+        out: list[Row | Point] = []
+        series, layouts = self._series_fast, self._layout_fast
+        for point in points:
+            fields = point.fields
+            values = tuple(fields.values())
+            names = tuple(fields)
+            lid = layouts.get((names, tuple(map(type, values))))
+            sid = series.get((point.measurement, tuple(point.tags.items())))
+            if lid is None or sid is None:
+                out.append(point)
+                continue
+            vals, strs = pack(values)
+            if type(vals) is str and "null" in vals:   # orjson wrote NaN as null
+                out.append(point)
+                continue
+            out.append((sid, point.time_ns, lid, vals, strs))
+        return out
+
+    def _append_one(self, encoded: list[Row | Point], cursors: Mapping[str, str] | None,
+                    heartbeat: float | None = None) -> Written:
+        beat_ns = int(heartbeat * 1e9) if heartbeat and heartbeat > 0 else 0
+        rows: list[tuple] = []
+        unchanged = ends = 0
+        seq = self._next_seq
+        last, left_out, undo = self._last, self._left_out, self._left_out_undo
+        for item in encoded:
+            row = item if isinstance(item, tuple) else self._row(item)
+            if row is None:
+                continue
+            if beat_ns:
+                if not self._last_loaded:
+                    self._load_last(row[1] - beat_ns)
+                sid, time_ns = row[0], row[1]
+                newest = last.get(sid)
+                if newest is not None:
+                    if 0 <= time_ns - newest[0] < beat_ns and newest[1:] == row[2:]:
+                        undo.append((sid, left_out.get(sid)))
+                        left_out[sid] = row
+                        unchanged += 1
+                        continue
+                    if time_ns >= newest[0]:
+                        last[sid] = row[1:]
+                        held = left_out.pop(sid, None)
+                        if held is not None:
+                            undo.append((sid, held))
+                            # a change (not a heartbeat): the old value's last sample ends its step
+                            if newest[1:] != row[2:] and newest[0] < held[1] < time_ns:
+                                rows.append((seq, *held))
+                                seq += 1
+                                ends += 1
+                else:
+                    last[sid] = row[1:]
+            rows.append((seq, *row))
+            seq += 1
+        self._next_seq = seq
         changed = self._db.executemany(_UPSERT, rows).rowcount if rows else 0
+        if self._deferred:
+            changed += self._merge_deferred(rows)
         if cursors:
             now = time.time_ns()
             self._db.executemany(
@@ -199,65 +367,173 @@ class Store:
                 "updated_ns = excluded.updated_ns",
                 [(k, v, now) for k, v in cursors.items()],
             )
+        self.unchanged_skipped += unchanged
+        return Written(changed, unchanged, ends)
+
+    def store_left_out(self) -> int:
+        """Store the last sample left out as unchanged of every series (at a stop): a value's
+        step then ends at the last time it was seen, not at the point before. Returns how many."""
+        with self._lock:          # a commit in another thread must not leave out more meanwhile
+            if not self._left_out:
+                return 0
+            held = sorted(self._left_out.values(), key=lambda row: row[1])
+            with self._transaction("storing the last unchanged samples failed",
+                                   on_rollback=lambda: setattr(self, "_deferred", [])):
+                seq = self._seq_floor() + 1
+                rows = [(seq + k, *row) for k, row in enumerate(held)]
+                self._next_seq = seq + len(rows)
+                self._db.executemany(_UPSERT, rows)
+                if self._deferred:
+                    self._merge_deferred(rows)
+            for row in held:
+                newest = self._last.get(row[0])
+                if newest is None or row[1] > newest[0]:
+                    self._last[row[0]] = row[1:]
+            self._left_out = {}
+            return len(held)
+
+    def _load_last(self, since_ns: int) -> None:
+        """The newest stored point of every series since `since_ns`, once per process: the
+        heartbeat goes on from what is stored, so a restart does not write every series again."""
+        for sid, time_ns, layout, vals, strs in self._db.execute(
+                "SELECT series_id, time_ns, layout, vals, strs FROM points "
+                "WHERE time_ns >= ? AND dead = 0 ORDER BY time_ns", (since_ns,)):
+            self._last[sid] = (time_ns, layout, vals, strs)
+        self._last_loaded = True
+
+    def _defer_merge(self, seq: int) -> int:
+        """Called by SQLite for a stored point met again with another layout."""
+        self._deferred.append(seq)
+        return 0
+
+    def _merge_deferred(self, rows: list[tuple]) -> int:
+        """Merge points whose stored row has another layout (other fields): new values win,
+        old fields stay. Returns how many rows changed."""
+        by_seq = {row[0]: row for row in rows}
+        changed = 0
+        deferred, self._deferred = self._deferred, []
+        for seq in deferred:
+            _, sid, time_ns, lid, vals, strs = by_seq[seq]
+            old = self._db.execute("SELECT layout, vals, strs FROM points "
+                                   "WHERE time_ns = ? AND series_id = ?", (time_ns, sid)).fetchone()
+            merged = self._layout(old[0]).fields(old[1], old[2])
+            merged.update(self._layout(lid).fields(vals, strs))
+            encoded = self._encode(merged)
+            if encoded == tuple(old):
+                continue
+            self._db.execute("UPDATE points SET seq = ?, layout = ?, vals = ?, strs = ?, dead = 0 "
+                             "WHERE time_ns = ? AND series_id = ?",
+                             (self._next_seq, *encoded, time_ns, sid))
+            self._next_seq += 1
+            changed += 1
         return changed
 
-    def _forget_uncommitted_series(self) -> None:
-        """A rolled-back transaction may have created series rows the cache still remembers."""
-        self._series = {(m, t): (sid, prefix) for sid, m, t, prefix in self._db.execute(
-            "SELECT id, measurement, tags, prefix FROM series")}
-        self._series_fast = {}
+    def _forget_uncommitted(self) -> None:
+        """A rolled-back transaction may have created series and layouts the caches remember,
+        and moved heartbeats on for points that were not stored."""
+        self._load_caches()
+        self._last = {}
+        self._last_loaded = False
+        self._deferred = []
+        for sid, held in reversed(self._left_out_undo):
+            if held is None:
+                self._left_out.pop(sid, None)
+            else:
+                self._left_out[sid] = held
+        self._left_out_undo = []
 
-    def _row(self, point: Point) -> tuple[int, int, str, str | None] | None:
+    def _row(self, point: Point, checked: bool = False) -> Row | None:
         fields = point.fields
-        for value in fields.values():
-            if type(value) is float and not math.isfinite(value):
-                # orjson would write NaN as null; drop it here, count it, keep the rest
-                finite = {k: v for k, v in fields.items()
-                          if not (type(v) is float and not math.isfinite(v))}
-                self.nonfinite_dropped += len(fields) - len(finite)
-                if not finite:
-                    return None
-                fields = finite
-                break
-        try:
-            encoded = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
-        except TypeError as exc:
-            raise TypeError(f"{point.measurement}: field values must be float, int, bool or str: "
-                            f"{exc}") from None
-        line = field_set(fields)[0] if self.keep_lines else None
-        return (self._series_id(point.measurement, point.tags), point.time_ns, encoded, line)
+        names = tuple(fields)
+        values = tuple(fields.values())
+        key = (names, tuple(map(type, values)))
+        lid = self._layout_fast.get(key)
+        if lid is None:
+            try:
+                lid = self._layout_id(names, kinds_of(values))
+            except TypeError as exc:
+                raise TypeError(f"{point.measurement}: {exc}") from None
+            self._layout_fast[key] = lid
+        vals, strs = pack(values)
+        if type(vals) is str and not checked and "null" in vals:   # orjson wrote NaN as null
+            return self._row_without_nonfinite(point)
+        return (self._series_id(point.measurement, point.tags), point.time_ns, lid, vals, strs)
+
+    def _row_without_nonfinite(self, point: Point) -> Row | None:
+        """NaN and infinity cannot be stored or shipped: drop them, count them, keep the rest."""
+        finite = {k: v for k, v in point.fields.items()
+                  if not (type(v) is float and not math.isfinite(v))}
+        self.nonfinite_dropped += len(point.fields) - len(finite)
+        if not finite:
+            return None
+        return self._row(Point(point.measurement, point.tags, finite, point.time_ns), checked=True)
+
+    def _encode(self, fields: Mapping[str, FieldValue]) -> tuple[int, bytes | str, str | None]:
+        values = tuple(fields.values())
+        return (self._layout_id(tuple(fields), kinds_of(values)), *pack(values))
+
+    def _layout_id(self, names: tuple[str, ...], kinds: str) -> int:
+        lid = self._layout_ids.get((names, kinds))
+        if lid is None:
+            lid = self._db.execute(
+                "INSERT INTO layouts (names, kinds) VALUES (?, ?) ON CONFLICT (names, kinds) "
+                "DO UPDATE SET kinds = excluded.kinds RETURNING id",
+                (orjson.dumps(names).decode(), kinds)).fetchone()[0]
+            self._layouts[lid] = Layout(lid, names, kinds)
+            self._layout_ids[(names, kinds)] = lid
+        return lid
+
+    def _layout(self, lid: int) -> Layout:
+        layout = self._layouts.get(lid)
+        if layout is None:   # written by another process since we read the table
+            with self._read_lock:
+                names, kinds = self._read.execute("SELECT names, kinds FROM layouts WHERE id = ?",
+                                                  (lid,)).fetchone()
+            layout = self._layouts[lid] = Layout(lid, json.loads(names), kinds)
+        return layout
+
+    def _load_new_layouts(self) -> None:
+        """Layouts another process (the collector, beside a report) added since we looked."""
+        for lid, names, kinds in self._read.execute(
+                "SELECT id, names, kinds FROM layouts WHERE id > ?", (max(self._layouts, default=0),)):
+            self._layouts.setdefault(lid, Layout(lid, json.loads(names), kinds))
 
     def _series_id(self, measurement: str, tags: Mapping[str, str]) -> int:
-        fast_key = (measurement, tuple(sorted(tags.items())))
+        fast_key = (measurement, tuple(tags.items()))
         hit = self._series_fast.get(fast_key)
         if hit is not None:
             return hit
         tags_key = _canonical_tags(tags)
-        known = self._series.get((measurement, tags_key))
-        if known is not None:
-            self._series_fast[fast_key] = known[0]
-            return known[0]
-        prefix = series_prefix(measurement, tags)
-        cur = self._db.execute(
-            "INSERT INTO series (measurement, tags, prefix) VALUES (?, ?, ?) "
-            "ON CONFLICT (measurement, tags) DO UPDATE SET prefix = excluded.prefix RETURNING id",
-            (measurement, tags_key, prefix),
-        )
-        sid = cur.fetchone()[0]
-        self._series[(measurement, tags_key)] = (sid, prefix)
+        sid = self._series.get((measurement, tags_key))
+        if sid is None:
+            prefix = series_prefix(measurement, tags)
+            sid = self._db.execute(
+                "INSERT INTO series (measurement, tags, prefix) VALUES (?, ?, ?) "
+                "ON CONFLICT (measurement, tags) DO UPDATE SET prefix = excluded.prefix "
+                "RETURNING id", (measurement, tags_key, prefix)).fetchone()[0]
+            self._series[(measurement, tags_key)] = sid
+            self._prefix[sid] = prefix
         self._series_fast[fast_key] = sid
         return sid
+
+    def _series_prefix(self, sid: int) -> str:
+        prefix = self._prefix.get(sid)
+        if prefix is None:   # created by another process since we read the table
+            with self._read_lock:
+                prefix = self._prefix[sid] = self._read.execute(
+                    "SELECT prefix FROM series WHERE id = ?", (sid,)).fetchone()[0]
+        return prefix
 
     # -- cursors -----------------------------------------------------------------------------
 
     def cursor(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM cursors WHERE key = ?", (key,)).fetchone()
+        with self._read_lock:
+            row = self._read.execute("SELECT value FROM cursors WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def cursors(self, prefix: str = "") -> dict[str, str]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._read.execute(
                 "SELECT key, value FROM cursors WHERE key >= ? AND key < ? ORDER BY key",
                 (prefix, prefix + "\U0010ffff"),
             ).fetchall()
@@ -265,40 +541,48 @@ class Store:
 
     # -- shipping ----------------------------------------------------------------------------
 
-    def next_batch(self, limit: int) -> list[BatchItem]:
-        """The oldest pending points as line protocol, in the order they were first stored."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT p.id, p.rev, s.prefix || ' ' || p.line || ' ' || p.time_ns, "
-                "CASE WHEN p.line IS NULL THEN s.prefix END, "
-                "CASE WHEN p.line IS NULL THEN p.fields END, p.time_ns "
-                "FROM points p JOIN series s ON s.id = p.series_id "
-                "WHERE p.state = 0 ORDER BY p.id LIMIT ?", (limit,)).fetchall()
-        batch = []
-        for pid, rev, line, prefix, fields, time_ns in rows:
-            if line is None:  # merged, or stored without InfluxDB: build it from the JSON
-                line = f"{prefix} {field_set(orjson.loads(fields))[0]} {time_ns}"
-            batch.append(BatchItem(pid, rev, line))
+    def next_batch(self, limit: int, after: int = 0) -> list[BatchItem]:
+        """The oldest pending points (after seq `after`, if given) as line protocol, in the
+        order they were stored."""
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT seq, series_id, time_ns, layout, vals, strs FROM points "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
+                (max(after, self._shipped_through(self._read)), limit)).fetchall()
+        layouts, prefixes = self._layouts, self._prefix
+        batch: list[BatchItem] = []
+        append = batch.append
+        for seq, sid, time_ns, lid, vals, strs in rows:   # the forwarder's hot loop
+            layout = layouts.get(lid) or self._layout(lid)
+            prefix = prefixes.get(sid) or self._series_prefix(sid)
+            fields = (layout.packed_field_set(vals, strs) if type(vals) is bytes
+                      else layout.field_set(orjson.loads(vals)) or "")
+            append(BatchItem(seq, f"{prefix} {fields} {time_ns}"))
         return batch
 
     def mark_shipped(self, items: Sequence[BatchItem]) -> None:
+        """InfluxDB has `items`, and (batches ship in order) everything stored before them."""
+        if not items:
+            return
         with self._transaction(f"cannot mark {len(items)} points shipped (they will be "
                                "shipped again)"):
-            self._db.executemany(
-                "UPDATE points SET state = 1, line = NULL WHERE id = ? AND rev = ?",
-                [(it.id, it.rev) for it in items])
+            self._set_shipped(max(item.id for item in items))
+
+    def _set_shipped(self, seq: int) -> None:
+        self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                         "DO UPDATE SET value = max(value, excluded.value)", (_SHIPPED, seq))
 
     def dead_letter(self, item: BatchItem, reason: str) -> None:
         """Keep a line InfluxDB refused, with its reason, and stop trying to ship it."""
         with self._transaction("cannot keep a dead letter"):
             self._db.execute("INSERT INTO dead_letters (line, reason, at_ns) VALUES (?, ?, ?)",
                              (item.line, reason, time.time_ns()))
-            self._db.execute("UPDATE points SET state = ?, line = NULL WHERE id = ? AND rev = ?",
-                             (DEAD, item.id, item.rev))
+            self._db.execute("UPDATE points SET dead = 1 WHERE seq = ?", (item.id,))
+            self._set_shipped(item.id)
 
     def dead_letters(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return self._db.execute("SELECT line, reason FROM dead_letters ORDER BY id").fetchall()
+        with self._read_lock:
+            return self._read.execute("SELECT line, reason FROM dead_letters ORDER BY id").fetchall()
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -314,8 +598,8 @@ class Store:
                  if kept else "")
         with self._transaction("cannot prune shipped points"):
             pruned = self._db.execute(
-                f"DELETE FROM points WHERE state != 0 AND time_ns < ?{spare}", (older_than_ns, *kept)
-            ).rowcount
+                f"DELETE FROM points WHERE time_ns < ? AND seq <= ?{spare}",
+                (older_than_ns, self._shipped_through(), *kept)).rowcount
             if pruned:
                 self._db.execute(
                     "INSERT INTO cursors (key, value, updated_ns) VALUES (?, ?, ?) "
@@ -331,10 +615,10 @@ class Store:
         return int(value) if value is not None else None
 
     def used_bytes(self) -> int:
-        with self._lock:
-            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
-            pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-            free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        with self._read_lock:
+            page_size = self._read.execute("PRAGMA page_size").fetchone()[0]
+            pages = self._read.execute("PRAGMA page_count").fetchone()[0]
+            free = self._read.execute("PRAGMA freelist_count").fetchone()[0]
         return (pages - free) * page_size
 
     def enforce_size(self, max_bytes: int, chunk: int = 10_000) -> int:
@@ -347,14 +631,15 @@ class Store:
         target = int(max_bytes * 0.9)
         while self.used_bytes() > max_bytes or (discarded and self.used_bytes() > target):
             with self._lock:
+                shipped = self._shipped_through()
                 removed = self._db.execute(
-                    "DELETE FROM points WHERE id IN (SELECT id FROM points WHERE state != 0 "
-                    "ORDER BY id LIMIT ?)", (chunk,)).rowcount
+                    "DELETE FROM points WHERE seq IN (SELECT seq FROM points WHERE seq <= ? "
+                    "ORDER BY seq LIMIT ?)", (shipped, chunk)).rowcount
                 if removed:
                     continue
                 removed = self._db.execute(
-                    "DELETE FROM points WHERE id IN (SELECT id FROM points WHERE state = 0 "
-                    "ORDER BY id LIMIT ?)", (chunk,)).rowcount
+                    "DELETE FROM points WHERE seq IN (SELECT seq FROM points WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?)", (shipped, chunk)).rowcount
                 if not removed:
                     break
                 discarded += removed
@@ -365,44 +650,63 @@ class Store:
                         max_bytes / 1e6, discarded)
         return discarded
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it, unless a reader still needs it."""
+        with self._lock:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.debug("local store %s: WAL checkpoint deferred, a reader is active", self.path)
+
     def _bump(self, name: str, amount: int) -> None:
         self._db.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", (name, amount))
 
-    def stats(self) -> StoreStats:
-        with self._lock:
-            counts = dict(self._db.execute("SELECT state, count(*) FROM points GROUP BY state"))
-            dead = self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-            discarded = self._db.execute(
+    def figures(self) -> StoreStats:
+        """What health reports every minute, without counting rows: dead letters, size and
+        discarded points (pending and shipped are 0 here; `stats` counts them)."""
+        with self._read_lock:
+            dead = self._read.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            discarded = self._read.execute(
                 "SELECT value FROM counters WHERE name = 'discarded_by_size'").fetchone()
-        return StoreStats(pending=counts.get(PENDING, 0), shipped=counts.get(SHIPPED, 0),
-                          dead_letters=dead, size_bytes=self.used_bytes(),
+        return StoreStats(pending=0, shipped=0, dead_letters=dead, size_bytes=self.used_bytes(),
                           discarded=discarded[0] if discarded else 0)
 
+    def stats(self) -> StoreStats:
+        """`figures` with the pending and shipped points counted (reads the whole table)."""
+        figures = self.figures()
+        with self._read_lock:
+            shipped_through = self._shipped_through(self._read)
+            pending = self._read.execute("SELECT count(*) FROM points WHERE seq > ?",
+                                         (shipped_through,)).fetchone()[0]
+            shipped = self._read.execute("SELECT count(*) FROM points WHERE seq <= ? AND dead = 0",
+                                         (shipped_through,)).fetchone()[0]
+        return StoreStats(pending=pending, shipped=shipped, dead_letters=figures.dead_letters,
+                          size_bytes=figures.size_bytes, discarded=figures.discarded)
+
     def pending_count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT count(*) FROM points WHERE state = 0").fetchone()[0]
+        with self._read_lock:
+            return self._read.execute("SELECT count(*) FROM points WHERE seq > ?",
+                                      (self._shipped_through(self._read),)).fetchone()[0]
 
     # -- reading (the embedded database) ----------------------------------------------------
 
     def measurements(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute(
+        with self._read_lock:
+            return [r[0] for r in self._read.execute(
                 "SELECT DISTINCT measurement FROM series ORDER BY measurement")]
 
     def counts(self) -> dict[str, int]:
         """Points per measurement (dead letters left out), for summaries and tests."""
-        with self._lock:
-            return dict(self._db.execute(
+        with self._read_lock:
+            return dict(self._read.execute(
                 "SELECT s.measurement, count(*) FROM points p JOIN series s ON s.id = p.series_id "
-                "WHERE p.state != 2 GROUP BY s.measurement ORDER BY s.measurement").fetchall())
+                "WHERE p.dead = 0 GROUP BY s.measurement ORDER BY s.measurement").fetchall())
 
-    def query(self, measurement: str, start_ns: int | None = None, end_ns: int | None = None,
-              tags: Mapping[str, str] | None = None, chunk: int = 50_000) -> Iterator[list[StoredPoint]]:
-        """Points of one measurement in time order, in chunks, for export and reports."""
-        with self._lock:
-            series = self._db.execute(
+    def _series_of(self, measurement: str,
+                   tags: Mapping[str, str] | None = None) -> dict[int, dict[str, str]]:
+        with self._read_lock:
+            series = self._read.execute(
                 "SELECT id, tags FROM series WHERE measurement = ?", (measurement,)).fetchall()
         wanted = {}
         for sid, tags_json in series:
@@ -410,80 +714,86 @@ class Store:
             if tags and any(tag_map.get(k) != v for k, v in tags.items()):
                 continue
             wanted[sid] = tag_map
-        if not wanted:
-            return
-        marks = ",".join("?" * len(wanted))
-        sql = (f"SELECT series_id, time_ns, fields FROM points WHERE series_id IN ({marks}) "
-               "AND time_ns >= ? AND time_ns < ? AND state != 2 ORDER BY time_ns, series_id")
-        params = [*wanted, start_ns if start_ns is not None else -(2**63),
-                  end_ns if end_ns is not None else 2**63 - 1]
-        with self._lock:
-            cur = self._db.cursor()
+        return wanted
+
+    def _rows(self, series: Mapping[int, object], start_ns: int | None, end_ns: int | None,
+              chunk: int) -> Iterator[list[tuple]]:
+        """(series, time, layout, vals, strs) of those series in time order, in chunks."""
+        marks = ",".join("?" * len(series))
+        sql = (f"SELECT series_id, time_ns, layout, vals, strs FROM points INDEXED BY points_time "
+               f"WHERE time_ns >= ? AND time_ns < ? AND series_id IN ({marks}) AND dead = 0 "
+               "ORDER BY time_ns, series_id")
+        params = [start_ns if start_ns is not None else -(2**63),
+                  end_ns if end_ns is not None else 2**63 - 1, *series]
+        with self._read_lock:
+            cur = self._read.cursor()
             cur.execute(sql, params)
             rows = cur.fetchmany(chunk)
         while rows:
-            yield [StoredPoint(measurement, wanted[sid], t, orjson.loads(fl)) for sid, t, fl in rows]
-            with self._lock:
+            yield rows
+            with self._read_lock:
                 rows = cur.fetchmany(chunk)
 
-    def changed_since(self, mark: int, measurements: Iterable[str]) -> tuple[int | None, int]:
-        """(earliest point time among the rows of `measurements` added after row id `mark`,
-        the newest row id).
+    def query(self, measurement: str, start_ns: int | None = None, end_ns: int | None = None,
+              tags: Mapping[str, str] | None = None, chunk: int = 50_000) -> Iterator[list[StoredPoint]]:
+        """Points of one measurement in time order, in chunks, for export and reports."""
+        wanted = self._series_of(measurement, tags)
+        if not wanted:
+            return
+        for rows in self._rows(wanted, start_ns, end_ns, chunk):
+            yield [StoredPoint(measurement, wanted[sid], t, self._layout(lid).fields(vals, strs))
+                   for sid, t, lid, vals, strs in rows]
 
-        Row ids grow with every new row, so a derived-data job finds what arrived since its
-        last run, late data included, by a range scan over the new rows only. A merge into an
-        existing row keeps its id and is not seen. Returns (None, newest id) when none of the
-        new rows is of `measurements`.
+    def changed_since(self, mark: int, measurements: Iterable[str]) -> tuple[int | None, int]:
+        """(earliest point time among the rows of `measurements` stored after seq `mark`, the
+        newest seq).
+
+        A row new or changed takes the next seq, so a derived-data job finds what arrived since
+        its last run, late data and rewritten points included, by a range scan over the new
+        rows only. Returns (None, newest seq) when none of them is of `measurements`.
         """
         names = sorted(set(measurements))
         marks = ",".join("?" * len(names))
-        with self._lock:
-            newest = self._db.execute("SELECT max(id) FROM points").fetchone()[0]
+        with self._read_lock:
+            newest = self._read.execute("SELECT max(seq) FROM points").fetchone()[0]
             if newest is None or newest <= mark or not names:
                 return None, max(mark, newest or 0)
-            first = self._db.execute(
-                f"SELECT min(time_ns) FROM points WHERE id > ? AND id <= ? AND state != 2 AND "
+            first = self._read.execute(
+                f"SELECT min(time_ns) FROM points WHERE seq > ? AND seq <= ? AND dead = 0 AND "
                 f"series_id IN (SELECT id FROM series WHERE measurement IN ({marks}))",
                 (mark, newest, *names)).fetchone()[0]
         return first, newest
 
     def first_time(self, measurement: str) -> int | None:
-        """The earliest point time of a measurement (an index scan, no sort), or None."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT min(p.time_ns) FROM points p JOIN series s ON s.id = p.series_id "
-                "WHERE s.measurement = ? AND p.state != 2", (measurement,)).fetchone()
+        """The earliest point time of a measurement, or None."""
+        series = self._series_of(measurement)
+        if not series:
+            return None
+        marks = ",".join("?" * len(series))
+        with self._read_lock:
+            row = self._read.execute(
+                f"SELECT min(time_ns) FROM points WHERE series_id IN ({marks}) AND dead = 0",
+                list(series)).fetchone()
         return row[0] if row else None
 
     def query_rows(self, measurement: str, fields: Sequence[str], start_ns: int | None = None,
                    end_ns: int | None = None, chunk: int = 100_000
                    ) -> Iterator[tuple[dict[int, dict[str, str]], list[tuple]]]:
-        """Selected fields of one measurement as rows (series_id, time_ns, *values), per series
-        in time order, in chunks, with the series' tags. SQLite extracts the fields, so a year
-        of 10 s data exports without decoding every point's JSON in Python. JSON booleans come
-        back as 0/1: callers coerce by the declared field type.
-        """
-        with self._lock:
-            series = self._db.execute(
-                "SELECT id, tags FROM series WHERE measurement = ?", (measurement,)).fetchall()
-        if not series:
+        """Selected fields of one measurement as rows (series_id, time_ns, *values) in time
+        order, in chunks, with the series' tags; a field a point lacks is None. Only the
+        wanted values of each row are decoded, so a year of 10 s data exports quickly."""
+        tags = self._series_of(measurement)
+        if not tags:
             return
-        tags = {sid: json.loads(t) for sid, t in series}
-        columns = ", json_extract(fields, ?)" * len(fields)
-        marks = ",".join("?" * len(tags))
-        sql = (f"SELECT series_id, time_ns{columns} FROM points WHERE series_id IN ({marks}) "
-               "AND time_ns >= ? AND time_ns < ? AND state != 2 ORDER BY series_id, time_ns")
-        params = [*('$."' + name.replace('"', '\\"') + '"' for name in fields), *tags,
-                  start_ns if start_ns is not None else -(2**63),
-                  end_ns if end_ns is not None else 2**63 - 1]
-        with self._lock:
-            cur = self._db.cursor()
-            cur.execute(sql, params)
-            rows = cur.fetchmany(chunk)
-        while rows:
-            yield tags, rows
-            with self._lock:
-                rows = cur.fetchmany(chunk)
+        pickers: dict[int, Callable] = {}
+        for rows in self._rows(tags, start_ns, end_ns, chunk):
+            out = []
+            for sid, time_ns, lid, vals, strs in rows:
+                pick = pickers.get(lid)
+                if pick is None:
+                    pick = pickers[lid] = self._layout(lid).picker(fields)
+                out.append((sid, time_ns, *pick(vals, strs)))
+            yield tags, out
 
     def nearest_rows(self, measurement: str, fields: Sequence[str], time_ns: int, before: bool
                      ) -> tuple[dict[int, dict[str, str]], list[tuple]]:
@@ -491,29 +801,39 @@ class Store:
         before it (`before`), else the first at or after it; however far away it is. Rows as
         in `query_rows`. Interpolating at a boundary needs the samples either side of it.
         """
-        with self._lock:
-            series = self._db.execute(
-                "SELECT id, tags FROM series WHERE measurement = ?", (measurement,)).fetchall()
-        if not series or not fields:
+        tags = self._series_of(measurement)
+        wanted = set(fields)
+        with self._read_lock:
+            self._load_new_layouts()
+        layouts = [lid for lid, layout in self._layouts.items() if wanted & set(layout.names)]
+        if not tags or not layouts:
             return {}, []
-        paths = ['$."' + name.replace('"', '\\"') + '"' for name in fields]
-        columns = ", json_extract(fields, ?)" * len(fields)
-        has = " OR ".join(["json_extract(fields, ?) IS NOT NULL"] * len(fields))
-        sql = (f"SELECT series_id, time_ns{columns} FROM points WHERE series_id = ? AND time_ns "
-               f"{'<' if before else '>='} ? AND state != 2 AND ({has}) "
+        marks = ",".join("?" * len(layouts))
+        sql = (f"SELECT time_ns, layout, vals, strs FROM points INDEXED BY points_series "
+               f"WHERE series_id = ? AND time_ns "
+               f"{'<' if before else '>='} ? AND dead = 0 AND layout IN ({marks}) "
                f"ORDER BY time_ns {'DESC' if before else 'ASC'} LIMIT 1")
         rows = []
-        with self._lock:
-            for sid, _ in series:
-                row = self._db.execute(sql, (*paths, sid, time_ns, *paths)).fetchone()
+        with self._read_lock:
+            for sid in tags:
+                row = self._read.execute(sql, (sid, time_ns, *layouts)).fetchone()
                 if row is not None:
-                    rows.append(row)
-        return {sid: json.loads(t) for sid, t in series}, rows
+                    t, lid, vals, strs = row
+                    rows.append((sid, t, *self._layout(lid).picker(fields)(vals, strs)))
+        return tags, rows
 
     def close(self) -> None:
+        try:
+            self.store_left_out()
+        except StoreError as exc:
+            log.error("%s: the last unchanged samples are not stored; a value's end may read up "
+                      "to a heartbeat early", exc)
+        with self._read_lock:
+            if self._read is not self._db:
+                self._read.close()
         with self._lock:
             try:
-                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
                 log.warning("local store %s: checkpoint at close failed: %s", self.path, exc)
             self._db.close()

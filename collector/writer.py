@@ -23,7 +23,7 @@ from collector.health import COLLECTOR, Health
 from collector.http_outcomes import redact_text
 from collector.log_throttle import LogThrottle
 from collector.points import Point
-from collector.store import Store, StoreError
+from collector.store import Store, StoreError, Written
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,10 @@ class PointWriter:
         self.store = store
         self.health = health
         self.max_held = max_held
-        self._queue: list[tuple[Sequence[Point], Mapping[str, str] | None, str, asyncio.Future]] = []
+        self._queue: list[tuple[Sequence[Point], Mapping[str, str] | None, str, float | None,
+                                asyncio.Future]] = []
         self._committer: asyncio.Task | None = None
-        self._held: list[Sequence[Point]] = []
+        self._held: list[tuple[Sequence[Point], float | None]] = []
         self._held_points = 0
         self._refusals = LogThrottle(log, STORE_REMINDER_EVERY)
         self._refused = 0             # commits refused since the last that succeeded
@@ -51,12 +52,18 @@ class PointWriter:
         return self._held_points
 
     async def write(self, points: Sequence[Point], cursors: Mapping[str, str] | None = None,
-                    source: str = "") -> int:
-        """Commit points and cursors together; returns how many rows were new or changed."""
+                    source: str = "", heartbeat: float | None = None) -> int:
+        """Commit points and cursors together; returns how many rows were new or changed.
+
+        `heartbeat` (seconds): write on change. A point whose fields equal its series' last
+        stored point is not stored again until that long after it (for points stamped with the
+        poll time; see `Store.append`); the last point left out is stored with the series' next
+        change, so the old value ends exactly. None or 0 stores every point.
+        """
         if not points and not cursors:
             return 0
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._queue.append((points, cursors, source, future))
+        self._queue.append((points, cursors, source, heartbeat, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop())
         return await future
@@ -66,7 +73,7 @@ class PointWriter:
             group, self._queue = self._queue, []
             held = self._held
             try:
-                changed = await asyncio.to_thread(self._commit, group, held)
+                written = await asyncio.to_thread(self._commit, group, held)
             except Exception as exc:  # every waiter hears about it; nothing was committed
                 if isinstance(exc, StoreError):
                     self._hold(group)
@@ -90,28 +97,31 @@ class PointWriter:
             if held:
                 self._held, self._held_points = [], 0
                 self.health.gauge(COLLECTOR, "held_points", 0)
-            for (points, _, source, future), count in zip(group, changed, strict=True):
+            for (points, _, source, _, future), result in zip(group, written, strict=True):
                 if source:
-                    self.health.count(source, "points", len(points))
+                    self.health.count(source, "points",
+                                      len(points) - result.unchanged + result.value_ends)
+                    if result.unchanged:
+                        self.health.count(source, "points_unchanged", result.unchanged)
                 if not future.done():
-                    future.set_result(count)
+                    future.set_result(result.changed)
 
     def _hold(self, group: list) -> None:
         """Keep a failed group's points (not its cursors) for the next successful commit."""
         self.health.count(COLLECTOR, "store_errors")
-        for points, *_ in group:
+        for points, _, _, heartbeat, _ in group:
             if points:
-                self._held.append(points)
+                self._held.append((points, heartbeat))
                 self._held_points += len(points)
         while self._held_points > self.max_held and self._held:
-            dropped = self._held.pop(0)
+            dropped, _ = self._held.pop(0)
             self._held_points -= len(dropped)
             self.health.count(COLLECTOR, "held_dropped", len(dropped))
             log.error("local store %s still refuses writes: %d held points over the in-memory "
                       "bound of %d dropped (oldest first)", self.store.path, len(dropped), self.max_held)
         self.health.gauge(COLLECTOR, "held_points", self._held_points)
 
-    def _commit(self, group: list, held: list[Sequence[Point]]) -> list[int]:
-        groups = [(points, None) for points in held]
-        groups.extend((points, cursors) for points, cursors, _, _ in group)
-        return self.store.append_groups(groups)[len(held):]
+    def _commit(self, group: list, held: list[tuple[Sequence[Point], float | None]]) -> list[Written]:
+        groups: list[tuple] = [(points, None, heartbeat) for points, heartbeat in held]
+        groups.extend((points, cursors, heartbeat) for points, cursors, _, heartbeat, _ in group)
+        return self.store.commit_groups(groups)[len(held):]

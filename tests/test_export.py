@@ -33,7 +33,7 @@ def _points() -> list[Point]:
 
 @pytest.fixture
 def store() -> Store:
-    st = Store(":memory:", keep_lines=False)
+    st = Store(":memory:")
     points = _points()
     st.append(points)
     deriver = SessionDeriver(SessionsSection(tariff="fixed", price=0.3), st, None)
@@ -135,7 +135,7 @@ def test_influxdb_and_store_give_the_same_csv(store, influxdb, influx_db, kind):
 
 def test_cli_export_to_file_and_errors(tmp_path, capsys):
     path = tmp_path / "s.db"
-    st = Store(path, keep_lines=False)
+    st = Store(path)
     st.append(_points())
     st.close()
     out = tmp_path / "daily.csv"

@@ -64,7 +64,7 @@ def test_the_demo_serves_it_and_writes_its_section_and_history(fake, tmp_path):
         demo.stop_simulators()
     assert reading["energy_wh"] > 0
 
-    store = Store(tmp_path / "history.db", keep_lines=False)
+    store = Store(tmp_path / "history.db")
     try:
         counts = generate_history(store, END - timedelta(hours=6), END)
     finally:
@@ -74,7 +74,7 @@ def test_the_demo_serves_it_and_writes_its_section_and_history(fake, tmp_path):
 
 def test_the_export_knows_it(fake, tmp_path, capsys):
     db = tmp_path / "history.db"
-    store = Store(db, keep_lines=False)
+    store = Store(db)
     try:
         generate_history(store, END - timedelta(days=2), END)
     finally:

@@ -3,6 +3,7 @@
 import asyncio
 import gzip
 import time
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,76 @@ def test_forwarder_keeps_the_backlog_through_auth_errors_and_retries(store):
         assert drain(forwarder)
         target.close()
     assert store.pending_count() == 0
+
+
+def test_the_forwarder_process_ships_relays_its_health_and_flushes_when_stopped(
+        tmp_path, influxdb, influx_db):
+    from collector.forwarder_process import ForwarderProcess
+    from collector.health import COLLECTOR
+
+    store = Store(tmp_path / "s.db")
+    store.append(points(3000))
+    health = Health()
+    config = InfluxV1(api="v1", url=influxdb.url, database=influx_db)
+    shipper = ForwarderProcess(store.path, "full", config, 500, health, grace=10.0)
+
+    async def scenario():
+        shipper.start()
+        deadline = time.monotonic() + 30
+        while health.get(COLLECTOR, "shipped") < 3000:      # relayed from the child
+            assert time.monotonic() < deadline, "no health from the forwarder process"
+            await asyncio.sleep(0.05)
+        store.append(points(500, start=1_800_000_000_000_000_000))
+        await shipper.stop()                                 # ships those before it exits
+
+    asyncio.run(scenario())
+    assert not shipper.alive
+    assert store.pending_count() == 0
+    assert influxdb.count(influx_db, "charge", "power_w") == 3500
+    assert health.gauges[COLLECTOR]["influx_ok"] is True
+    store.close()
+
+
+def test_the_forwarder_process_exits_when_the_collector_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(f"""
+import asyncio, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from collector.config_types import InfluxV1
+from collector.forwarder_process import ForwarderProcess
+from collector.health import Health
+from collector.store import Store
+
+Store({str(tmp_path / "s.db")!r}).close()
+shipper = ForwarderProcess({str(tmp_path / "s.db")!r}, "full",
+                           InfluxV1(api="v1", url="http://127.0.0.1:9", database="x"), 100, Health())
+async def main():
+    shipper.start()
+    print(shipper._proc.pid, flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+""")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)                                    # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the forwarder process outlived the collector by 15 s")
+    finally:
+        parent.kill()
+        parent.wait()

@@ -25,7 +25,7 @@ def _points(store: Store, measurement: str, **tags: str) -> list:
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory):
     """Two days of history in an embedded store, and the counts the generator returned."""
-    store = Store(tmp_path_factory.mktemp("history") / "s.db", synchronous="normal", keep_lines=False)
+    store = Store(tmp_path_factory.mktemp("history") / "s.db", synchronous="normal")
     counts = generate_history(store, END - timedelta(days=2), END, seed=1)
     yield store, counts
     store.close()
@@ -86,7 +86,7 @@ def test_the_same_seed_gives_the_same_points_and_another_seed_does_not(tmp_path)
     start, end = END - timedelta(hours=3), END
 
     def dump(seed: int, name: str) -> dict:
-        store = Store(tmp_path / name, synchronous="normal", keep_lines=False)
+        store = Store(tmp_path / name, synchronous="normal")
         generate_history(store, start, end, seed=seed)
         out = {m: [(p.tags, p.time_ns, p.fields) for p in _points(store, m)] for m in store.counts()}
         store.close()
@@ -100,7 +100,7 @@ def test_the_same_seed_gives_the_same_points_and_another_seed_does_not(tmp_path)
 def test_overlapping_windows_agree_on_counters(days, tmp_path):
     """Counters count from a fixed anchor, so a shorter history holds the same values."""
     store, _ = days
-    short = Store(tmp_path / "short.db", keep_lines=False)
+    short = Store(tmp_path / "short.db")
     generate_history(short, END - timedelta(hours=1), END, seed=1)
     window = (_ns(END - timedelta(hours=1)), _ns(END))
     for measurement in ("goe_status", "evcc_site", "ovms_charge"):

@@ -40,7 +40,7 @@ def _fill(store: Store) -> None:
 
 
 def test_summary_and_html(tmp_path):
-    store = Store(":memory:", keep_lines=False)
+    store = Store(":memory:")
     _fill(store)
     a = analyse(StoreReader(store), parse_when("2026-01-01", UTC), parse_when("2026-03-01", UTC), UTC)
     t = a.totals
@@ -75,7 +75,7 @@ def _rows_sum(frame, column):
 
 def test_every_headline_is_the_sum_of_its_rows_to_the_wh_and_cent():
     """Sessions with fractional Wh and prices: rounded once per session, every total adds up."""
-    store = Store(":memory:", keep_lines=False)
+    store = Store(":memory:")
     start = ts("2026-03-01T17:00:00+00:00")
     pts = []
     for k, (serial, power, share) in enumerate([("012345", 7333.3, 0.37), ("999999", 3111.1, None),
@@ -110,7 +110,7 @@ def test_period_range_local_calendar():
 
 def test_cli_report_html(tmp_path, capsys):
     path = tmp_path / "s.db"
-    store = Store(path, keep_lines=False)
+    store = Store(path)
     _fill(store)
     store.close()
     out = tmp_path / "r.html"

@@ -66,7 +66,7 @@ def interpolated(times_s: np.ndarray, wh: np.ndarray, at_ns: int) -> float:
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "r.db", keep_lines=False)
+    s = Store(tmp_path / "r.db")
     yield s
     s.close()
 
@@ -158,11 +158,15 @@ def test_late_data_recomputes_the_day_and_overwrites_the_same_point(store):
     [march] = [p for k, p in stored(store, "rollup_monthly").items() if k[2] == "2026-03"]
     assert march.fields["energy_wh"] == pytest.approx(5500.0 - 1000.0, abs=1e-3)
     # nothing new: the next run writes nothing (same values, nothing shipped again)
-    mark = store.cursor(MARK)
-    assert store.pending_count() > 0
+    # (the mark may move past the rollups' own rewrites: a changed row takes a new seq)
+    pending = store.pending_count()
+    assert pending > 0
     before_count = store.counts()
     run(store, (base + 33 * 3600) * S)
-    assert store.counts() == before_count and store.cursor(MARK) == mark
+    assert store.counts() == before_count and store.pending_count() == pending
+    mark = store.cursor(MARK)
+    run(store, (base + 33 * 3600) * S)
+    assert store.cursor(MARK) == mark
 
 
 def test_a_counter_that_restarts_adds_its_increments(store):

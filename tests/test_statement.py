@@ -64,7 +64,7 @@ def _points() -> list:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("statement") / "s.db"
-    st = Store(path, keep_lines=False)
+    st = Store(path)
     st.append(_points())
     cfg = SessionsSection(**SECTION)
     sessions, _ = SessionDeriver(cfg, st, None).derive(ts("2026-04-10T00:00:00+00:00"))
@@ -160,7 +160,7 @@ def test_statement_for_the_current_month_of_the_demo(tmp_path, capsys):
     config = tmp_path / "config.toml"
     config.write_text(text)
     cfg = parse_config(__import__("tomllib").loads(text))
-    st = Store(tmp_path / "ev-collector.db", synchronous="normal", keep_lines=False)
+    st = Store(tmp_path / "ev-collector.db", synchronous="normal")
     generate_history(st, now - timedelta(days=3), now)
     sessions, _ = SessionDeriver(cfg.sessions, st, None).derive(int(now.timestamp()) * S)
     st.append(sessions)

@@ -81,7 +81,7 @@ class StoreReader:
     def open(cls, path: str | Path) -> StoreReader:
         from collector.store import Store
 
-        return cls(Store(path, keep_lines=False), owned=True)
+        return cls(Store(path), owned=True)
 
     def close(self) -> None:
         if self.owned:

@@ -206,6 +206,9 @@ class HistoryStream(Protocol):
     """What a source would have collected over a window, generated on a simulated clock."""
 
     repeated: frozenset[str]     # measurements whose points arrive more than once (refetched)
+    # measurements the source writes on change (stamped with the poll time): the history
+    # stores them as the collector would, with the default heartbeat
+    on_change: frozenset[str]
     cursors: dict[str, str]      # the bookmarks a collector would hold at the window's end
 
     def points(self, t0: int, t1: int) -> Iterable[Point]:

@@ -123,6 +123,7 @@ class FakeHistory:
     """One reading an hour."""
 
     repeated: frozenset[str] = frozenset()
+    on_change: frozenset[str] = frozenset()
 
     def __init__(self, world: Simulators, clock: ManualClock, start: int, end: int) -> None:
         self.sim = FakeSim(world)

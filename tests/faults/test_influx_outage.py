@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 
+from collector.config_types import InfluxV1
+from collector.health import COLLECTOR, Health
+from collector.influx import Forwarder, V1Target
+from collector.points import Point
 from collector.sim.base import SimServer
 from collector.sim.goe import GoeSimulator
 from collector.schema import all_measurements
@@ -80,3 +85,71 @@ def test_influxdb_down_for_a_while_every_point_arrives_once(tmp_path):
     assert_no_secrets([TOKEN], tmp_path / "collector.log", store)
     log = (tmp_path / "collector.log").read_text()
     assert "InfluxDB writes work again" in log
+
+
+class OutageClock:
+    """The forwarder's sense of time: while `virtual`, each of its waits passes at once and
+    moves this clock on, so an outage of many minutes takes a second; then real waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.virtual = True
+
+    def clock(self) -> float:
+        return self.now
+
+    async def wait(self, stop: asyncio.Event, seconds: float) -> None:
+        self.now += seconds
+        if self.virtual:
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+
+@pytest.mark.slow
+def test_after_a_ten_minute_outage_shipping_resumes_within_15_s(tmp_path):
+    """InfluxDB down for ten minutes of the forwarder's time (it probes and backs off as it
+    would in real time: waits are virtual while the real influxd is down), then up again:
+    the first write lands within 15 s of InfluxDB answering, and the backlog drains."""
+    store = Store(tmp_path / "store.db")
+    points = [Point("charge", {"dev": f"d{k % 10}"}, {"power_w": float(k), "n": k},
+                    1_700_000_000_000_000_000 + k * 10**9) for k in range(20_000)]
+    store.append(points)
+    health = Health()
+    time_ = OutageClock()
+    (tmp_path / "influx").mkdir()
+    with influx_server(tmp_path / "influx") as influx:
+        influx.create_database(DB)
+        target = V1Target(InfluxV1(api="v1", url=influx.url, database=DB, timeout=2.0))
+        forwarder = Forwarder(store, target, health, clock=time_.clock, wait=time_.wait)
+        influx.stop()
+
+        async def scenario() -> float:
+            stop = asyncio.Event()
+            task = asyncio.create_task(forwarder.run(stop))
+            while time_.now < 600:                       # ten minutes, for the forwarder
+                await asyncio.sleep(0.01)
+            time_.virtual = False
+            await asyncio.to_thread(influx.start)        # returns once influxd answers
+            back = time.monotonic()
+            while health.get(COLLECTOR, "shipped") == 0:
+                assert time.monotonic() - back < 30, "no write 30 s after InfluxDB came back"
+                await asyncio.sleep(0.05)
+            resumed = time.monotonic() - back
+            while store.pending_count():
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+            return resumed
+
+        try:
+            resumed = asyncio.run(scenario())
+            assert resumed < 15.0
+            assert health.get(COLLECTOR, "ship_failures") >= 1
+            assert influx.count(DB, "charge", "power_w") == len(points)
+        finally:
+            target.close()
+            store.close()

@@ -49,7 +49,7 @@ def test_job_writes_sessions_with_cursor_and_late_vehicle_data_overwrites(tmp_pa
 
 
 def test_windows_cover_a_long_history_once(tmp_path):
-    store = Store(tmp_path / "s.db", keep_lines=False)
+    store = Store(tmp_path / "s.db")
     day = [(3600 * 18, 1, 0), (3600 * 3, 2, 3000), (3600 * 3, 1, 0)]
     start = ts("2026-01-01T00:00:00+00:00")
     store.append(_as_points(goe(start, day * 40, step_s=600)))
@@ -60,7 +60,7 @@ def test_windows_cover_a_long_history_once(tmp_path):
 
 
 def test_evenergy_from_the_store_booleans_survive_sql_extraction(tmp_path):
-    store = Store(tmp_path / "s.db", keep_lines=False)
+    store = Store(tmp_path / "s.db")
     t0 = ts("2026-03-02T18:00:00+00:00")
     store.append([Point("evenergy_status", {"evse": "evse1"},
                         {"plugged_in": 0 < k < 8, "charging": 0 < k < 7,

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config_types import Duration, Model, SecretValue, instance_name
+from collector.config_types import DEFAULT_HEARTBEAT, Duration, Model, SecretValue, instance_name
 from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.evcc import counters, sessions
 from collector.sources.evcc.parse import TARIFF_TYPES
@@ -58,6 +58,9 @@ class Config(Model):
     password: SecretValue | None = None
     timeout: Duration = Field(default=10.0, gt=0)
     state_interval: Duration = 30.0
+    # The state carries no time of its own (poll or MQTT cycle time): a series whose values
+    # did not change is stored again only this often.
+    heartbeat: Duration = Field(default=DEFAULT_HEARTBEAT, ge=0.0)
     sessions: bool = True
     sessions_interval: Duration = 300.0
     # Sessions created this long before the newest one we hold are fetched again on every

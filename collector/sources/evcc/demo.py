@@ -11,6 +11,7 @@ from collector.sim.world import EVCC_SITE, EVCC_TARIFFS, ManualClock, Simulators
 from collector.sources.base import DemoHook
 from collector.sources.evcc import parse
 from collector.sources.evcc.cursors import SESSIONS
+from collector.sources.evcc.schema import MEASUREMENTS
 
 STATE_INTERVAL = 30          # the source's default state_interval
 NS = 1_000_000_000
@@ -37,6 +38,8 @@ class History:
 
     # each tariff forecast is fetched again and again
     repeated = frozenset({"evcc_tariff"})
+    # the site's state is stamped with the poll time
+    on_change = frozenset(m.name for m in MEASUREMENTS if m.on_change)
 
     def __init__(self, world: Simulators, clock: ManualClock, start: int, end: int) -> None:
         self.evcc, self.clock = world.evcc, clock

@@ -58,12 +58,13 @@ class EvccMqtt:
     def __init__(self, config: Any, ctx: SourceContext, site: str,
                  report: Callable[[CoercionReport, str], None],
                  rest_state: Callable[[], Awaitable[Any]] | None = None,
-                 meter_interval: float = 30.0) -> None:
+                 meter_interval: float = 30.0, heartbeat: float | None = None) -> None:
         self.config = config
         self.ctx = ctx
         self.site = site
         self.origin = origin(NAME, site)
         self.report = report
+        self.heartbeat = heartbeat   # write on change (see PointWriter.write)
         self.root = config.root
         self.topics: dict[str, str] = {}
         self.online: bool | None = None
@@ -408,7 +409,8 @@ class EvccMqtt:
                 if coarse and self._rest_state is not None:
                     points = await self._meters_from_rest(points, time_ns)
                 if points:
-                    await self.ctx.writer.write(points, source=self.origin)
+                    await self.ctx.writer.write(points, source=self.origin,
+                                                heartbeat=self.heartbeat)
                     self.snapshots_written += 1
             except Exception as exc:  # the store failed; the next snapshot tries again
                 self.ctx.health.count(self.origin, "polls_failed")

@@ -12,6 +12,7 @@ LOADPOINT_TITLE_TAG = Tag("loadpoint_title", "the loadpoint's title as set in ev
 
 _POLL_TIME = ("poll time of `/api/state` (evcc's state carries no timestamp); over MQTT the "
               "`<root>/updated` time evcc published with the state")
+_ON_CHANGE = "over REST and MQTT alike"
 
 SITE = Measurement(
     name="evcc_site",
@@ -19,6 +20,7 @@ SITE = Measurement(
                 "Grid fields from before evcc 0.133 (`gridPower`...) and battery fields from "
                 "before 0.301 (`batteryPower`...) land in the same fields.",
     time=_POLL_TIME,
+    on_change=_ON_CHANGE,
     tags=(SITE_TAG,),
     source=SOURCE,
     fields=(
@@ -59,6 +61,7 @@ PV = Measurement(
     name="evcc_pv",
     description="One PV inverter (evcc's `pv` array).",
     time=_POLL_TIME,
+    on_change=_ON_CHANGE,
     tags=(SITE_TAG, Tag("inverter", "position in evcc's `pv` list, from 1")),
     source=SOURCE,
     fields=(
@@ -71,6 +74,7 @@ BATTERY = Measurement(
     name="evcc_battery",
     description="One home battery (evcc's `battery` array, or `battery.devices` since 0.301).",
     time=_POLL_TIME,
+    on_change=_ON_CHANGE,
     tags=(SITE_TAG, Tag("battery", "position in evcc's battery list, from 1")),
     source=SOURCE,
     fields=(
@@ -86,6 +90,7 @@ LOADPOINT = Measurement(
     name="evcc_loadpoint",
     description="One evcc loadpoint (charger) and the vehicle connected to it.",
     time=_POLL_TIME,
+    on_change=_ON_CHANGE,
     tags=(SITE_TAG, Tag("loadpoint", "loadpoint id, from 1 as in evcc's API"), LOADPOINT_TITLE_TAG),
     source=SOURCE,
     fields=(
@@ -128,6 +133,7 @@ STATISTICS = Measurement(
     name="evcc_statistics",
     description="evcc's own charging statistics (`statistics` in the state).",
     time=_POLL_TIME,
+    on_change=_ON_CHANGE,
     tags=(SITE_TAG, Tag("period", "30d, 365d, thisYear or total")),
     source=SOURCE,
     fields=(

@@ -84,7 +84,7 @@ class EvccSource:
             # With a url, lifetime meters an old evcc rounds over MQTT are read over REST.
             self.mqtt = EvccMqtt(config.mqtt, ctx, self.site, self.report,
                                  rest_state=self.client.state if self.client else None,
-                                 meter_interval=config.state_interval)
+                                 meter_interval=config.state_interval, heartbeat=config.heartbeat)
         self.sessions_cursor = SESSIONS.key(site=self.site)
         self.sessions_written = WrittenPoints()
         self._sessions_since: int | None = None
@@ -132,7 +132,8 @@ class EvccSource:
         # /api/state carries no timestamp: the poll time is the best we have.
         report = CoercionReport()
         points = parse_state(payload, self.site, self._now_ns(), report)
-        return Parsed(points, rejected=report.rejected, nothing="evcc state had no usable value")
+        return Parsed(points, rejected=report.rejected, nothing="evcc state had no usable value",
+                      heartbeat=self.config.heartbeat)
 
     async def sync_sessions(self) -> Outcome:
         """Write finished sessions; after the first sync only the recent window is asked for.

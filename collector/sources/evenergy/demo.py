@@ -36,6 +36,7 @@ class History:
     """Each EVSE's status and command logs, as the syncs of the window would have read them."""
 
     repeated: frozenset[str] = frozenset()
+    on_change: frozenset[str] = frozenset()
 
     def __init__(self, world: Simulators, clock: ManualClock, start: int, end: int) -> None:
         self.evenergy = world.evenergy

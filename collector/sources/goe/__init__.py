@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.config_types import Duration, Model, SecretValue
+from collector.config_types import DEFAULT_HEARTBEAT, Duration, Model, SecretValue
 from collector.measurement import register
 from collector.sources.base import DemoHook, SourceContext, SourcePackage
 from collector.sources.goe import counters, sessions
@@ -90,6 +90,8 @@ class Config(Model):
     # Cloud only: how old a status may be before the cloud answers 404 (its default is 30 s).
     age: Duration | None = None
     timeout: Duration = 5.0
+    # Local API (time = poll time): an unchanged status is stored again only this often.
+    heartbeat: Duration = Field(default=DEFAULT_HEARTBEAT, ge=0.0)
     # How often to read each charger's RFID card list (names for the sessions' `card`);
     # 0 turns it off.
     cards_interval: Duration = Field(default=3600.0, ge=0.0)

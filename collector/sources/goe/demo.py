@@ -36,6 +36,7 @@ class History:
     """The charger's status every INTERVAL seconds, its card list hourly."""
 
     repeated: frozenset[str] = frozenset()
+    on_change: frozenset[str] = frozenset()
 
     def __init__(self, world: Simulators, clock: ManualClock, start: int, end: int) -> None:
         self.charger = world.goe.chargers[GOE_SERIAL]

@@ -69,6 +69,8 @@ STATUS = Measurement(
                 "model or firmware) is absent.",
     time="Cloud API: the `last-modified` header (when the charger sent the data); local API "
          "and cloud answers without a usable `last-modified`: the poll time",
+    on_change="when the time is the poll time (local API, a cloud answer without a usable "
+              "`last-modified`); a cloud status is written whenever its `last-modified` moves",
     tags=(Tag("serial", "charger serial number (6 digits, leading zeros kept), from the config"),),
     fields=(
         f("voltage_l1_v", "V", "voltage L1 (`nrg[0]`)"),

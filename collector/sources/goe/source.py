@@ -75,11 +75,13 @@ class StatusPoller:
     """One charger's status stream; `run` is the scheduled job."""
 
     def __init__(self, charger: Charger, client: GoeClient, ctx: SourceContext,
-                 interval: float, slack: float | None = None) -> None:
+                 interval: float, slack: float | None = None,
+                 heartbeat: float | None = None) -> None:
         self.charger = charger
         self.client = client
         self.ctx = ctx
         self.interval = interval
+        self.heartbeat = heartbeat   # write on change, for statuses stamped with the poll time
         self.key = limiter_key(charger.serial)
         gate = IntervalGate(ctx.limits, self.key, min_interval(charger.api),
                             LIMIT_SLACK_SHARE * interval if slack is None else slack)
@@ -146,7 +148,10 @@ class StatusPoller:
             raise SourceError(Action.DROP, f"{self.charger.label}: the status carried none of "
                                            "the keys we store", cause="bad body")
         cursors = STATUS_TIME.entry(time_ns, serial=self.charger.serial) if time_ns is not None else {}
-        return Parsed(points, cursors, report.rejected, notes=notes)
+        # A status stamped with the poll time is written on change (with a heartbeat); one
+        # stamped by the cloud's last-modified changed, or it would not have come this far.
+        return Parsed(points, cursors, report.rejected, notes=notes,
+                      heartbeat=self.heartbeat if time_ns is None else None)
 
     def committed(self, parsed: Parsed) -> None:
         key = STATUS_TIME.key(serial=self.charger.serial)
@@ -225,7 +230,8 @@ class GoeSource:
         self.pollers: list[StatusPoller] = [
             StatusPoller(Charger(serial=entry.serial, api=entry.api, token=entry.token,
                                  host=entry.host),
-                         client, ctx, entry.interval or config.interval)
+                         client, ctx, entry.interval or config.interval,
+                         heartbeat=config.heartbeat)
             for entry in owned]
         self.card_pollers = ([CardPoller(poller.charger, client, ctx, config.cards_interval)
                               for poller in self.pollers] if config.cards_interval else [])

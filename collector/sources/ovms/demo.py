@@ -43,6 +43,7 @@ class History:
 
     # `/api/status` and `/api/charge` both carry the S and D messages
     repeated = frozenset({"ovms_charge", "ovms_vehicle"})
+    on_change: frozenset[str] = frozenset()
 
     def __init__(self, world: Simulators, clock: ManualClock, start: int, end: int) -> None:
         self.ovms, self.clock = world.ovms, clock

@@ -56,8 +56,10 @@ def test_mqtt_gives_the_same_points_as_rest(tmp_path, mosquitto, version) -> Non
         # Published (retained) before the collector subscribes: it must pick up the snapshot.
         state = publisher.publish_state()
         ctx = make_context(tmp_path, clock)
-        source = make_source(ctx, url=None, mqtt={"host": mosquitto.host, "port": mosquitto.port,
-                                                 "root": root, "settle": "0.3s"})
+        # heartbeat 0: every snapshot whole, so both cycles compare with REST's
+        source = make_source(ctx, url=None, heartbeat="0",
+                             mqtt={"host": mosquitto.host, "port": mosquitto.port, "root": root,
+                                   "settle": "0.3s"})
         assert source.jobs() == []                    # MQTT only: nothing to poll
         later = {}
 
@@ -80,6 +82,47 @@ def test_mqtt_gives_the_same_points_as_rest(tmp_path, mosquitto, version) -> Non
         assert source.mqtt._client is None           # paho's thread was stopped
     finally:
         publisher.close()
+
+
+def test_mqtt_snapshots_are_written_on_change(tmp_path, mosquitto) -> None:
+    """With the default heartbeat, the second cycle stores only the series whose values moved
+    (evcc 0.301.2 publishes REST's precision, so REST says which those are)."""
+    clock = Clock()
+    root = "on-change/evcc"
+    sim = EvccSim(version="0.301.2", clock=clock)
+    publisher = publisher_for(sim, mosquitto, root)
+    try:
+        state = publisher.publish_state()
+        ctx = make_context(tmp_path, clock)
+        source = make_source(ctx, url=None, mqtt={"host": mosquitto.host, "port": mosquitto.port,
+                                                 "root": root, "settle": "0.3s"})
+        later = {}
+
+        async def scenario():
+            await source.start()
+            try:
+                await wait_for(lambda: source.mqtt.snapshots_written == 1)
+                clock.advance(30)
+                later["state"] = publisher.publish_state()
+                await wait_for(lambda: source.mqtt.snapshots_written == 2)
+            finally:
+                await source.close()
+
+        asyncio.run(scenario())
+    finally:
+        publisher.close()
+
+    def by_series(rows: list[dict]) -> dict:
+        return {(r["measurement"], tuple(r["tags"].items())): r["fields"] for r in rows}
+
+    before = by_series(rest_points(sim, state, T0))
+    after = rest_points(sim, later["state"], T0 + 30)
+    moved = [r for r in after
+             if by_series([r])[(r["measurement"], tuple(r["tags"].items()))]
+             != before.get((r["measurement"], tuple(r["tags"].items())))]
+    second = points_to_json(all_points(ctx, int(T0 + 30) * 1_000_000_000))
+    assert 0 < len(moved) < len(after)
+    assert second == moved
 
 
 def meters(points: list[dict]) -> dict:
@@ -155,8 +198,10 @@ def test_evcc_restart_cleanup_gives_no_warning_and_no_point(tmp_path, mosquitto,
     root = "restart/evcc"
     sim = EvccSim(version="0.300.6", clock=clock)
     ctx = make_context(tmp_path, clock)
-    source = make_source(ctx, url=None, mqtt={"host": mosquitto.host, "port": mosquitto.port,
-                                             "root": root, "settle": "0.3s"})
+    # heartbeat 0: both snapshots whole, to compare with REST's
+    source = make_source(ctx, url=None, heartbeat="0",
+                         mqtt={"host": mosquitto.host, "port": mosquitto.port, "root": root,
+                               "settle": "0.3s"})
     states = {}
     publishers = []
 

@@ -73,6 +73,25 @@ def test_state_poll_twice_in_one_instant_is_refused_by_the_limiter(tmp_path, clo
     assert ctx.health.get("evcc", "polls_skipped") == 1
 
 
+@pytest.mark.parametrize("heartbeat,expected", [("15m", [0, 900]), ("0", [0, 30, 60, 900])])
+def test_unchanged_statistics_are_stored_again_only_after_the_heartbeat(
+        tmp_path, clock, heartbeat, expected) -> None:
+    sim = EvccSim(clock=clock)
+    ctx = make_context(tmp_path, clock, sim)
+    source = make_source(ctx, heartbeat=heartbeat)
+
+    async def polls():
+        for step in (0, 30, 30, 840):
+            clock.advance(step)
+            await source.poll_state()
+
+    run(polls())
+    statistics = [p for p in stored(ctx, "evcc_statistics") if p.tags["period"] == "total"]
+    assert [p.time_ns // 10**9 - int(T0) for p in statistics] == expected
+    assert len(stored(ctx, "evcc_site")) == 4          # the site's meters move at every poll
+    run(source.close())
+
+
 # -- sessions -------------------------------------------------------------------------------
 
 def test_first_sync_writes_every_finished_session_and_no_running_one(tmp_path, clock) -> None:

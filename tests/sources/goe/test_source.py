@@ -301,9 +301,33 @@ def test_unusable_last_modified_falls_back_to_poll_time_with_one_warning(tmp_pat
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(run())
-    assert [p.time_ns for p in stored(ctx.writer.store)] == [
-        1795253400_250000000, 1795253401_250000000, 1795253402_250000000]
+    # Stamped with the poll time, the same status is written on change: once, then again
+    # only after the heartbeat.
+    assert [p.time_ns for p in stored(ctx.writer.store)] == [1795253400_250000000]
+    assert ctx.health.get("goe", "points_unchanged") == 2
     assert len([r for r in caplog.records if "last-modified" in r.getMessage()]) == 1
+
+
+def test_a_local_status_is_written_on_change_with_a_heartbeat(tmp_path) -> None:
+    sim = GoeSimulator.fleet(2, token=TOKEN)
+    ctx = context(tmp_path, sim)
+    source = build(goe_config(heartbeat="10m"), ctx)
+    idle = {"car": 1, "eto": 100, "nrg": [230.1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}
+
+    async def run():
+        with freeze_time("2026-11-21 09:30:00") as frozen:
+            for second, body in enumerate([idle] * 3 + [{**idle, "eto": 101}] + [idle] * 2):
+                sim.overrides["000002"] = SimResponse.json(body)
+                await source.jobs()[1].run()
+                frozen.tick(1.0 if second != 4 else 600.0)
+        await source.close()
+
+    asyncio.run(run())
+    points = stored(ctx.writer.store, "000002")
+    # 0: first; 1: unchanged; 2: unchanged, stored with the change after it (the old value's
+    # end); 3: eto moved; 4: back to idle (a change); 5: 10 min later
+    assert [p.time_ns // 10**9 - 1795253400 for p in points] == [0, 2, 3, 4, 604]
+    assert ctx.health.get("goe", "points_unchanged") == 2
 
 
 def test_local_api_points_carry_the_poll_time(tmp_path) -> None:
