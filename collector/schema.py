@@ -28,7 +28,7 @@ def render_markdown(measurements: Iterable[Measurement]) -> str:
         "# Schema of measurements",
         "",
         "The contract for dashboards and export. Generated from the declarations in the code",
-        "(`python -m collector.schema > docs/schema.md`); a test fails when this file is stale.",
+        "(`ev-collector schema > docs/schema.md`); a test fails when this file is stale.",
         "",
         "Every field has exactly one type. Timestamps are UTC with nanosecond precision. Tags are",
         "low-cardinality identities and are fixed per measurement; no name is both tag and field.",
@@ -50,7 +50,3 @@ def render_markdown(measurements: Iterable[Measurement]) -> str:
                   for fl in m.fields]
         lines.append("")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(render_markdown(all_measurements()), end="")

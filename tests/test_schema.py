@@ -54,7 +54,7 @@ def test_a_name_cannot_be_both_tag_and_field():
 def test_schema_document_is_current():
     committed = (Path(__file__).parent.parent / "docs" / "schema.md").read_text()
     assert committed == render_markdown(all_measurements()), (
-        "docs/schema.md is stale: run `python -m collector.schema > docs/schema.md`")
+        "docs/schema.md is stale: run `ev-collector schema > docs/schema.md`")
 
 
 def test_every_measurement_declares_types_and_units_in_the_document():

@@ -366,4 +366,10 @@ def test_backfill_reads_every_session_from_since_and_sets_the_cursor(tmp_path, c
                 if s.finished <= clock.now and s.created >= since.timestamp()]
     assert session_ids(ctx) == sorted(expected) and result.points == len(expected)
     assert progress.total == progress.done == len(sim.sessions(clock.now))
-    assert ctx.writer.store.cursor(CURSOR) is not None
+    # the cursor stands where the running sync would continue: the newest finished session's
+    # `created`, or the oldest running one's if that is older
+    rows = {r["id"]: r for r in sim.session_rows()}
+    running = [parse_time_ns(rows[s.id]["created"]) for s in sim.sessions(clock.now)
+               if s.finished > clock.now]
+    newest = max(parse_time_ns(rows[i]["created"]) for i in expected)
+    assert ctx.writer.store.cursor(CURSOR) == format_time_ns(min([newest, *running]))
