@@ -5,8 +5,9 @@ Runs, each in a fresh subprocess (so peak RSS is per path):
   ceiling     pre-serialized, pre-compressed lines POSTed to InfluxDB: the server's own ingest
               limit here, the ceiling any client can reach
   direct-v2   influxdb-client writing the same points as `Point` objects, no store
-  durable-v2  Store.append (group commits of 1,000) while the forwarder process ships via
-              V2Target (influxdb-client) -> rows in InfluxDB, as `ev-collector run` does
+  durable-v2  20 sources writing 100 points at a time through the PointWriter (which commits
+              whatever arrived during its last commit), while the forwarder process ships
+              via V2Target (influxdb-client) -> rows in InfluxDB, as `ev-collector run` does
   durable-v1  the same, shipped with our v1 client
   drain-v1    a backlog already in the store (as after an outage) shipped with our v1 client:
               how fast a backlog drains once InfluxDB is back
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 T0 = 1_700_000_000_000_000_000
 SERIES = 20
+SOURCES, SOURCE_CHUNK = 20, 100    # durable paths: sources writing at once, points per write
 
 
 def make_points(n: int):
@@ -87,27 +89,38 @@ def _influx(api: str, url: str, db: str):
 
 
 def path_durable(n: int, api: str, url: str, db: str, workdir: str) -> dict:
-    """What `ev-collector run` does: commits in this process, the forwarder in its own."""
+    """What `ev-collector run` does: sources hand their points to the PointWriter, which
+    commits everything that arrived during the previous commit in one transaction (in a
+    thread); the forwarder ships from its own process."""
     from collector.forwarder_process import ForwarderProcess
     from collector.health import Health
     from collector.store import Store
+    from collector.writer import PointWriter
 
     store = Store(Path(workdir) / f"bench-{api}.db")
     influx = _influx(api, url, db)
     shipper = ForwarderProcess(store.path, "full", influx, influx.batch_size, Health())
+    writer = PointWriter(store, Health())
+    commits = 0
+    commit_groups = store.commit_groups
+
+    def counted(groups):   # the commits the writer makes, for their mean size
+        nonlocal commits
+        commits += 1
+        return commit_groups(groups)
+
+    store.commit_groups = counted  # type: ignore[method-assign]
 
     async def run() -> tuple[float, float]:
         shipper.start()
         started = time.perf_counter()
         points = make_points(n)
-        commit = None
-        # As PointWriter does: a commit runs in a thread while the next points are made.
-        while chunk := list(itertools.islice(points, 1000)):
-            if commit is not None:
-                await commit
-            commit = asyncio.ensure_future(asyncio.to_thread(store.append, chunk))
-        if commit is not None:
-            await commit
+
+        async def source() -> None:   # a source: makes a poll's points, awaits their commit
+            while chunk := list(itertools.islice(points, SOURCE_CHUNK)):
+                await writer.write(chunk)
+
+        await asyncio.gather(*(source() for _ in range(SOURCES)))
         appended = time.perf_counter() - started
         while await asyncio.to_thread(store.pending_count):
             await asyncio.sleep(0.01)
@@ -117,7 +130,7 @@ def path_durable(n: int, api: str, url: str, db: str, workdir: str) -> dict:
 
     total, appended = asyncio.run(run())
     store.close()
-    return {"seconds": total, "append_seconds": appended}
+    return {"seconds": total, "append_seconds": appended, "points_per_commit": n / max(commits, 1)}
 
 
 def path_drain(n: int, api: str, url: str, db: str, workdir: str) -> dict:
@@ -307,6 +320,8 @@ def main() -> None:
                          else "")
                       + (f"  (append alone {args.points / result['append_seconds']:,.0f} points/s)"
                          if "append_seconds" in result else "")
+                      + (f"  ({result['points_per_commit']:,.0f} points a commit)"
+                         if "points_per_commit" in result else "")
                       + (f"  (WAL after {result['wal_mb']:.1f} MB)" if "wal_mb" in result else "")
                       + (f"  influxd CPU {result['influxd_cpu'] / result['seconds']:.2f} cores"
                          if path != "store-only" else "")

@@ -42,7 +42,7 @@ from collector.http_outcomes import (
     timed_out,
     url_address,
 )
-from collector.store import BatchItem, Store, StoreError
+from collector.store import Batch, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -429,10 +429,10 @@ class Forwarder:
             log.info("InfluxDB writes work again (%s)", self.target.description)
             self._last_logged = None
 
-    async def _ship(self, batch: list[BatchItem]) -> int:
+    async def _ship(self, batch: Batch) -> int:
         """Write a batch; on a refusal, bisect until the bad lines are dead letters."""
         try:
-            await asyncio.to_thread(self.target.write, [item.line for item in batch])
+            await asyncio.to_thread(self.target.write, batch.lines)
         except WriteError as exc:
             self.health.count(COLLECTOR, "ship_failures")
             if not exc.rejected:

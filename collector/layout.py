@@ -37,6 +37,10 @@ _SYMBOLS, _NIBBLES = b"0123456789.,-tf", b"0123456789abcde"
 _PACK = bytes(_NIBBLES[_SYMBOLS.index(c)] if c in _SYMBOLS else ord("z") for c in range(256))
 _UNPACK = bytes.maketrans(_NIBBLES, _SYMBOLS)
 _PAD = b"f"                       # the one nibble no symbol uses: pads an odd count
+_PADS = (b"", _PAD)               # by the parity of a row's nibble count
+# as _PACK, with the brackets of a JSON array of rows as "y" (neither a nibble nor "z"): the
+# rows' separator "],[" becomes b"yby", which no packed row holds
+_PACK_ROWS = bytes(ord("y") if c in b"[]" else _PACK[c] for c in range(256))
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
@@ -202,6 +206,34 @@ def pack(values: Sequence[FieldValue]) -> tuple[bytes | str, str | None]:
     return binascii.unhexlify(hexed), strings
 
 
+def pack_many(rows: Sequence[Sequence[FieldValue]]) -> list[tuple[bytes | str, str | None]]:
+    """`pack` of each row, equal to it, in a few C-level calls for the whole list.
+
+    A commit packs every point it stores: one orjson call, a few replacements and one
+    translation over all rows, then one `unhexlify` per row, instead of all of `pack` per row.
+    Rows holding a string, an exponent or a non-finite float are packed one by one by `pack`.
+    """
+    if not rows:
+        return []
+    try:
+        text = orjson.dumps(rows)
+    except TypeError:                         # an integer beyond 64 bits: `pack` says which
+        return [pack(row) for row in rows]
+    if b'"' in text:
+        return [pack(row) for row in rows]
+    body = text[2:-2]
+    if b"e" in body:
+        body = body.replace(b"true", b"t").replace(b"false", b"f")
+    body = body.replace(b".0,", b",").replace(b".0]", b"]")
+    if body.endswith(b".0"):
+        body = body[:-2]
+    hexed = body.translate(_PACK_ROWS)
+    if b"z" in hexed:
+        return [pack(row) for row in rows]
+    unhexlify, pads = binascii.unhexlify, _PADS
+    return [(unhexlify(row + pads[len(row) & 1]), None) for row in hexed.split(b"yby")]
+
+
 def merge(old: Mapping[str, FieldValue], new: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
     """New values win, old fields stay: what InfluxDB does with two writes of one point."""
     merged = dict(old)
@@ -209,4 +241,4 @@ def merge(old: Mapping[str, FieldValue], new: Mapping[str, FieldValue]) -> dict[
     return merged
 
 
-__all__ = ["BOOL", "FLOAT", "INT", "STRING", "Layout", "kinds_of", "merge", "pack"]
+__all__ = ["BOOL", "FLOAT", "INT", "STRING", "Layout", "kinds_of", "merge", "pack", "pack_many"]

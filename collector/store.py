@@ -32,12 +32,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, overload
 
 import orjson
 
 from collector.errors import CollectorError
-from collector.layout import Layout, kinds_of, pack
+from collector.layout import STRING, Layout, kinds_of, pack, pack_many
 from collector.points import FieldValue, Point, series_prefix
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,46 @@ class BatchItem(NamedTuple):
     line: str
 
 
+class Batch(Sequence[BatchItem]):
+    """Pending points as line protocol, oldest first: their seqs and their lines side by side.
+
+    A batch is built for every point shipped; two lists cost a fraction of a tuple object per
+    point. Items (and slices, when a refused batch is bisected) are made when asked for.
+    """
+
+    __slots__ = ("ids", "lines")
+
+    def __init__(self, ids: list[int], lines: list[str]) -> None:
+        self.ids = ids
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> BatchItem: ...
+    @overload
+    def __getitem__(self, index: slice) -> Batch: ...
+
+    def __getitem__(self, index: int | slice) -> BatchItem | Batch:
+        if isinstance(index, slice):
+            return Batch(self.ids[index], self.lines[index])
+        return BatchItem(self.ids[index], self.lines[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Batch):
+            return self.ids == other.ids and self.lines == other.lines
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[BatchItem]) -> list[BatchItem]:
+        return list(self) + list(other)
+
+    def __repr__(self) -> str:
+        return f"Batch({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class StoreStats:
     pending: int
@@ -218,9 +258,12 @@ class Store:
         self._layouts: dict[int, Layout] = {}
         self._layout_ids: dict[tuple[tuple[str, ...], str], int] = {}
         self._layout_fast: dict[tuple[tuple[str, ...], tuple[type, ...]], int] = {}
+        self._string_layouts: set[int] = set()     # layouts with a string field
         for lid, names, kinds in self._db.execute("SELECT id, names, kinds FROM layouts"):
             layout = Layout(lid, json.loads(names), kinds)
             self._layouts[lid] = layout
+            if layout.strings:
+                self._string_layouts.add(lid)
             self._layout_ids[(layout.names, kinds)] = lid
 
     # -- writing -----------------------------------------------------------------------------
@@ -300,23 +343,31 @@ class Store:
 
     def _encode_points(self, points: Iterable[Point]) -> list[Row | Point]:
         """Each point as a row, or the point itself when it needs a series or layout that is
-        not known yet (created in the transaction). Points without a finite value are left out."""
-        out: list[Row | Point] = []
-        series, layouts = self._series_fast, self._layout_fast
+        not known yet (created in the transaction). Points without a finite value are left out.
+        The values of rows without strings are packed together (`pack_many`)."""
+        out: list[Any] = []
+        series, layouts, stringy = self._series_fast, self._layout_fast, self._string_layouts
+        batch: list[tuple[FieldValue, ...]] = []
+        where: list[int] = []
         for point in points:
             fields = point.fields
             values = tuple(fields.values())
-            names = tuple(fields)
-            lid = layouts.get((names, tuple(map(type, values))))
+            lid = layouts.get((tuple(fields), tuple(map(type, values))))
             sid = series.get((point.measurement, tuple(point.tags.items())))
             if lid is None or sid is None:
                 out.append(point)
-                continue
-            vals, strs = pack(values)
-            if type(vals) is str and "null" in vals:   # orjson wrote NaN as null
-                out.append(point)
-                continue
-            out.append((sid, point.time_ns, lid, vals, strs))
+            elif lid in stringy:
+                vals, strs = pack(values)
+                out.append(point if type(vals) is str and "null" in vals
+                           else (sid, point.time_ns, lid, vals, strs))
+            else:
+                where.append(len(out))
+                out.append((sid, point.time_ns, lid, point))
+                batch.append(values)
+        for index, (vals, strs) in zip(where, pack_many(batch), strict=True):
+            sid, time_ns, lid, point = out[index]
+            out[index] = (point if type(vals) is str and "null" in vals   # orjson wrote NaN as null
+                          else (sid, time_ns, lid, vals, strs))
         return out
 
     def _append_one(self, encoded: list[Row | Point], cursors: Mapping[str, str] | None,
@@ -480,6 +531,8 @@ class Store:
                 "DO UPDATE SET kinds = excluded.kinds RETURNING id",
                 (orjson.dumps(names).decode(), kinds)).fetchone()[0]
             self._layouts[lid] = Layout(lid, names, kinds)
+            if STRING in kinds:
+                self._string_layouts.add(lid)
             self._layout_ids[(names, kinds)] = lid
         return lid
 
@@ -541,7 +594,7 @@ class Store:
 
     # -- shipping ----------------------------------------------------------------------------
 
-    def next_batch(self, limit: int, after: int = 0) -> list[BatchItem]:
+    def next_batch(self, limit: int, after: int = 0) -> Batch:
         """The oldest pending points (after seq `after`, if given) as line protocol, in the
         order they were stored."""
         with self._read_lock:
@@ -550,15 +603,17 @@ class Store:
                 "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (max(after, self._shipped_through(self._read)), limit)).fetchall()
         layouts, prefixes = self._layouts, self._prefix
-        batch: list[BatchItem] = []
-        append = batch.append
+        ids: list[int] = []
+        lines: list[str] = []
+        add_id, add_line = ids.append, lines.append
         for seq, sid, time_ns, lid, vals, strs in rows:   # the forwarder's hot loop
             layout = layouts.get(lid) or self._layout(lid)
             prefix = prefixes.get(sid) or self._series_prefix(sid)
             fields = (layout.packed_field_set(vals, strs) if type(vals) is bytes
                       else layout.field_set(orjson.loads(vals)) or "")
-            append(BatchItem(seq, f"{prefix} {fields} {time_ns}"))
-        return batch
+            add_id(seq)
+            add_line(f"{prefix} {fields} {time_ns}")
+        return Batch(ids, lines)
 
     def mark_shipped(self, items: Sequence[BatchItem]) -> None:
         """InfluxDB has `items`, and (batches ship in order) everything stored before them."""
@@ -566,7 +621,8 @@ class Store:
             return
         with self._transaction(f"cannot mark {len(items)} points shipped (they will be "
                                "shipped again)"):
-            self._set_shipped(max(item.id for item in items))
+            self._set_shipped(max(items.ids) if isinstance(items, Batch)
+                              else max(item.id for item in items))
 
     def _set_shipped(self, seq: int) -> None:
         self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) "

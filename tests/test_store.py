@@ -351,3 +351,42 @@ def test_a_converted_store_restarts_the_rollups_mark(tmp_path):
     first, newest = store.changed_since(0, ["goe_status"])
     assert first == 5 and newest == store.changed_since(newest, ["goe_status"])[1]
     store.close()
+
+
+def test_a_batch_of_known_series_packs_as_each_point_alone(store):
+    """Appending the same points again (series and layouts known, values packed for a whole
+    batch) finds byte for byte what the first append (point by point) stored: nothing is
+    queued again, every value reads back exactly. A batch with an exponent, a NaN or a string
+    still packs each row as alone; NaN is left out only where it is."""
+    import random
+
+    rng = random.Random(18)
+    plain = [0.0, -0.0, 7000.0, 231.5, 0.1 + 0.2, -12.75, 123456789.125, -1.0, 10.0]
+    odd = [1e16, 1.5e-7, float("nan")]
+    ints = [0, -3, 7, 2**63 - 1, -(2**63), 1_000_000]
+
+    def batch(start: int, odd_every: int = 0, strings: bool = False) -> list[Point]:
+        points = []
+        for t in range(start, start + 100):
+            fields = {"f": rng.choice(plain), "i": rng.choice(ints), "b": rng.random() < 0.5,
+                      "g": rng.choice(plain)}
+            if odd_every and t % odd_every == 0:
+                fields["g"] = odd[(t // odd_every) % 3]
+            if strings and t % 7 == 0:
+                fields["s"] = rng.choice(["pv", "a,b", "", "x y"])
+            points.append(Point("m", {"dev": f"d{t % 5}"}, fields, t))
+        return points
+
+    batches = [batch(0), batch(100, odd_every=9), batch(200, strings=True), batch(300)]
+    stored_first = [store.append(points) for points in batches]
+    assert [store.append(points) for points in batches] == [0, 0, 0, 0]
+    assert store.append([p for points in batches for p in points][::-1]) == 0
+    rows = {row.time_ns: row.fields for chunk in store.query("m") for row in chunk}
+    assert len(rows) == sum(stored_first) == 400
+    nan = 0
+    for point in (p for points in batches for p in points):
+        expected = {k: v for k, v in point.fields.items() if v == v}
+        nan += len(point.fields) - len(expected)
+        assert rows[point.time_ns] == expected
+        assert [type(v) for v in rows[point.time_ns].values()] == [type(v) for v in expected.values()]
+    assert nan and store.nonfinite_dropped == 3 * nan
