@@ -58,7 +58,8 @@ class Collector:
         self.store = Store(config.store.path, config.store.synchronous)
         self.health = Health(collector=config.collector.name, shard=config.collector.shard)
         self.limits = limits or Limits()
-        self.writer = PointWriter(self.store, self.health)
+        self.writer = PointWriter(self.store, self.health,
+                                  commit_interval=config.store.commit_interval)
         self.context = SourceContext(cursors=self.store, writer=self.writer, limits=self.limits,
                                      health=self.health, shard=config.collector.shard,
                                      shards=config.collector.shards)

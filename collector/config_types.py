@@ -140,6 +140,9 @@ class StoreSection(Model):
     # Bound on the store's used size. Over it: shipped points go first, then the oldest
     # unshipped ones, counted and logged. None: unbounded.
     max_size_mb: float | None = Field(default=None, gt=0)
+    # The shortest time between two commits while points keep arriving: larger groups, fewer
+    # fsyncs; a point waits at most this long to be durable. 0: commit as soon as possible.
+    commit_interval: Duration = Field(default=0.1, ge=0.0, le=5.0)
 
 
 class InfluxV1(Model):

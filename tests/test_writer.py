@@ -1,6 +1,7 @@
 """PointWriter: group commit, and what happens to points the store cannot take."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -54,5 +55,44 @@ def test_held_points_are_bounded_and_the_overflow_counted(tmp_path):
         asyncio.run(scenario())
         assert writer.held == 6                       # the newest batch; two older ones dropped
         assert health.get(COLLECTOR, "held_dropped") == 12
+    finally:
+        store.close()
+
+
+def test_under_load_commits_are_spaced_and_a_lone_write_commits_at_once(tmp_path):
+    """A fleet's polls arriving one after another share commits `commit_interval` apart; a
+    write after a quiet spell does not wait."""
+    store = Store(tmp_path / "s.db")
+    writer = PointWriter(store, Health(), commit_interval=0.2)
+    commits: list[tuple[float, int]] = []
+    commit_groups = store.commit_groups
+
+    def counted(groups):
+        commits.append((time.monotonic(), len(groups)))     # the loop's clock, in the commit's thread
+        return commit_groups(groups)
+
+    store.commit_groups = counted
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        polls = []
+        for k in range(40):                              # 40 polls, one every 10 ms
+            polls.append(asyncio.create_task(writer.write([p(k, dev=f"d{k}")])))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*polls)
+        busy = loop.time() - started
+        await asyncio.sleep(0.3)                         # quiet
+        before = loop.time()
+        await writer.write([p(100)])
+        return busy, loop.time() - before
+
+    try:
+        busy, lone = asyncio.run(scenario())
+        times = [t for t, _ in commits]
+        assert sum(n for _, n in commits) == 41 and store.pending_count() == 41
+        assert len(commits) <= busy / 0.2 + 2            # not one commit per poll
+        assert all(b - a >= 0.19 for a, b in zip(times[:-2], times[1:-1], strict=True))
+        assert lone < 0.15                               # the lone write did not wait 0.2 s
     finally:
         store.close()

@@ -226,7 +226,7 @@ class GoeSource:
         self._http = ctx.http_client(timeout=config.timeout, verify=tls, limits=limits,
                                      transport=transport)
         client = GoeClient(self._http, cloud_url=config.cloud_url, filter_keys=config.filter,
-                           age=config.age)
+                           age=config.age, transport=ctx.http_transport or transport)
         self.pollers: list[StatusPoller] = [
             StatusPoller(Charger(serial=entry.serial, api=entry.api, token=entry.token,
                                  host=entry.host),

@@ -25,13 +25,25 @@ def make_sim(**kwargs) -> GoeSimulator:
     return GoeSimulator.fleet(3, seed=7, token=TOKEN, **kwargs)
 
 
+SEND_DIRECT = {"direct": True}
+
+
+@pytest.fixture(autouse=True, params=["to the transport", "through the client"])
+def send_path(request, monkeypatch):
+    """Every outcome, whether the client sends to its transport directly (as GoeSource does)
+    or through httpx's client (with a proxy in the environment)."""
+    monkeypatch.setitem(SEND_DIRECT, "direct", request.param == "to the transport")
+
+
 def fetch(sim_or_transport, charger: Charger, **client_kwargs):
     transport = sim_or_transport if isinstance(sim_or_transport, httpx.AsyncBaseTransport) \
         else mock_transport(sim_or_transport)
 
     async def go():
         async with httpx.AsyncClient(transport=transport, timeout=2) as http:
-            return await GoeClient(http, **client_kwargs).fetch_status(charger)
+            client = GoeClient(http, transport=transport if SEND_DIRECT["direct"] else None,
+                               **client_kwargs)
+            return await client.fetch_status(charger)
 
     return asyncio.run(go())
 
