@@ -134,7 +134,11 @@ class GoeClient:
         layer took about as much CPU as aiohttp's own work."""
         if self.transport is None:
             return await self.http.send(request)
-        response = await self.transport.handle_async_request(request)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request     # as the client does: the message names host and timeout
+            raise
         try:
             await response.aread()
         finally:
