@@ -95,7 +95,7 @@ class Layout:
         if self.strings:
             if "\\" in text:
                 return self._format(values)
-            if any("," in values[k] for k in self.strings):  # type: ignore[operator]
+            if text.count(",") >= len(values):  # a comma inside a string, not only between values
                 parts = text.split('"')
                 tokens = "".join(parts[0::2]).split(",")
                 for index, value in zip(self.strings, parts[1::2], strict=False):

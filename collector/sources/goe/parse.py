@@ -12,7 +12,10 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from itertools import compress
 from typing import Any
+
+import orjson
 
 from collector.http_outcomes import Action, SourceError
 from collector.measurement import CoercionReport, Measurement, Tag, b, f, i, s
@@ -162,20 +165,68 @@ def denoise(value: Any) -> Any:
     return float(f"{value:.7g}") if type(value) is float else value
 
 
-def _add_nrg(nrg: Any, values: dict[str, Any], report: CoercionReport) -> None:
-    if not isinstance(nrg, list):
-        report.rejected.append(("nrg", f"expected an array, got {type(nrg).__name__}"))
-        return
-    for (_, name), value in zip(NRG_FIELDS, nrg, strict=False):
-        values[name] = float(f"{value:.7g}") if type(value) is float else value  # denoise()
+# (field names, value types) of an array of plain numbers -> the JSON object template that
+# denoises them all in one formatting call: the 7 significant digits of `denoise` for a float
+# (`#` keeps it a float: 230.0 -> 230.0000), an integer written as a float (what coercing it to
+# its float field makes of it). One `%` and one orjson parse instead of a format and a float()
+# per value.
+_DENOISE_TEMPLATES: dict[tuple[tuple[str, ...], tuple[type, ...]], str | None] = {}
+
+
+def _denoise_template(names: tuple[str, ...], types: tuple[type, ...]) -> str | None:
+    key = (names, types)
+    template = _DENOISE_TEMPLATES.get(key)
+    if template is None and key not in _DENOISE_TEMPLATES:
+        if all(kind is float or kind is int for kind in types):
+            template = "{" + ",".join(f'"{name}":' + ("%#.7g" if kind is float else "%d.0")
+                                      for name, kind in zip(names, types, strict=False)) + "}"
+        if len(_DENOISE_TEMPLATES) < 256:   # a charger sends a few shapes; junk stays slow
+            _DENOISE_TEMPLATES[key] = template
+    return template
+
+
+_NRG_NAMES = tuple(name for _, name in NRG_FIELDS)
+_TMA_NAMES = tuple(f"temperature_{n}_c" for n in range(1, TEMPERATURE_SENSORS + 1))
+_ARRAYS = (("nrg", _NRG_NAMES), ("tma", _TMA_NAMES))   # float fields by index
+
+
+def _add_arrays(status: Mapping[str, Any], values: dict[str, Any], report: CoercionReport) -> None:
+    """The float fields of `nrg` and `tma`, denoised, both arrays in one template.
+
+    Plain numbers go through one `%` and one orjson parse; arrays holding anything else (a
+    string of old firmware, a null, a boolean, NaN or infinity, which orjson refuses) value by
+    value, for `Measurement.point` to coerce or report as before.
+    """
+    names: tuple[str, ...] = ()
+    numbers: list[Any] = []
+    for key, slots in _ARRAYS:
+        array = status.get(key)
+        if array is None:
+            continue
+        if not isinstance(array, list):
+            report.rejected.append((key, f"expected an array, got {type(array).__name__}"))
+            continue
+        array = array[:len(slots)]
+        names += slots[:len(array)]
+        numbers += array
+    template = _denoise_template(names, tuple(map(type, numbers)))
+    if template is not None:
+        try:
+            values.update(orjson.loads(template % tuple(numbers)))
+            return
+        except orjson.JSONDecodeError:
+            pass                              # "nan" or "inf": each value on its own below
+    for name, value in zip(names, numbers, strict=True):
+        values[name] = denoise(value)
 
 
 def _add_temperatures(tma: Any, values: dict[str, Any], report: CoercionReport) -> None:
+    """`tma` alone (API v1 of V3 chargers), value by value."""
     if not isinstance(tma, list):
         report.rejected.append(("tma", f"expected an array, got {type(tma).__name__}"))
         return
-    for n, value in enumerate(tma[:TEMPERATURE_SENSORS], start=1):
-        values[f"temperature_{n}_c"] = denoise(value)
+    for name, value in zip(_TMA_NAMES, tma, strict=False):
+        values[name] = denoise(value)
 
 
 def _add_charge_duration(cdi: Any, values: dict[str, Any], report: CoercionReport) -> None:
@@ -191,15 +242,18 @@ def _add_charge_duration(cdi: Any, values: dict[str, Any], report: CoercionRepor
         report.rejected.append(("cdi", f"value is not a number: {ms!r}"))
 
 
+_BITS = tuple(1 << bit for bit in range(16))
+_BOOLEANS = frozenset((bool,))
+
+
 def _add_phases(pha: Any, values: dict[str, Any], report: CoercionReport) -> None:
-    if not isinstance(pha, list) or not all(type(p) is bool for p in pha):
+    if not isinstance(pha, list) or not set(map(type, pha)) <= _BOOLEANS:
         report.rejected.append(("pha", f"expected an array of booleans, got {pha!r}"[:120]))
         return
-    mask = 0
-    for bit, on in enumerate(pha):
-        if on:
-            mask |= 1 << bit
-    values["phases_mask"] = mask
+    if len(pha) <= len(_BITS):
+        values["phases_mask"] = sum(compress(_BITS, pha))    # bit n set when pha[n] is true
+        return
+    values["phases_mask"] = sum(1 << bit for bit, on in enumerate(pha) if on)
 
 
 def _add_uptime(rbt: Any, values: dict[str, Any], report: CoercionReport) -> None:
@@ -209,29 +263,23 @@ def _add_uptime(rbt: Any, values: dict[str, Any], report: CoercionReport) -> Non
         report.rejected.append(("rbt", f"expected milliseconds, got {rbt!r}"[:120]))
 
 
+# Keys read as a whole, after `nrg` and `tma`, in the order their fields are added.
+_COMPOUND = (("cdi", _add_charge_duration), ("pha", _add_phases), ("rbt", _add_uptime))
+
+
 def status_values(status: Mapping[str, Any], report: CoercionReport) -> dict[str, Any]:
-    """The field values of one status object, before type coercion."""
+    """The field values of one status object, before type coercion (floats denoised)."""
     values: dict[str, Any] = {}
     get = status.get
     for key, name in _DIRECT:
         value = get(key)
         if value is not None:
             values[name] = value
-    nrg = get("nrg")
-    if nrg is not None:
-        _add_nrg(nrg, values, report)
-    tma = get("tma")
-    if tma is not None:
-        _add_temperatures(tma, values, report)
-    cdi = get("cdi")
-    if cdi is not None:
-        _add_charge_duration(cdi, values, report)
-    pha = get("pha")
-    if pha is not None:
-        _add_phases(pha, values, report)
-    rbt = get("rbt")
-    if rbt is not None:
-        _add_uptime(rbt, values, report)
+    _add_arrays(status, values, report)
+    for key, add in _COMPOUND:
+        value = get(key)
+        if value is not None:
+            add(value, values, report)
     return values
 
 
