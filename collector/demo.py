@@ -506,12 +506,35 @@ def summary(result: DemoResult) -> list[str]:
     return lines
 
 
+def statement_month(result: DemoResult) -> str:
+    """The month (in the statement's zone) with the most charging sessions in the store, the
+    latest of equals: on the 1st of a month the history is nearly all last month's, and a
+    statement of this month would be empty. This month when there is no session yet."""
+    from collections import Counter
+    from zoneinfo import ZoneInfo
+
+    from collector.config import load_config
+    from collector.sessions.model import CHARGING_SESSION
+    from collector.store import Store
+
+    zone = ZoneInfo(load_config(result.config_path).sessions.timezone)
+    store = Store(result.store_path)
+    try:
+        months = Counter(datetime.fromtimestamp(point.time_ns / 1e9, zone).strftime("%Y-%m")
+                         for chunk in store.query(CHARGING_SESSION.name) for point in chunk)
+    finally:
+        store.close()
+    if not months:
+        return datetime.now(zone).strftime("%Y-%m")
+    return max(months, key=lambda month: (months[month], month))
+
+
 def next_steps(result: DemoResult) -> list[str]:
     """What to run next on what the demo collected: the commands, with the paths it wrote."""
     program = _program()
     workdir = result.config_path.parent
     config, csv = _shown(result.config_path), _shown(workdir / "sessions.csv")
-    month = datetime.now().strftime("%Y-%m")
+    month = statement_month(result)
     lines = ["", "Next, on what it collected (it stays in the store; the simulators have stopped):",
              f"  {program} report --config {config} --html {_shown(workdir / 'report.html')}",
              f"  {program} export sessions --config {config} --out {csv}",

@@ -12,14 +12,16 @@ import math
 import re
 import shlex
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from freezegun import freeze_time
 
 from collector.cli import build_parser
 from collector.config import ConfigError, load_config
-from collector.demo import (Demo, demo_config, influx_section, next_steps, render_line,
-                            summary)
+from collector.demo import (Demo, DemoResult, demo_config, influx_section, next_steps, render_line,
+                            statement_month, summary)
 from collector.sim.world import GOE_SERIAL, build_simulators
 from collector.store import Store
 
@@ -215,13 +217,12 @@ def run_as_printed(line: str) -> int:
 @pytest.mark.slow
 def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path, monkeypatch, capsys):
     import importlib.util
-    from datetime import datetime
 
     monkeypatch.chdir(tmp_path)
     result, _ = run_demo(tmp_path, "--history", "6h", "--duration", "1")
     lines = next_steps(result)
     text = "\n".join(lines)
-    month = datetime.now().strftime("%Y-%m")
+    month = statement_month(result)
     commands = [line.strip() for line in lines if line.startswith("  ev-collector ")]
     assert commands == ["ev-collector report --config demo/config.toml --html demo/report.html",
                         "ev-collector export sessions --config demo/config.toml --out demo/sessions.csv",
@@ -537,3 +538,31 @@ def test_sigterm_during_history_stops_the_demo_with_a_message(tmp_path):
             proc.wait()
     assert proc.returncode == 130, rest
     assert "interrupted before going live" in rest and "Traceback" not in rest
+
+
+@freeze_time("2026-12-01 00:30:00")
+def test_the_statement_it_suggests_is_of_the_month_with_the_sessions(tmp_path):
+    """Run on the 1st, a demo's history is nearly all last month's: the statement command it
+    prints names that month, not the one just begun (which had no session to show)."""
+    from collector.points import Point
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "s.db"}"\n\n[sessions]\ntimezone = "Europe/Berlin"\n')
+    store = Store(tmp_path / "s.db")
+    starts = ["2026-11-20T08:00:00+00:00", "2026-11-28T18:00:00+00:00", "2026-11-29T18:00:00+00:00",
+              "2026-11-30T23:30:00+00:00",   # December in Berlin
+              "2026-12-01T00:10:00+00:00"]
+    store.append([Point("charging_session", {"charger": "garage"}, {"energy_kwh": 5.0},
+                        int(datetime.fromisoformat(start).timestamp() * 1e9)) for start in starts])
+    store.close()
+    result = DemoResult(config, tmp_path / "s.db", {}, None, 1.0, None)  # type: ignore[arg-type]
+    assert statement_month(result) == "2026-11"
+    store = Store(tmp_path / "s.db")
+    store.append([Point("charging_session", {"charger": "garage"}, {"energy_kwh": 5.0},
+                        int(datetime.fromisoformat(start).timestamp() * 1e9))
+                  for start in ("2026-12-01T02:00:00+00:00",)])
+    store.close()
+    assert statement_month(result) == "2026-12"    # three each: the later month
+    for leftover in tmp_path.glob("s.db*"):
+        leftover.unlink()
+    assert statement_month(result) == "2026-12"    # none yet: this month
