@@ -63,7 +63,7 @@ def test_under_load_commits_are_spaced_and_a_lone_write_commits_at_once(tmp_path
     """A fleet's polls arriving one after another share commits `commit_interval` apart; a
     write after a quiet spell does not wait."""
     store = Store(tmp_path / "s.db")
-    writer = PointWriter(store, Health(), commit_interval=0.2)
+    writer = PointWriter(store, Health(), commit_interval=0.5)
     commits: list[tuple[float, int]] = []
     commit_groups = store.commit_groups
 
@@ -82,7 +82,7 @@ def test_under_load_commits_are_spaced_and_a_lone_write_commits_at_once(tmp_path
             await asyncio.sleep(0.01)
         await asyncio.gather(*polls)
         busy = loop.time() - started
-        await asyncio.sleep(0.3)                         # quiet
+        await asyncio.sleep(0.6)                         # quiet
         before = loop.time()
         await writer.write([p(100)])
         return busy, loop.time() - before
@@ -91,8 +91,8 @@ def test_under_load_commits_are_spaced_and_a_lone_write_commits_at_once(tmp_path
         busy, lone = asyncio.run(scenario())
         times = [t for t, _ in commits]
         assert sum(n for _, n in commits) == 41 and store.pending_count() == 41
-        assert len(commits) <= busy / 0.2 + 2            # not one commit per poll
-        assert all(b - a >= 0.19 for a, b in zip(times[:-2], times[1:-1], strict=True))
-        assert lone < 0.15                               # the lone write did not wait 0.2 s
+        assert len(commits) <= busy / 0.5 + 2            # not one commit per poll
+        assert all(b - a >= 0.49 for a, b in zip(times[:-2], times[1:-1], strict=True))
+        assert lone < 0.4                                # the lone write did not wait 0.5 s
     finally:
         store.close()
