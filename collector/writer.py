@@ -2,13 +2,12 @@
 
 A job awaits `write()`; it returns once its points (and cursor updates) are committed. Commits
 run in a worker thread, and everything that arrives while one is in progress goes into the
-next, so a fleet of 1,000 chargers at 1 Hz costs a few fsyncs per second, not a thousand.
+next, so a fleet of 1,000 chargers at 1 Hz does not cost a thousand fsyncs a second.
 
-Under load the commits are spaced (`[store] commit_interval`, 0.1 s by default): a point
+Under load the commits are also spaced (`[store] commit_interval`, 0.1 s by default): a point
 waits at most that long to become durable, and 1,000 chargers polled every second make ten
-commits a second instead of one per fsync the disk allows (about 200 on an SSD, each with
-its own fixed cost in CPU and, on an SD card, wear). A lone write after a quiet spell commits
-at once.
+commits a second instead of one per fsync the disk allows (about 200 here, each with its own
+fixed cost in CPU and, on an SD card, wear). A lone write after a quiet spell commits at once.
 
 When the store cannot commit (disk full, an I/O error) the waiting jobs hear about it, their
 cursors stay where they were, and their points are held in memory (up to `max_held`) and
