@@ -81,7 +81,7 @@ async def run_backfill(config: Config, source_name: str, since: datetime | None 
         raise ConfigError(f"source {source_name!r} is not configured: add a [sources.{source_name}] section")
     build = packages[source_name].backfill
     if build is None:
-        print(f"ev-collector: source {source_name!r} has no history to backfill", file=sys.stderr)
+        log.error("source %r has no history to backfill", source_name)
         return 2
     store = Store(config.store.path, config.store.synchronous)
     health = Health(collector=config.collector.name, shard=config.collector.shard)
@@ -94,19 +94,19 @@ async def run_backfill(config: Config, source_name: str, since: datetime | None 
             label = source_name if len(sections) == 1 else f"{source_name} {section.name}"
             if isinstance(source, ElsewhereSource):
                 # Its cursors live in the owning shard's store: backfill there.
-                print(f"backfill {label}: collected by shard {source.shard} of {source.shards}; "
-                      f"run this command with --shard {source.shard}", file=sys.stderr)
+                log.warning("backfill %s: collected by shard %d of %d; run this command with "
+                            "--shard %d", label, source.shard, source.shards, source.shard)
                 continue
             try:
                 result = await source.backfill(since, progress or NoProgress(), reread=reread)
             except SourceError as exc:
-                print(f"ev-collector: backfill of {label} stopped: {exc}\n"
-                      "What was committed stays; run the same command again to resume.", file=sys.stderr)
+                log.error("backfill of %s stopped: %s. What was committed stays; run the same "
+                          "command again to resume.", label, exc)
                 return 1
             finally:
                 await source.close()
-            print(f"backfill {label}: {result.records} records read, {result.points} points "
-                  f"committed to {config.store.path}", file=sys.stderr)
+            log.info("backfill %s: %d records read, %d points committed to %s", label,
+                     result.records, result.points, config.store.path)
         if config.influxdb is not None:
             await _ship(store, config.influxdb, health)
         return 0
@@ -121,11 +121,11 @@ async def _ship(store: Store, influxdb: InfluxV1 | InfluxV2, health: Health) -> 
         empty = await forwarder.flush(time.monotonic() + SHIP_DEADLINE)
         pending = store.pending_count()
         if empty:
-            print(f"shipped to {target.description}", file=sys.stderr)
+            log.info("shipped to %s", target.description)
         else:
-            print(f"{pending} points not shipped yet; `ev-collector run` ships them", file=sys.stderr)
+            log.warning("%d points not shipped yet; `ev-collector run` ships them", pending)
     except WriteError as exc:
-        print(f"InfluxDB: {exc}; the points stay in the local store", file=sys.stderr)
+        log.error("InfluxDB: %s; the points stay in the local store", exc)
     finally:
         target.close()
 

@@ -250,7 +250,7 @@ def test_check_names_the_shard_that_collects_what_this_one_does_not(tmp_path):
     assert chargers.ok and chargers.detail == "1 of 1 collected by the other shards; checked there"
 
 
-def test_backfill_of_an_account_another_shard_collects_names_that_shard(tmp_path, capsys):
+def test_backfill_of_an_account_another_shard_collects_names_that_shard(tmp_path, caplog):
     from collector.backfill import run_backfill
 
     shards = 4
@@ -261,4 +261,4 @@ def test_backfill_of_an_account_another_shard_collects_names_that_shard(tmp_path
     # no transport: a request would fail; the backfill must not make one
     assert asyncio.run(run_backfill(config, "ovms", None)) == 0
     assert (f"backfill ovms: collected by shard {home} of {shards}; run this command with --shard {home}"
-            in capsys.readouterr().err)
+            in caplog.text)
