@@ -73,6 +73,15 @@ class PointLike(Protocol):
     def fields(self) -> Mapping[str, Any]: ...
 
 
+def by_tag(points: Iterable[PointLike], tag: str) -> dict[str, list[PointLike]]:
+    """The points of each device (the value of `tag`), in the order read: an extractor's
+    intervals are per charger, EVSE or vehicle."""
+    out: dict[str, list[PointLike]] = {}
+    for p in points:
+        out.setdefault(p.tags.get(tag, ""), []).append(p)
+    return out
+
+
 def first(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
 

@@ -11,6 +11,7 @@ from collector.charges import (
     Interval,
     PointLike,
     Reader,
+    by_tag,
     num,
 )
 
@@ -94,10 +95,7 @@ def evenergy_intervals(points: Iterable[PointLike], evse: str) -> list[Interval]
 
 def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval], list[Interval]]:
     wallbox: list[Interval] = []
-    by_evse: dict[str, list[PointLike]] = {}
-    for p in read("evenergy_status", start_ns, end_ns):
-        by_evse.setdefault(p.tags.get("evse", ""), []).append(p)
-    for evse, pts in by_evse.items():
+    for evse, pts in by_tag(read("evenergy_status", start_ns, end_ns), "evse").items():
         wallbox += evenergy_intervals(pts, evse)
     return wallbox, []
 

@@ -13,6 +13,7 @@ from collector.charges import (
     Interval,
     PointLike,
     Reader,
+    by_tag,
     num,
 )
 from collector.sources.goe.parse import card_label
@@ -141,13 +142,9 @@ def goe_intervals(points: Iterable[PointLike], serial: str,
 
 def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval], list[Interval]]:
     wallbox: list[Interval] = []
-    by_serial: dict[str, list[PointLike]] = {}
-    for p in read("goe_status", start_ns, end_ns):
-        by_serial.setdefault(p.tags.get("serial", ""), []).append(p)
-    cards: dict[str, list[PointLike]] = {}
+    by_serial = by_tag(read("goe_status", start_ns, end_ns), "serial")
     # the card list is read hourly: a week before the window finds the names in force
-    for p in read("goe_card", start_ns - CARD_LOOKBACK_NS, end_ns):
-        cards.setdefault(p.tags.get("serial", ""), []).append(p)
+    cards = by_tag(read("goe_card", start_ns - CARD_LOOKBACK_NS, end_ns), "serial")
     for serial, pts in by_serial.items():
         wallbox += goe_intervals(pts, serial, goe_card_names(cards.get(serial, ())))
     return wallbox, []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from collector.charges import ChargeExtractor, Interval, PointLike, Reader, first, num
+from collector.charges import ChargeExtractor, Interval, PointLike, Reader, by_tag, first, num
 
 # OVMS charge states during which energy flows (the rest: done, stopped, timerwait, ...).
 OVMS_CHARGING_STATES = frozenset({"charging", "topoff", "heating", "prepare"})
@@ -52,11 +52,9 @@ def ovms_intervals(points: Iterable[PointLike], vehicle: str) -> list[Interval]:
 
 def intervals(read: Reader, start_ns: int, end_ns: int) -> tuple[list[Interval], list[Interval]]:
     vehicle: list[Interval] = []
-    by_vehicle: dict[str, list[PointLike]] = {}
-    for p in read("ovms_grid", start_ns, end_ns):
-        if p.tags.get("record_type", "").endswith("-LOG-Grid"):
-            by_vehicle.setdefault(p.tags.get("vehicle", ""), []).append(p)
-    for vid, pts in by_vehicle.items():
+    grid = (p for p in read("ovms_grid", start_ns, end_ns)
+            if p.tags.get("record_type", "").endswith("-LOG-Grid"))
+    for vid, pts in by_tag(grid, "vehicle").items():
         vehicle += ovms_intervals(pts, vid)
     return [], vehicle
 
