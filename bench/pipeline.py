@@ -249,6 +249,7 @@ def child(args: argparse.Namespace) -> None:
     result["cpu"] = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
     if children.ru_maxrss:
         result["child_rss_mb"] = children.ru_maxrss / 1024
+        result["child_cpu"] = children.ru_utime + children.ru_stime
     print(json.dumps(result))
 
 
@@ -335,7 +336,9 @@ def main() -> None:
                       + (f"  (WAL after {result['wal_mb']:.1f} MB)" if "wal_mb" in result else "")
                       + (f"  influxd CPU {result['influxd_cpu'] / result['seconds']:.2f} cores"
                          if path != "store-only" else "")
-                      + f"  our CPU {1e6 * result['cpu'] / args.points:.1f} us/point",
+                      + f"  our CPU {1e6 * result['cpu'] / args.points:.1f} us/point"
+                      + (f" (forwarder {1e6 * result['child_cpu'] / args.points:.1f})"
+                         if "child_cpu" in result else ""),
                       flush=True)
         finally:
             shim.terminate()

@@ -1,14 +1,16 @@
 """The forwarder: local store -> InfluxDB, one synchronous batch at a time.
 
 A batch is marked shipped only after InfluxDB acknowledged it, so a crash at any moment
-re-sends at most two batches (one in flight, one prepared), which InfluxDB overwrites point for
-point. Failures map to one action each: InfluxDB unreachable (connection refused, reset, DNS):
-a cheap `/ping` every `probe_interval` seconds until it answers, then shipping resumes at once,
-however long the outage was; timeouts, 5xx and 429: retry with backoff and jitter (Retry-After
-honoured), at most `max_backoff` apart; a refused batch (400) is bisected until the offending
-lines are isolated and moved to dead letters with InfluxDB's reason (the rest ships); 401/403
-are configuration errors, retried slowly and never dropped. A backlog ships batch after batch,
-the next one read from the store while InfluxDB ingests the current one.
+re-sends only batches InfluxDB may have already (the one in flight, the one prepared, and those
+acknowledged since the last mark landed: marks follow the shipping, see `_Marks`), which
+InfluxDB overwrites point for point. Failures map to one action each: InfluxDB unreachable
+(connection refused, reset, DNS): a cheap `/ping` every `probe_interval` seconds until it
+answers, then shipping resumes at once, however long the outage was; timeouts, 5xx and 429:
+retry with backoff and jitter (Retry-After honoured), at most `max_backoff` apart; a refused
+batch (400) is bisected until the offending lines are isolated and moved to dead letters with
+InfluxDB's reason (the rest ships); 401/403 are configuration errors, retried slowly and never
+dropped. A backlog ships batch after batch, the next one read from the store while InfluxDB
+ingests the current one.
 
 Two APIs: v1 (InfluxDB 1.x `/write`, spoken with httpx) and v2 (InfluxDB 2.x, 3.x and Cloud,
 through influxdb-client). influxdb-client's batching mode is not used: it holds points in
@@ -406,20 +408,24 @@ class Forwarder:
         """Ship batch after batch until the store has nothing pending; each next batch is read
         and serialized while InfluxDB ingests the one before. Returns the points handled."""
         total = 0
-        batch = await asyncio.to_thread(self.store.next_batch, self.batch_size)
-        while batch:
-            prepared = asyncio.create_task(asyncio.to_thread(
-                self.store.next_batch, self.batch_size, batch[-1].id))
-            try:
-                await self._ship(batch)
-            except BaseException:
-                prepared.cancel()
-                raise
-            total += len(batch)
-            self._succeeded()
-            batch = await prepared
-            if stop is not None and stop.is_set():
-                break
+        marks = _Marks(self.store)
+        try:
+            batch = await asyncio.to_thread(self.store.next_batch, self.batch_size)
+            while batch:
+                prepared = asyncio.create_task(asyncio.to_thread(
+                    self.store.next_batch, self.batch_size, batch[-1].id))
+                try:
+                    await self._ship(batch, marks.add)
+                except BaseException:
+                    prepared.cancel()
+                    raise
+                total += len(batch)
+                self._succeeded()
+                batch = await prepared
+                if stop is not None and stop.is_set():
+                    break
+        finally:
+            await marks.wait()
         return total
 
     def _succeeded(self) -> None:
@@ -429,8 +435,9 @@ class Forwarder:
             log.info("InfluxDB writes work again (%s)", self.target.description)
             self._last_logged = None
 
-    async def _ship(self, batch: Batch) -> int:
-        """Write a batch; on a refusal, bisect until the bad lines are dead letters."""
+    async def _ship(self, batch: Batch, mark: Callable[[Batch], None] | None = None) -> int:
+        """Write a batch; on a refusal, bisect until the bad lines are dead letters. What
+        went through is marked shipped at once, or handed to `mark` to be marked later."""
         try:
             await asyncio.to_thread(self.target.write, batch.lines)
         except WriteError as exc:
@@ -443,8 +450,11 @@ class Forwarder:
                 await asyncio.to_thread(self.store.dead_letter, batch[0], reason)
                 return 0
             middle = len(batch) // 2
-            return await self._ship(batch[:middle]) + await self._ship(batch[middle:])
-        await asyncio.to_thread(self.store.mark_shipped, batch)
+            return await self._ship(batch[:middle], mark) + await self._ship(batch[middle:], mark)
+        if mark is None:
+            await asyncio.to_thread(self.store.mark_shipped, batch)
+        else:
+            mark(batch)
         self.health.count(COLLECTOR, "shipped", len(batch))
         return len(batch)
 
@@ -469,6 +479,44 @@ class Forwarder:
         if self._last_logged is None or self._last_logged[0] != message or now - self._last_logged[1] > 300:
             log.log(level, "%s; backlog kept in the local store, next try in %.0f s", message, delay)
             self._last_logged = (message, now)
+
+
+class _Marks:
+    """Marks shipped batches in the store behind the shipping, the newest batch only.
+
+    Marking takes the store's write lock, which a large commit of the collector holds for
+    tens of milliseconds: waiting for it before the next write left InfluxDB and the
+    forwarder idle. A mark says "shipped through this seq" (it never goes back), so one mark
+    of the newest batch stands for all before it; a crash before it lands re-sends batches
+    InfluxDB already has, which it overwrites point for point.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._newest: Batch | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, batch: Batch) -> None:
+        """Mark `batch` (and all before it) soon; raises the StoreError of a failed mark."""
+        self._newest = batch
+        if self._task is not None and self._task.done():
+            task, self._task = self._task, None
+            task.result()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._newest is not None:
+            batch, self._newest = self._newest, None
+            await asyncio.to_thread(self.store.mark_shipped, batch)
+
+    async def wait(self) -> None:
+        """Until every batch handed over is marked (raises a failed mark's StoreError)."""
+        while self._task is not None:
+            task = self._task
+            await task
+            if self._task is task:
+                self._task = None
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -2,6 +2,8 @@
 
 import asyncio
 import gzip
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +70,48 @@ def test_the_same_sample_written_twice_leaves_one_point(influxdb, influx_db, sto
     assert drain(forwarder)
     assert influxdb.count(influx_db, "charge", "power_w") == 10
     target.close()
+
+
+def test_shipping_goes_on_while_a_commit_holds_the_store(influxdb, influx_db, store):
+    """Marking a batch shipped needs the store's write lock, which a large commit of the
+    collector holds for a while: the next batches must ship meanwhile, and the marks land
+    once the lock is free."""
+    store.append(points(30))
+    real = v1(influxdb.url, influx_db)
+    writes: list[int] = []
+    three = threading.Event()
+
+    class Recording:
+        description = real.description
+
+        def write(self, lines):
+            real.write(lines)
+            writes.append(len(lines))
+            if len(writes) == 3:
+                three.set()
+
+    committing = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    committing.execute("BEGIN IMMEDIATE")      # the collector, in the middle of a commit
+    seen: list[int] = []
+
+    def end_the_commit():
+        three.wait(timeout=4)                  # below the store's 5 s wait for the lock
+        seen.append(len(writes))
+        committing.execute("COMMIT")
+
+    ender = threading.Thread(target=end_the_commit)
+    ender.start()
+    try:
+        shipped = asyncio.run(Forwarder(store, Recording(), Health(), batch_size=10)
+                              .ship_backlog())
+    finally:
+        ender.join()
+        committing.close()
+        real.close()
+    assert seen == [3]                         # all three batches went while the lock was held
+    assert shipped == 30
+    assert store.pending_count() == 0          # and every mark landed before ship_backlog returned
+    assert influxdb.count(influx_db, "charge", "power_w") == 30
 
 
 def test_refused_lines_become_dead_letters_and_the_rest_ships(influxdb, influx_db, store):
