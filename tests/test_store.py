@@ -262,6 +262,25 @@ def test_a_point_met_twice_in_one_write_with_other_fields_is_merged(store):
     assert store.pending_count() == 1
 
 
+def test_a_large_write_upserts_like_small_ones(store):
+    """A commit of many points goes to SQLite in blocks of rows; each block must keep the
+    upsert's meaning: identical rows change nothing, changed ones are replaced and queued
+    again, a point met with other fields merges, and the same point twice in a write is one."""
+    n = 1_300
+    assert store.append([p(t) for t in range(n)]) == n
+    store.mark_shipped(store.next_batch(n))
+    again = [p(t, v=2.0 if t % 3 == 0 else 1.0) for t in range(n)]
+    again[7] = Point("m", {"dev": "a"}, {"w": 5}, 7)          # other fields: merged
+    again.append(p(9, v=3.0))                                 # point 9 a second time: it wins
+    changed = sum(1 for t in range(n) if t % 3 == 0) + 1      # the 2.0s (9 among them) and 7
+    assert store.append(again) == changed + 1                 # point 9 changed twice
+    pending = {item.line for item in store.next_batch(2 * n)}
+    assert len(pending) == changed
+    assert "m,dev=a v=1,w=5i 7" in pending and "m,dev=a v=3 9" in pending
+    assert "m,dev=a v=2 9" not in pending
+    assert sum(len(rows) for rows in store.query("m")) == n
+
+
 def test_the_wal_is_trimmed_after_a_large_write_and_stays_small_while_a_backlog_drains(tmp_path):
     from collector.store import WAL_LIMIT
 
