@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from collector.errors import CollectorError
+from collector.layout import BOOL, FLOAT, INT, STRING, Layout
 from collector.points import FieldValue, Point
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,9 @@ def _getter(positions: list[int]) -> Callable[[tuple], tuple] | None:
     return itemgetter(*positions)
 
 
+_KIND: dict[FieldType, str] = {FieldType.FLOAT: FLOAT, FieldType.INT: INT, FieldType.BOOL: BOOL,
+                               FieldType.STRING: STRING}
+
 _COERCE: dict[FieldType, Callable[[Any], FieldValue]] = {
     FieldType.FLOAT: _to_float,
     FieldType.INT: _to_int,
@@ -202,6 +206,8 @@ class Measurement:
         object.__setattr__(self, "_tag_names", frozenset(tag_names))
         object.__setattr__(self, "_types", {fl.name: _PYTHON_TYPE[fl.type] for fl in self.fields})
         object.__setattr__(self, "_ready", {})
+        object.__setattr__(self, "_layouts", {})
+        object.__setattr__(self, "_kinds", {fl.name: _KIND[fl.type] for fl in self.fields})
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -220,9 +226,10 @@ class Measurement:
         `report` (or logged at debug level). Returns None when no field is left.
         Undeclared tags or fields are programming errors and raise.
         """
-        out = self._as_declared(values)
-        if out is not None:
-            return Point(self.name, self._clean_tags(tags), out, time_ns) if out else None
+        declared = self._as_declared(values)
+        if declared is not None:
+            out, layout = declared
+            return Point(self.name, self._clean_tags(tags), out, time_ns, layout) if out else None
         coercers: dict[str, Callable[[Any], FieldValue]] = self._coercers  # type: ignore[attr-defined]
         out = {}
         for name, value in values.items():
@@ -241,7 +248,7 @@ class Measurement:
                     log.debug("%s.%s left out: %s", self.name, name, exc)
         if not out:
             return None
-        return Point(self.name, self._clean_tags(tags), out, time_ns)
+        return Point(self.name, self._clean_tags(tags), out, time_ns, self._layout(tuple(out)))
 
     def _clean_tags(self, tags: Mapping[str, str | None]) -> dict[str, str]:
         clean_tags: dict[str, str] = {}
@@ -252,10 +259,21 @@ class Measurement:
                 clean_tags[key] = str(tag_value)
         return clean_tags
 
-    def _as_declared(self, values: Mapping[str, Any]) -> dict[str, FieldValue] | None:
+    def _layout(self, names: tuple[str, ...]) -> Layout | None:
+        """The layout of declared fields `names` in this order (None past a bound on shapes)."""
+        layouts: dict = self._layouts  # type: ignore[attr-defined]
+        layout = layouts.get(names)
+        if layout is None and len(layouts) < 256:
+            kinds = self._kinds  # type: ignore[attr-defined]
+            layout = layouts[names] = Layout(0, names, "".join(kinds[name] for name in names))
+        return layout
+
+    def _as_declared(self, values: Mapping[str, Any]
+                     ) -> tuple[dict[str, FieldValue], Layout | None] | None:
         """`values` when each already has its declared type (an integer for a float field is
-        made a float), floats finite and integers within 64 bits: the common case, checked in
-        bulk instead of field by field. None when some value needs the coercers."""
+        made a float), floats finite and integers within 64 bits, with their layout: the
+        common case, checked in bulk instead of field by field. None when some value needs
+        the coercers."""
         row = tuple(values.values())
         names = tuple(values)
         types = tuple(map(type, row))
@@ -270,7 +288,7 @@ class Measurement:
                 ready.setdefault(types, []).append((names, plan))
         if plan is False:
             return None
-        floats, ints, widen = plan
+        floats, ints, widen, layout = plan
         try:
             if floats:
                 total = sum(floats(row))
@@ -285,11 +303,12 @@ class Measurement:
                 out[name] = float(out[name])
         except (OverflowError, ValueError):
             return None
-        return out
+        return out, layout
 
     def _plan(self, names: tuple[str, ...], types: tuple[type, ...]) -> tuple | bool:
         """For a key order and value types: False if they need coercion, else getters of the
-        values whose range needs a look (floats, integers) and the integers to make floats."""
+        values whose range needs a look (floats, integers), the integers to make floats and
+        the layout of the result."""
         declared = self._types  # type: ignore[attr-defined]
         widen = []
         for name, kind in zip(names, types, strict=False):
@@ -300,7 +319,7 @@ class Measurement:
                 return False
         floats = [k for k, kind in enumerate(types) if kind is float or names[k] in widen]
         ints = [k for k, kind in enumerate(types) if kind is int and names[k] not in widen]
-        return (_getter(floats), _getter(ints), tuple(widen))
+        return (_getter(floats), _getter(ints), tuple(widen), self._layout(names) if names else None)
 
 
 # What "written on change" means, for the schema document.

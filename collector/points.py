@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from collector.errors import CollectorError
@@ -17,17 +17,37 @@ from collector.layout import Layout, kinds_of
 FieldValue = float | int | bool | str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Point:
+    """`layout`, when set, is the layout of `fields` (names in their order, kinds of their
+    values), known to the `Measurement` that built the point: the line and the store take it
+    as it is instead of working it out again from the names and value types. It is not part
+    of the point's value (equality, repr)."""
+
     measurement: str
     tags: Mapping[str, str]
     fields: Mapping[str, FieldValue]
     time_ns: int
+    layout: Layout | None = field(default=None, compare=False, repr=False)
+
+    def __init__(self, measurement: str, tags: Mapping[str, str],
+                 fields: Mapping[str, FieldValue], time_ns: int,
+                 layout: Layout | None = None) -> None:
+        # The slots' own setters: a frozen dataclass's __init__ goes through
+        # object.__setattr__ per field, which made building a point twice as slow.
+        _set_measurement(self, measurement)
+        _set_tags(self, tags)
+        _set_fields(self, fields)
+        _set_time(self, time_ns)
+        _set_layout(self, layout)
 
     def key(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
         """The identity InfluxDB overwrites on."""
         return (self.measurement, tuple(sorted(self.tags.items())), self.time_ns)
 
+
+_set_measurement, _set_tags, _set_fields, _set_time, _set_layout = (
+    Point.__dict__[name].__set__ for name in ("measurement", "tags", "fields", "time_ns", "layout"))
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
@@ -118,24 +138,31 @@ def to_line(point: Point) -> str | None:
     """
     fields = point.fields
     values = tuple(fields.values())
-    names = tuple(fields)
-    types = tuple(map(type, values))
-    for known, layout in _line_layouts.get(types, ()):  # noqa: B007  (the match is used after the loop)
-        if known == names:
-            break
-    else:
-        if not fields:
+    layout = point.layout
+    if layout is None:
+        layout = _layout_of(tuple(fields), values)
+        if layout is None:
             return None
-        if len(_line_layouts) > 1024:
-            _line_layouts.clear()
-        layout = Layout(0, names, kinds_of(values))
-        _line_layouts.setdefault(types, []).append((names, layout))
     text = layout.field_set(values)
     if text is None:   # a NaN or infinity: left out, as field_set does
         text, _ = field_set(fields)
         if not text:
             return None
     return f"{_prefix(point.measurement, tuple(point.tags.items()))} {text} {point.time_ns}"
+
+
+def _layout_of(names: tuple[str, ...], values: tuple[FieldValue, ...]) -> Layout | None:
+    types = tuple(map(type, values))
+    for known, layout in _line_layouts.get(types, ()):
+        if known == names:
+            return layout
+    if not names:
+        return None
+    if len(_line_layouts) > 1024:
+        _line_layouts.clear()
+    layout = Layout(0, names, kinds_of(values))
+    _line_layouts.setdefault(types, []).append((names, layout))
+    return layout
 
 
 @lru_cache(maxsize=4096)

@@ -273,6 +273,8 @@ class Store:
         self._layout_ids: dict[tuple[tuple[str, ...], str], int] = {}
         self._layout_fast: dict[tuple[tuple[str, ...], tuple[type, ...]], int] = {}
         self._string_layouts: set[int] = set()     # layouts with a string field
+        # a Measurement's layout object (`Point.layout`) -> the id of the same layout here
+        self._layout_of_point: dict[Layout, int] = {}
         for lid, names, kinds in self._db.execute("SELECT id, names, kinds FROM layouts"):
             layout = Layout(lid, json.loads(names), kinds)
             self._layouts[lid] = layout
@@ -363,10 +365,15 @@ class Store:
         series, layouts, stringy = self._series_fast, self._layout_fast, self._string_layouts
         batch: list[tuple[FieldValue, ...]] = []
         where: list[int] = []
+        by_layout = self._layout_of_point
         for point in points:
             fields = point.fields
             values = tuple(fields.values())
-            lid = layouts.get((tuple(fields), tuple(map(type, values))))
+            lid = by_layout.get(point.layout)   # type: ignore[arg-type]
+            if lid is None:
+                lid = layouts.get((tuple(fields), tuple(map(type, values))))
+                if lid is not None and point.layout is not None:
+                    by_layout[point.layout] = lid
             sid = series.get((point.measurement, tuple(point.tags.items())))
             if lid is None or sid is None:
                 out.append(point)
