@@ -10,10 +10,10 @@ what cannot be coerced is left out and reported, never raised.
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import compress
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -173,13 +173,21 @@ def denoise(value: Any) -> Any:
 _DENOISE_TEMPLATES: dict[tuple[tuple[str, ...], tuple[type, ...]], str | None] = {}
 
 
+def _denoise_formats(types: Sequence[type]) -> list[str] | None:
+    """The `%` format of each value, when all are plain numbers (None otherwise)."""
+    if all(kind is float or kind is int for kind in types):
+        return ["%#.7g" if kind is float else "%d.0" for kind in types]
+    return None
+
+
 def _denoise_template(names: tuple[str, ...], types: tuple[type, ...]) -> str | None:
     key = (names, types)
     template = _DENOISE_TEMPLATES.get(key)
     if template is None and key not in _DENOISE_TEMPLATES:
-        if all(kind is float or kind is int for kind in types):
-            template = "{" + ",".join(f'"{name}":' + ("%#.7g" if kind is float else "%d.0")
-                                      for name, kind in zip(names, types, strict=False)) + "}"
+        formats = _denoise_formats(types)
+        if formats is not None:
+            template = "{" + ",".join(f'"{name}":{form}'
+                                      for name, form in zip(names, formats, strict=True)) + "}"
         if len(_DENOISE_TEMPLATES) < 256:   # a charger sends a few shapes; junk stays slow
             _DENOISE_TEMPLATES[key] = template
     return template
@@ -190,6 +198,25 @@ _TMA_NAMES = tuple(f"temperature_{n}_c" for n in range(1, TEMPERATURE_SENSORS + 
 _ARRAYS = (("nrg", _NRG_NAMES), ("tma", _TMA_NAMES))   # float fields by index
 
 
+# (len(nrg), len(tma), value types...) -> (JSON array template, field names): the shape a
+# charger sends at every poll, found with one lookup keyed on the values' types
+_ARRAY_PLANS: dict[tuple, tuple[str, tuple[str, ...]] | None] = {}
+
+
+def _array_plan(nrg: list, tma: list) -> tuple[str, tuple[str, ...]] | None:
+    key = (len(nrg), len(tma), *map(type, nrg), *map(type, tma))
+    plan = _ARRAY_PLANS.get(key)
+    if plan is None and key not in _ARRAY_PLANS:
+        if len(nrg) <= len(_NRG_NAMES) and len(tma) <= len(_TMA_NAMES):
+            formats = _denoise_formats(cast("tuple[type, ...]", key[2:]))
+            if formats is not None:    # an array, not an object: no keys to write and parse
+                plan = ("[" + ",".join(formats) + "]",
+                        _NRG_NAMES[:len(nrg)] + _TMA_NAMES[:len(tma)])
+        if len(_ARRAY_PLANS) < 256:
+            _ARRAY_PLANS[key] = plan
+    return plan
+
+
 def _add_arrays(status: Mapping[str, Any], values: dict[str, Any], report: CoercionReport) -> None:
     """The float fields of `nrg` and `tma`, denoised, both arrays in one template.
 
@@ -197,6 +224,16 @@ def _add_arrays(status: Mapping[str, Any], values: dict[str, Any], report: Coerc
     string of old firmware, a null, a boolean, NaN or infinity, which orjson refuses) value by
     value, for `Measurement.point` to coerce or report as before.
     """
+    nrg, tma = status.get("nrg"), status.get("tma")
+    if type(nrg) is list and type(tma) is list:       # the usual status: one cached plan
+        plan = _array_plan(nrg, tma)
+        if plan is not None:
+            form, fast_names = plan
+            try:
+                values.update(zip(fast_names, orjson.loads(form % (*nrg, *tma)), strict=False))
+                return
+            except orjson.JSONDecodeError:
+                pass                          # "nan" or "inf": the general way below
     names: tuple[str, ...] = ()
     numbers: list[Any] = []
     for key, slots in _ARRAYS:
