@@ -115,7 +115,12 @@ class Layout:
     def packed_field_set(self, vals: bytes, strs: str | None) -> str:
         """`k=v,...` straight from a packed row: its tokens are line-protocol values already
         (booleans as `t`/`f`; a packed string holds no quote, backslash or control character)."""
-        tokens = binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii").split(",")
+        return self.text_field_set(binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii"),
+                                   strs)
+
+    def text_field_set(self, text: str, strs: str | None) -> str:
+        """`packed_field_set` of a row already unpacked to text (`unpack_many`)."""
+        tokens = text.split(",")
         if strs is not None:
             for index, value in zip(self.strings, strs.split("\n"), strict=False):
                 tokens[index] = f'"{value}"'
@@ -234,6 +239,16 @@ def pack_many(rows: Sequence[Sequence[FieldValue]]) -> list[tuple[bytes | str, s
     return [(unhexlify(row + pads[len(row) & 1]), None) for row in hexed.split(b"yby")]
 
 
+def unpack_many(rows: Sequence[bytes]) -> list[str]:
+    """The value text ("1.5,230,t") of each packed row, in a few C-level calls for them all:
+    a batch read for shipping unpacks its rows at once, not one by one."""
+    if not rows:
+        return []
+    # "|" is no hex digit: it survives the translation and marks where each row ends
+    return (b"|".join(map(binascii.hexlify, rows)).translate(_UNPACK, _PAD).decode("ascii")
+            .split("|"))
+
+
 def merge(old: Mapping[str, FieldValue], new: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
     """New values win, old fields stay: what InfluxDB does with two writes of one point."""
     merged = dict(old)
@@ -241,4 +256,5 @@ def merge(old: Mapping[str, FieldValue], new: Mapping[str, FieldValue]) -> dict[
     return merged
 
 
-__all__ = ["BOOL", "FLOAT", "INT", "STRING", "Layout", "kinds_of", "merge", "pack", "pack_many"]
+__all__ = ["BOOL", "FLOAT", "INT", "STRING", "Layout", "kinds_of", "merge", "pack", "pack_many",
+           "unpack_many"]

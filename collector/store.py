@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, overload
 import orjson
 
 from collector.errors import CollectorError
-from collector.layout import STRING, Layout, kinds_of, pack, pack_many
+from collector.layout import STRING, Layout, kinds_of, pack, pack_many, unpack_many
 from collector.points import FieldValue, Point, series_prefix
 
 log = logging.getLogger(__name__)
@@ -640,10 +640,11 @@ class Store:
         ids: list[int] = []
         lines: list[str] = []
         add_id, add_line = ids.append, lines.append
+        texts = iter(unpack_many([row[4] for row in rows if type(row[4]) is bytes]))
         for seq, sid, time_ns, lid, vals, strs in rows:   # the forwarder's hot loop
             layout = layouts.get(lid) or self._layout(lid)
             prefix = prefixes.get(sid) or self._series_prefix(sid)
-            fields = (layout.packed_field_set(vals, strs) if type(vals) is bytes
+            fields = (layout.text_field_set(next(texts), strs) if type(vals) is bytes
                       else layout.field_set(orjson.loads(vals)) or "")
             add_id(seq)
             add_line(f"{prefix} {fields} {time_ns}")

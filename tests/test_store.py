@@ -409,3 +409,24 @@ def test_a_batch_of_known_series_packs_as_each_point_alone(store):
         assert rows[point.time_ns] == expected
         assert [type(v) for v in rows[point.time_ns].values()] == [type(v) for v in expected.values()]
     assert nan and store.nonfinite_dropped == 3 * nan
+
+
+def test_a_batch_read_for_shipping_gives_each_row_its_own_line(store):
+    """A batch's rows are unpacked together; each line must still hold its own values: rows
+    of odd and even length, booleans, strings (also with a comma, or a row of strings only),
+    and a row kept as JSON (an exponent) side by side."""
+    points = [Point("m", {"d": "a"}, {"v": 1.5, "n": 3, "ok": True}, 1),
+              Point("m", {"d": "a"}, {"s": "hi"}, 2),
+              Point("m", {"d": "b"}, {"v": 1e300}, 3),
+              Point("m", {"d": "a"}, {"v": 2.25, "s": "x,y"}, 4),
+              Point("m", {"d": "b"}, {"v": 123.5}, 5),
+              Point("m", {"d": "a"}, {"v": -7.0, "ok": False}, 6)]
+    store.append(points)
+    assert store.next_batch(10).lines == [
+        "m,d=a n=3i,ok=t,v=1.5 1",
+        'm,d=a s="hi" 2',
+        "m,d=b v=1e+300 3",
+        'm,d=a s="x,y",v=2.25 4',
+        "m,d=b v=123.5 5",
+        "m,d=a ok=f,v=-7 6",
+    ]
