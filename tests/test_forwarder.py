@@ -2,6 +2,8 @@
 
 import asyncio
 import gzip
+import ipaddress
+import socket
 import sqlite3
 import threading
 import time
@@ -163,6 +165,35 @@ def test_v2_write_sends_org_bucket_precision_token_and_gzip(tmp_path):
     assert req.headers["Content-Encoding"] == "gzip"
     body = gzip.decompress(req.body) if req.body[:2] == b"\x1f\x8b" else req.body  # aiohttp may inflate
     assert body == b"m,dev=a v=1.0 1\nm,dev=a v=2.0 2"
+
+
+def _own_address() -> str | None:
+    """An address of this machine other than loopback, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))    # a route is chosen; nothing is sent
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+@pytest.mark.parametrize("where", ["this machine", "the network"])
+def test_v1_compresses_for_the_network_but_not_for_this_machine(where):
+    host = "127.0.0.1" if where == "this machine" else _own_address()
+    if host is None:
+        pytest.skip("this machine has no address but loopback")
+    lines = ["m,dev=a v=1.0 1", "m,dev=a v=2.0 2"]
+    sim = RecordingInflux2()
+    with SimServer(sim, host=host) as server:
+        target = v1(server.url, "ev")
+        target.write(lines)
+        target.close()
+    [req] = sim.requests
+    assert req.path == "/write" and req.query["db"] == "ev"
+    assert req.headers.get("Content-Encoding") == ("gzip" if where == "the network" else None)
+    body = gzip.decompress(req.body) if req.body[:2] == b"\x1f\x8b" else req.body  # aiohttp may inflate
+    assert body.decode().split("\n") == lines
 
 
 @pytest.mark.parametrize("status,headers,expect", [
