@@ -110,7 +110,10 @@ def conversion(seconds: float) -> None:
     filtered = json.dumps({k: v for k, v in status.items() if k in STATUS_KEYS}).encode()
     a, b = ours(full), with_influxdb_client(full)
     assert _fields(a) == _fields(b), (a, b)  # the same point, whichever path built it
-    print("conversion: body -> JSON -> point -> line protocol, one core")
+    print("conversion: body -> JSON -> point -> line protocol, one core "
+          "(the collector asks for the filtered status by default)")
+    # The collector asks for the filtered status (the default `filter`, cloud and local API
+    # v2); the full one is what a charger answers without a filter.
     for label, body in (("full status", full), ("filtered status", filtered)):
         mine = rate(ours, body, seconds)
         theirs = rate(with_influxdb_client, body, seconds)
