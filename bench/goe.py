@@ -89,19 +89,33 @@ def _fields(line: str) -> dict[str, object]:
     return out
 
 
-def rate(fn, body: bytes, seconds: float) -> float:
-    """Samples per CPU second of this process (the machine may be shared), best of 5 runs."""
+def _rate(fn, body: bytes, seconds: float) -> float:
+    """Samples per CPU second of this process over `seconds` of its CPU time."""
+    n, start = 0, time.process_time()
+    while (elapsed := time.process_time() - start) < seconds:
+        for _ in range(200):
+            fn(body)
+        n += 200
+    return n / elapsed
+
+
+def paired(mine, theirs, body: bytes, seconds: float, rounds: int = 7) -> tuple[float, float, list[float]]:
+    """Both paths' rates (medians) and the ratio of each round: the paths take turns, a short
+    run each, so a drift in this machine's speed moves both sides of a ratio alike."""
     for _ in range(200):
-        fn(body)
-    best = 0.0
-    for _ in range(5):
-        n, start = 0, time.process_time()
-        while (elapsed := time.process_time() - start) < seconds / 5:
-            for _ in range(200):
-                fn(body)
-            n += 200
-        best = max(best, n / elapsed)
-    return best
+        mine(body)
+        theirs(body)
+    ours_rates, their_rates = [], []
+    for _ in range(rounds):
+        ours_rates.append(_rate(mine, body, seconds / (2 * rounds)))
+        their_rates.append(_rate(theirs, body, seconds / (2 * rounds)))
+    ratios = sorted(a / b for a, b in zip(ours_rates, their_rates, strict=True))
+    return statistics.median(ours_rates), statistics.median(their_rates), ratios
+
+
+def _row(label: str, mine: float, theirs: float, ratios: list[float]) -> str:
+    return (f"  {label:27s}: ours {mine:9,.0f} samples/s   influxdb-client Point {theirs:9,.0f} "
+            f"samples/s   x{statistics.median(ratios):.2f} (rounds x{ratios[0]:.2f}-x{ratios[-1]:.2f})")
 
 
 def conversion(seconds: float) -> None:
@@ -110,20 +124,18 @@ def conversion(seconds: float) -> None:
     filtered = json.dumps({k: v for k, v in status.items() if k in STATUS_KEYS}).encode()
     a, b = ours(full), with_influxdb_client(full)
     assert _fields(a) == _fields(b), (a, b)  # the same point, whichever path built it
-    print("conversion: body -> JSON -> point -> line protocol, one core "
-          "(the collector asks for the filtered status by default)")
+    print("conversion: body -> JSON -> point -> line protocol, one core; ratio: median of "
+          "7 paired rounds")
     # The collector asks for the filtered status (the default `filter`, cloud and local API
     # v2); the full one is what a charger answers without a filter.
-    for label, body in (("full status", full), ("filtered status", filtered)):
-        mine = rate(ours, body, seconds)
-        theirs = rate(with_influxdb_client, body, seconds)
-        print(f"  {label:16s} ({len(body):5d} B): ours {mine:9,.0f} samples/s   "
-              f"influxdb-client Point {theirs:9,.0f} samples/s   x{mine / theirs:.1f}")
+    for label, body in ((f"full status ({len(full)} B)", full),
+                        (f"filtered status ({len(filtered)} B)", filtered)):
+        print(_row(label, *paired(ours, with_influxdb_client, body, seconds)))
     decoded = json.loads(full)
-    mine = rate(lambda _: to_line(parse_status(decoded, "012345", TIME_NS)[0]), full, seconds)
-    theirs = rate(lambda _: _point_line(decoded), full, seconds)
-    print(f"  {'decoded status':16s} (no JSON): ours {mine:9,.0f} samples/s   "
-          f"influxdb-client Point {theirs:9,.0f} samples/s   x{mine / theirs:.1f}")
+    print(_row("decoded status (no JSON)",
+               *paired(lambda _: to_line(parse_status(decoded, "012345", TIME_NS)[0]),
+                       lambda _: _point_line(decoded), full, seconds)))
+    print("  (the collector asks for the filtered status by default)")
 
 
 # -- fleet -------------------------------------------------------------------------------------
@@ -252,7 +264,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    conversion(1.0 if args.quick else 3.0)
+    conversion(1.0 if args.quick else 10.0)
     if not args.skip_fleet:
         fleet([int(s) for s in args.fleet.split(",")], 5.0 if args.quick else args.seconds)
     return 0

@@ -339,6 +339,8 @@ def check_serial(status: Mapping[str, Any], serial: str) -> None:
     routes wrongly would otherwise store one charger's data under the other's serial.
     Compared without leading zeros ("60435" is charger 060435).
     """
+    if status.get("sse") == serial:            # the charger says what we expected: every poll
+        return
     reported = reported_serial(status)
     if reported is not None and reported.lstrip("0") != serial.lstrip("0"):
         raise SourceError(Action.CONFIG, f"goe charger {serial}: the charger that answered "
