@@ -328,8 +328,9 @@ ON_CHANGE = ("the time of these points is the poll time, so a value that did not
              "stored point is therefore not stored (nor sent to InfluxDB) until the source's "
              "`heartbeat` (default 15 min; 0 stores every sample) has passed since that point: "
              "an unchanged value still appears at least once per heartbeat. When the series "
-             "changes, the last sample left out is stored with the change (and at a stop), so "
-             "a value ends where it was last seen: between points the last value holds, "
+             "changes, the last sample left out is stored with the change (and at a stop; it "
+             "is kept in the store meanwhile, so a crash does not lose it), so a value ends "
+             "where it was last seen: between points the last value holds, "
              "exactly. Graph with `last()` / `fill(previous)`, and do not count points to "
              "measure time")
 

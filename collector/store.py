@@ -101,6 +101,13 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS left_out (
+    series_id INTEGER PRIMARY KEY,  -- the series' newest sample left out as unchanged (write on
+    time_ns INTEGER NOT NULL,       -- change): stored with the series' next change, or at a
+    layout INTEGER NOT NULL,        -- stop; kept here so that a crash does not lose where the
+    vals NOT NULL,                  -- value was last seen
+    strs TEXT
+);
 """.replace("{layouts}", _LAYOUTS).replace(
     "{points}", _POINTS.format(name="points") + "\n".join(_POINTS_INDEXES))
 
@@ -295,7 +302,8 @@ class Store:
         series then changes, the last sample left out is stored with the change: the old value
         held until just before it, so a step (fill(previous), a duration, a session's end)
         ends where it really ended, not up to a heartbeat early. `store_left_out` stores the
-        rest at a stop.
+        rest at a stop; until then they are kept in the `left_out` table, so a crash does not
+        lose them.
         """
         return self.commit_groups([(points, cursors, heartbeat)])[0].changed
 
@@ -398,6 +406,7 @@ class Store:
         unchanged = ends = 0
         seq = self._next_seq
         last, left_out, undo = self._last, self._left_out, self._left_out_undo
+        touched: set[int] = set()     # series whose sample left out changed here
         for item in encoded:
             row = item if isinstance(item, tuple) else self._row(item)
             if row is None:
@@ -411,12 +420,14 @@ class Store:
                     if 0 <= time_ns - newest[0] < beat_ns and newest[1:] == row[2:]:
                         undo.append((sid, left_out.get(sid)))
                         left_out[sid] = row
+                        touched.add(sid)
                         unchanged += 1
                         continue
                     if time_ns >= newest[0]:
                         last[sid] = row[1:]
                         held = left_out.pop(sid, None)
                         if held is not None:
+                            touched.add(sid)
                             undo.append((sid, held))
                             # a change (not a heartbeat): the old value's last sample ends its step
                             if newest[1:] != row[2:] and newest[0] < held[1] < time_ns:
@@ -425,12 +436,22 @@ class Store:
                                 ends += 1
                 else:
                     last[sid] = row[1:]
+                    held = left_out.pop(sid, None)   # left out before a crash, longer ago
+                    if held is not None:             # than a heartbeat: it ends its value
+                        touched.add(sid)
+                        undo.append((sid, held))
+                        if held[1] < time_ns:
+                            rows.append((seq, *held))
+                            seq += 1
+                            ends += 1
             rows.append((seq, *row))
             seq += 1
         self._next_seq = seq
         changed = self._upsert(rows)
         if self._deferred:
             changed += self._merge_deferred(rows)
+        if touched:
+            self._keep_left_out(touched)
         if cursors:
             now = time.time_ns()
             self._db.executemany(
@@ -441,6 +462,25 @@ class Store:
             )
         self.unchanged_skipped += unchanged
         return Written(changed, unchanged, ends)
+
+    def _keep_left_out(self, sids: Iterable[int]) -> None:
+        """Make the `left_out` table say what `_left_out` says for these series, in the
+        transaction that left their samples out (or stored them)."""
+        keep, drop = [], []
+        for sid in sids:
+            row = self._left_out.get(sid)
+            if row is None:
+                drop.append((sid,))
+            else:
+                keep.append(row)
+        if keep:
+            self._db.executemany(
+                "INSERT INTO left_out (series_id, time_ns, layout, vals, strs) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (series_id) DO UPDATE SET "
+                "time_ns = excluded.time_ns, layout = excluded.layout, vals = excluded.vals, "
+                "strs = excluded.strs", keep)
+        if drop:
+            self._db.executemany("DELETE FROM left_out WHERE series_id = ?", drop)
 
     def store_left_out(self) -> int:
         """Store the last sample left out as unchanged of every series (at a stop): a value's
@@ -457,6 +497,7 @@ class Store:
                 self._upsert(rows)
                 if self._deferred:
                     self._merge_deferred(rows)
+                self._db.execute("DELETE FROM left_out")
             for row in held:
                 newest = self._last.get(row[0])
                 if newest is None or row[1] > newest[0]:
@@ -471,6 +512,11 @@ class Store:
                 "SELECT series_id, time_ns, layout, vals, strs FROM points "
                 "WHERE time_ns >= ? AND dead = 0 ORDER BY time_ns", (since_ns,)):
             self._last[sid] = (time_ns, layout, vals, strs)
+        # The samples left out before a crash: stored with their series' next change, or at
+        # the next stop, as if the collector had not stopped. Only a writer that leaves
+        # samples out loads them (a report or the forwarder opening the store does not).
+        for row in self._db.execute("SELECT series_id, time_ns, layout, vals, strs FROM left_out"):
+            self._left_out.setdefault(row[0], tuple(row))
         self._last_loaded = True
 
     def _upsert(self, rows: list[tuple]) -> int:

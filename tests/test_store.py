@@ -430,3 +430,41 @@ def test_a_batch_read_for_shipping_gives_each_row_its_own_line(store):
         "m,d=b v=123.5 5",
         "m,d=a ok=f,v=-7 6",
     ]
+
+
+def test_a_sample_left_out_as_unchanged_outlives_a_crash(tmp_path):
+    """Where a value was last seen is in the store before the sample is forgotten: a crash
+    (no stop, so nothing stored at one) does not move a value's end a heartbeat early."""
+    crashed = Store(tmp_path / "s.db")
+    for t in (0, 30, 60):
+        crashed.append([p(t * 10**9)], heartbeat=900)       # 30, then 60, left out
+    assert _times(crashed) == [0]
+    # the process dies here; the next one opens the store and the value changes
+    restarted = Store(tmp_path / "s.db")
+    restarted.append([p(90 * 10**9, v=2.0)], heartbeat=900)
+    assert _times(restarted) == [0, 60, 90]                  # 1.0 was still seen at 60
+    restarted.close()
+
+
+def test_a_sample_left_out_before_a_long_outage_ends_its_value(tmp_path):
+    crashed = Store(tmp_path / "s.db")
+    for t in (0, 30, 60):
+        crashed.append([p(t * 10**9)], heartbeat=900)
+    restarted = Store(tmp_path / "s.db")                     # back after more than a heartbeat
+    restarted.append([p(5000 * 10**9)], heartbeat=900)
+    assert _times(restarted) == [0, 60, 5000]
+    restarted.close()
+
+
+def test_a_reader_of_the_store_leaves_the_writers_unchanged_samples_alone(tmp_path):
+    """A report or the forwarder opens the same store: closing it must not store (or drop) the
+    samples the collector holds back."""
+    collector = Store(tmp_path / "s.db")
+    for t in (0, 30, 60):
+        collector.append([p(t * 10**9)], heartbeat=900)
+    reader = Store(tmp_path / "s.db")
+    reader.close()
+    assert _times(collector) == [0]
+    collector.append([p(90 * 10**9, v=2.0)], heartbeat=900)
+    assert _times(collector) == [0, 60, 90]
+    collector.close()
