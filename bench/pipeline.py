@@ -15,7 +15,8 @@ the path before (its compactions are not charged to the next path):
               how fast a backlog drains once InfluxDB is back
 The InfluxDB here is 1.6 (Debian), which has no /api/v2/write; a small shim process translates
 /api/v2/write to /write for both v2 paths alike. Usage: python bench/pipeline.py [--points N]
-[--only PATH,...]
+[--only PATH,...] [--repeat K] (K runs of the paths in turn, then their medians: this machine's
+speed drifts from run to run by more than most changes gain)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import itertools
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -293,6 +295,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--only", help="comma-separated paths to run (default: all)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the paths this many times in turn and print the medians "
+                             "(this machine's speed drifts between runs)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--path")
     parser.add_argument("--url")
@@ -319,51 +324,70 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        results = {}
         paths = ("store-only", "ceiling", "direct-v2", "durable-v2", "durable-v1", "drain-v1")
+
+        def run_path(path: str, rep: int) -> dict:
+            db = path.replace("-", "_") + (f"_{rep}" if rep else "")
+            workdir = Path(tmp) / f"run{rep}"     # fresh stores for every run
+            workdir.mkdir(exist_ok=True)
+            influx.create_database(db)
+            url = influx.url if path in ("durable-v1", "drain-v1", "ceiling") else shim_url
+            settle(influx.proc.pid)
+            influx_cpu = cpu_seconds(influx.proc.pid)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", "--path", path, "--points", str(args.points),
+                 "--url", url, "--db", db, "--workdir", str(workdir)],
+                capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["influxd_cpu"] = cpu_seconds(influx.proc.pid) - influx_cpu
+            result["rows"] = count_rows(influx.url, db) if path != "store-only" else 0
+            print(f"{path:<11} {args.points / result['seconds']:>10,.0f} points/s  "
+                  f"{result['seconds']:6.1f} s  rows in InfluxDB {result['rows']:>9,}  "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB"
+                  + (f" + forwarder {result['child_rss_mb']:.0f} MB" if "child_rss_mb" in result
+                     else "")
+                  + (f"  (append alone {args.points / result['append_seconds']:,.0f} points/s)"
+                     if "append_seconds" in result else "")
+                  + (f"  ({result['points_per_commit']:,.0f} points a commit)"
+                     if "points_per_commit" in result else "")
+                  + (f"  (WAL after {result['wal_mb']:.1f} MB)" if "wal_mb" in result else "")
+                  + (f"  influxd CPU {result['influxd_cpu'] / result['seconds']:.2f} cores"
+                     if path != "store-only" else "")
+                  + f"  our CPU {1e6 * result['cpu'] / args.points:.1f} us/point"
+                  + (f" (forwarder {1e6 * result['child_cpu'] / args.points:.1f})"
+                     if "child_cpu" in result else ""),
+                  flush=True)
+            return result
+
+        runs: list[dict[str, dict]] = []
         try:
-            for path in args.only.split(",") if args.only else paths:
-                db = path.replace("-", "_")
-                influx.create_database(db)
-                url = influx.url if path in ("durable-v1", "drain-v1", "ceiling") else shim_url
-                settle(influx.proc.pid)
-                influx_cpu = cpu_seconds(influx.proc.pid)
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", "--path", path, "--points", str(args.points),
-                     "--url", url, "--db", db, "--workdir", tmp],
-                    capture_output=True, text=True, check=True)
-                result = json.loads(out.stdout.strip().splitlines()[-1])
-                result["influxd_cpu"] = cpu_seconds(influx.proc.pid) - influx_cpu
-                result["rows"] = count_rows(influx.url, db) if path != "store-only" else 0
-                results[path] = result
-                print(f"{path:<11} {args.points / result['seconds']:>10,.0f} points/s  "
-                      f"{result['seconds']:6.1f} s  rows in InfluxDB {result['rows']:>9,}  "
-                      f"peak RSS {result['peak_rss_mb']:.0f} MB"
-                      + (f" + forwarder {result['child_rss_mb']:.0f} MB" if "child_rss_mb" in result
-                         else "")
-                      + (f"  (append alone {args.points / result['append_seconds']:,.0f} points/s)"
-                         if "append_seconds" in result else "")
-                      + (f"  ({result['points_per_commit']:,.0f} points a commit)"
-                         if "points_per_commit" in result else "")
-                      + (f"  (WAL after {result['wal_mb']:.1f} MB)" if "wal_mb" in result else "")
-                      + (f"  influxd CPU {result['influxd_cpu'] / result['seconds']:.2f} cores"
-                         if path != "store-only" else "")
-                      + f"  our CPU {1e6 * result['cpu'] / args.points:.1f} us/point"
-                      + (f" (forwarder {1e6 * result['child_cpu'] / args.points:.1f})"
-                         if "child_cpu" in result else ""),
-                      flush=True)
+            for rep in range(args.repeat):
+                runs.append({path: run_path(path, rep)
+                             for path in (args.only.split(",") if args.only else paths)})
         finally:
             shim.terminate()
             shim.join(5)
-        rate = {path: args.points / result["seconds"] for path, result in results.items()}
-        if "ceiling" in rate:
+        rates = [{path: args.points / result["seconds"] for path, result in results.items()}
+                 for results in runs]
+        if len(rates) > 1:
+            print(f"medians of {len(rates)} runs:")
+            for path in rates[0]:
+                values = sorted(rate[path] for rate in rates)
+                print(f"  {path:<11} {statistics.median(values):>10,.0f} points/s  "
+                      f"(runs {values[0]:,.0f}-{values[-1]:,.0f})")
+
+        def ratio(a: str, b: str) -> str:
+            values = sorted(rate[a] / rate[b] for rate in rates)
+            spread = f" (runs {values[0]:.2f}-{values[-1]:.2f})" if len(values) > 1 else ""
+            return f"{statistics.median(values):.2f}x{spread}"
+
+        if "ceiling" in rates[0]:
             for path in ("durable-v1", "durable-v2", "drain-v1"):
-                if path in rate:
-                    print(f"{path} / ceiling = {rate[path] / rate['ceiling']:.2f}x  (target >= 0.6x"
+                if path in rates[0]:
+                    print(f"{path} / ceiling = {ratio(path, 'ceiling')}  (target >= 0.6x"
                           + (", and >= 100,000 points/s)" if path == "durable-v1" else ")"))
-        if "direct-v2" in rate and "durable-v2" in rate:
-            print(f"durable-v2 / direct-v2 = {rate['durable-v2'] / rate['direct-v2']:.2f}x  "
-                  "(target >= 0.8x)")
+        if "direct-v2" in rates[0] and "durable-v2" in rates[0]:
+            print(f"durable-v2 / direct-v2 = {ratio('durable-v2', 'direct-v2')}  (target >= 0.8x)")
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
               f"load average {os.getloadavg()[0]:.1f} at the end")
 
