@@ -20,14 +20,13 @@ import binascii
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from collector.points import FieldValue
-else:   # collector.points builds its lines with this module: no import cycle at load time
-    FieldValue = float | int | bool | str
+from collector.escapes import escape_key, escape_string
+
+FieldValue = float | int | bool | str
 
 FLOAT, INT, BOOL, STRING = "f", "i", "b", "s"
 KIND_OF: dict[type, str] = {float: FLOAT, int: INT, bool: BOOL, str: STRING}
@@ -41,7 +40,6 @@ _PADS = (b"", _PAD)               # by the parity of a row's nibble count
 # as _PACK, with the brackets of a JSON array of rows as "y" (neither a nibble nor "z"): the
 # rows' separator "],[" becomes b"yby", which no packed row holds
 _PACK_ROWS = bytes(ord("y") if c in b"[]" else _PACK[c] for c in range(256))
-_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
 class Layout:
@@ -58,8 +56,6 @@ class Layout:
         self.strings = tuple(k for k, kind in enumerate(kinds) if kind == STRING)
         # Fields sorted by name, as InfluxDB documents them: `order` picks the values in that
         # order (in C) for the %-template.
-        from collector.points import escape_key
-
         positions = sorted(range(len(names)), key=lambda k: names[k])
         parts = []
         for index in positions:
@@ -107,7 +103,7 @@ class Layout:
         out: list[object] = list(values)
         for k, kind in enumerate(self.kinds):
             if kind == STRING:
-                out[k] = '"' + values[k].translate(_STRING_ESCAPES) + '"'  # type: ignore[union-attr]
+                out[k] = '"' + escape_string(values[k]) + '"'  # type: ignore[arg-type]
             elif kind == BOOL:
                 out[k] = "true" if values[k] else "false"
         return self.template % self.order(out)
@@ -256,5 +252,5 @@ def merge(old: Mapping[str, FieldValue], new: Mapping[str, FieldValue]) -> dict[
     return merged
 
 
-__all__ = ["BOOL", "FLOAT", "INT", "STRING", "Layout", "kinds_of", "merge", "pack", "pack_many",
-           "unpack_many"]
+__all__ = ["BOOL", "FLOAT", "INT", "STRING", "FieldValue", "Layout", "kinds_of", "merge", "pack",
+           "pack_many", "unpack_many"]

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from collector.errors import CollectorError
-from collector.layout import Layout, kinds_of
-
-FieldValue = float | int | bool | str
+from collector.escapes import escape_key, escape_measurement, escape_string, series_prefix
+from collector.layout import FieldValue, Layout, kinds_of
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -49,32 +48,6 @@ class Point:
 _set_measurement, _set_tags, _set_fields, _set_time, _set_layout = (
     Point.__dict__[name].__set__ for name in ("measurement", "tags", "fields", "time_ns", "layout"))
 
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
-_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
-# A newline inside a quoted string field is legal line protocol and stored as it is.
-_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
-
-
-def escape_measurement(name: str) -> str:
-    return name.translate(_MEASUREMENT_ESCAPES)
-
-
-def escape_key(text: str) -> str:
-    """Escape a tag key, tag value or field key."""
-    return text.translate(_KEY_ESCAPES)
-
-
-def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
-    """`measurement,tag=value,...` with tags sorted, as InfluxDB prefers them."""
-    parts = [escape_measurement(measurement)]
-    for key in sorted(tags):
-        value = tags[key]
-        if value == "":
-            continue  # line protocol has no empty tag values; an absent tag means the same
-        parts.append(f"{escape_key(key)}={escape_key(value)}")
-    return ",".join(parts)
-
-
 class NonFiniteField(CollectorError, ValueError):
     """NaN and infinity cannot be written to InfluxDB; callers drop them and count them."""
 
@@ -93,7 +66,7 @@ def format_field_value(value: FieldValue) -> str:
     if kind is int:
         return f"{value}i"
     if kind is str:
-        return f'"{value.translate(_STRING_ESCAPES)}"'  # type: ignore[union-attr]
+        return f'"{escape_string(value)}"'  # type: ignore[arg-type]
     raise TypeError(f"unsupported field value type {kind.__name__}: {value!r}")
 
 
@@ -168,3 +141,7 @@ def _layout_of(names: tuple[str, ...], values: tuple[FieldValue, ...]) -> Layout
 @lru_cache(maxsize=4096)
 def _prefix(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return series_prefix(measurement, dict(tags))
+
+
+__all__ = ["FieldValue", "NonFiniteField", "Point", "escape_key", "escape_measurement",
+           "field_set", "format_field_value", "series_prefix", "to_line"]
