@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -110,6 +111,10 @@ CREATE TABLE IF NOT EXISTS left_out (
 );
 """.replace("{layouts}", _LAYOUTS).replace(
     "{points}", _POINTS.format(name="points") + "\n".join(_POINTS_INDEXES))
+
+# The tables and indexes `_SCHEMA` creates: a store that has them all is opened without writing.
+_SCHEMA_NAMES = frozenset(re.findall(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)",
+                                     _SCHEMA))
 
 # Identical values: nothing happens. Other values in the same layout: replaced (the same fields,
 # so that is InfluxDB's merge) and queued again under a new seq. Another layout: merged in
@@ -224,6 +229,7 @@ class Store:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._wrote = False            # committed a transaction: checkpoint at close
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -264,9 +270,17 @@ class Store:
             from collector.store_migration import migrate_v1
 
             migrate_v1(self)
+            self._wrote = True
             return
+        present = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION and _SCHEMA_NAMES <= present:
+            return    # a store as this version writes it: opened without writing (a report
+                      # beside the running collector must not wait for its write lock)
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._wrote = True
 
     def _load_caches(self) -> None:
         self._series: dict[tuple[str, str], int] = {}
@@ -336,6 +350,7 @@ class Store:
                 try:
                     yield
                     self._db.execute("COMMIT")
+                    self._wrote = True
                 except BaseException:
                     self._rollback()
                     if on_rollback is not None:
@@ -773,12 +788,14 @@ class Store:
                     "DELETE FROM points WHERE seq IN (SELECT seq FROM points WHERE seq <= ? "
                     "ORDER BY seq LIMIT ?)", (shipped, chunk)).rowcount
                 if removed:
+                    self._wrote = True
                     continue
                 removed = self._db.execute(
                     "DELETE FROM points WHERE seq IN (SELECT seq FROM points WHERE seq > ? "
                     "ORDER BY seq LIMIT ?)", (shipped, chunk)).rowcount
                 if not removed:
                     break
+                self._wrote = True
                 discarded += removed
                 self._bump("discarded_by_size", removed)
         if discarded:
@@ -963,14 +980,17 @@ class Store:
         try:
             self.store_left_out()
         except StoreError as exc:
-            log.error("%s: the last unchanged samples are not stored; a value's end may read up "
-                      "to a heartbeat early", exc)
+            log.error("%s: the last unchanged samples stay held in the store; the next run "
+                      "stores them with their series' next change", exc)
         with self._read_lock:
             if self._read is not self._db:
                 self._read.close()
         with self._lock:
-            try:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
-                log.warning("local store %s: checkpoint at close failed: %s", self.path, exc)
+            # Only a writer leaves the WAL trimmed: a report closing beside the running
+            # collector would wait for its commits to checkpoint them.
+            if self._wrote:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.warning("local store %s: checkpoint at close failed: %s", self.path, exc)
             self._db.close()

@@ -1,5 +1,6 @@
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -468,3 +469,21 @@ def test_a_reader_of_the_store_leaves_the_writers_unchanged_samples_alone(tmp_pa
     collector.append([p(90 * 10**9, v=2.0)], heartbeat=900)
     assert _times(collector) == [0, 60, 90]
     collector.close()
+
+
+def test_a_reader_opens_the_store_while_the_collector_holds_its_write_lock(tmp_path):
+    """A report, an export or a test's look into the store opens it beside the running
+    collector: opening a store of this version must not need the write lock (it used to
+    set the schema version at every open, and failed after 5 s behind a long commit)."""
+    first = Store(tmp_path / "s.db")
+    first.append([p(10**9)])
+    first.close()
+    committing = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    committing.execute("BEGIN IMMEDIATE")             # the collector, in the middle of a commit
+    try:
+        reader = Store(tmp_path / "s.db")
+        assert _times(reader) == [1]
+        reader.close()
+    finally:
+        committing.execute("ROLLBACK")
+        committing.close()
