@@ -108,14 +108,10 @@ class Layout:
                 out[k] = "true" if values[k] else "false"
         return self.template % self.order(out)
 
-    def packed_field_set(self, vals: bytes, strs: str | None) -> str:
-        """`k=v,...` straight from a packed row: its tokens are line-protocol values already
-        (booleans as `t`/`f`; a packed string holds no quote, backslash or control character)."""
-        return self.text_field_set(binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii"),
-                                   strs)
-
     def text_field_set(self, text: str, strs: str | None) -> str:
-        """`packed_field_set` of a row already unpacked to text (`unpack_many`)."""
+        """`k=v,...` of a packed row unpacked to text (`unpack_many`): its tokens are
+        line-protocol values already (booleans as `t`/`f`; a packed string holds no quote,
+        backslash or control character)."""
         tokens = text.split(",")
         if strs is not None:
             for index, value in zip(self.strings, strs.split("\n"), strict=False):
@@ -127,7 +123,7 @@ class Layout:
     def tokens(self, vals: bytes, strs: str | None) -> list[str]:
         """The values of a packed row as text: floats and integers as digits, booleans as
         `t`/`f`, strings as they are (a packed string holds no quote or backslash)."""
-        tokens = binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii").split(",")
+        tokens = _unpack(vals).split(",")
         if strs is not None:
             for index, value in zip(self.strings, strs.split("\n"), strict=False):
                 tokens[index] = value
@@ -233,6 +229,11 @@ def pack_many(rows: Sequence[Sequence[FieldValue]]) -> list[tuple[bytes | str, s
         return [pack(row) for row in rows]
     unhexlify, pads = binascii.unhexlify, _PADS
     return [(unhexlify(row + pads[len(row) & 1]), None) for row in hexed.split(b"yby")]
+
+
+def _unpack(vals: bytes) -> str:
+    """The value text ("1.5,230,t") of one packed row."""
+    return binascii.hexlify(vals).translate(_UNPACK, _PAD).decode("ascii")
 
 
 def unpack_many(rows: Sequence[bytes]) -> list[str]:

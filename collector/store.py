@@ -431,31 +431,24 @@ class Store:
                     self._load_last(row[1] - beat_ns)
                 sid, time_ns = row[0], row[1]
                 newest = last.get(sid)
-                if newest is not None:
-                    if 0 <= time_ns - newest[0] < beat_ns and newest[1:] == row[2:]:
-                        undo.append((sid, left_out.get(sid)))
-                        left_out[sid] = row
-                        touched.add(sid)
-                        unchanged += 1
-                        continue
-                    if time_ns >= newest[0]:
-                        last[sid] = row[1:]
-                        held = left_out.pop(sid, None)
-                        if held is not None:
-                            touched.add(sid)
-                            undo.append((sid, held))
-                            # a change (not a heartbeat): the old value's last sample ends its step
-                            if newest[1:] != row[2:] and newest[0] < held[1] < time_ns:
-                                rows.append((seq, *held))
-                                seq += 1
-                                ends += 1
-                else:
+                if (newest is not None and 0 <= time_ns - newest[0] < beat_ns
+                        and newest[1:] == row[2:]):
+                    undo.append((sid, left_out.get(sid)))
+                    left_out[sid] = row
+                    touched.add(sid)
+                    unchanged += 1
+                    continue
+                if newest is None or time_ns >= newest[0]:
                     last[sid] = row[1:]
-                    held = left_out.pop(sid, None)   # left out before a crash, longer ago
-                    if held is not None:             # than a heartbeat: it ends its value
+                    held = left_out.pop(sid, None)
+                    if held is not None:
                         touched.add(sid)
                         undo.append((sid, held))
-                        if held[1] < time_ns:
+                        # The old value's last sample ends its step: at a change (not a
+                        # heartbeat), or when the series' newest point is not known (left
+                        # out before a crash, longer ago than a heartbeat).
+                        if (held[1] < time_ns if newest is None else
+                                newest[1:] != row[2:] and newest[0] < held[1] < time_ns):
                             rows.append((seq, *held))
                             seq += 1
                             ends += 1

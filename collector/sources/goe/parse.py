@@ -13,7 +13,7 @@ import email.utils
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import compress
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -165,56 +165,26 @@ def denoise(value: Any) -> Any:
     return float(f"{value:.7g}") if type(value) is float else value
 
 
-# (field names, value types) of an array of plain numbers -> the JSON object template that
-# denoises them all in one formatting call: the 7 significant digits of `denoise` for a float
-# (`#` keeps it a float: 230.0 -> 230.0000), an integer written as a float (what coercing it to
-# its float field makes of it). One `%` and one orjson parse instead of a format and a float()
-# per value.
-_DENOISE_TEMPLATES: dict[tuple[tuple[str, ...], tuple[type, ...]], str | None] = {}
+# value types of the numbers of `nrg` and `tma` -> the JSON array template that denoises them
+# all in one formatting call: the 7 significant digits of `denoise` for a float (`#` keeps it
+# a float: 230.0 -> 230.0000), an integer written as a float (what coercing it to its float
+# field makes of it). One `%` and one orjson parse instead of a format and a float() per value.
+_DENOISE_TEMPLATES: dict[tuple[type, ...], str | None] = {}
 
 
-def _denoise_formats(types: Sequence[type]) -> list[str] | None:
-    """The `%` format of each value, when all are plain numbers (None otherwise)."""
-    if all(kind is float or kind is int for kind in types):
-        return ["%#.7g" if kind is float else "%d.0" for kind in types]
-    return None
-
-
-def _denoise_template(names: tuple[str, ...], types: tuple[type, ...]) -> str | None:
-    key = (names, types)
-    template = _DENOISE_TEMPLATES.get(key)
-    if template is None and key not in _DENOISE_TEMPLATES:
-        formats = _denoise_formats(types)
-        if formats is not None:
-            template = "{" + ",".join(f'"{name}":{form}'
-                                      for name, form in zip(names, formats, strict=True)) + "}"
+def _denoise_template(types: tuple[type, ...]) -> str | None:
+    template = _DENOISE_TEMPLATES.get(types)
+    if template is None and types not in _DENOISE_TEMPLATES:
+        if all(kind is float or kind is int for kind in types):
+            template = "[" + ",".join("%#.7g" if kind is float else "%d.0" for kind in types) + "]"
         if len(_DENOISE_TEMPLATES) < 256:   # a charger sends a few shapes; junk stays slow
-            _DENOISE_TEMPLATES[key] = template
+            _DENOISE_TEMPLATES[types] = template
     return template
 
 
 _NRG_NAMES = tuple(name for _, name in NRG_FIELDS)
 _TMA_NAMES = tuple(f"temperature_{n}_c" for n in range(1, TEMPERATURE_SENSORS + 1))
 _ARRAYS = (("nrg", _NRG_NAMES), ("tma", _TMA_NAMES))   # float fields by index
-
-
-# (len(nrg), len(tma), value types...) -> (JSON array template, field names): the shape a
-# charger sends at every poll, found with one lookup keyed on the values' types
-_ARRAY_PLANS: dict[tuple, tuple[str, tuple[str, ...]] | None] = {}
-
-
-def _array_plan(nrg: list, tma: list) -> tuple[str, tuple[str, ...]] | None:
-    key = (len(nrg), len(tma), *map(type, nrg), *map(type, tma))
-    plan = _ARRAY_PLANS.get(key)
-    if plan is None and key not in _ARRAY_PLANS:
-        if len(nrg) <= len(_NRG_NAMES) and len(tma) <= len(_TMA_NAMES):
-            formats = _denoise_formats(cast("tuple[type, ...]", key[2:]))
-            if formats is not None:    # an array, not an object: no keys to write and parse
-                plan = ("[" + ",".join(formats) + "]",
-                        _NRG_NAMES[:len(nrg)] + _TMA_NAMES[:len(tma)])
-        if len(_ARRAY_PLANS) < 256:
-            _ARRAY_PLANS[key] = plan
-    return plan
 
 
 def _add_arrays(status: Mapping[str, Any], values: dict[str, Any], report: CoercionReport) -> None:
@@ -225,31 +195,26 @@ def _add_arrays(status: Mapping[str, Any], values: dict[str, Any], report: Coerc
     value, for `Measurement.point` to coerce or report as before.
     """
     nrg, tma = status.get("nrg"), status.get("tma")
-    if type(nrg) is list and type(tma) is list:       # the usual status: one cached plan
-        plan = _array_plan(nrg, tma)
-        if plan is not None:
-            form, fast_names = plan
-            try:
-                values.update(zip(fast_names, orjson.loads(form % (*nrg, *tma)), strict=False))
-                return
-            except orjson.JSONDecodeError:
-                pass                          # "nan" or "inf": the general way below
-    names: tuple[str, ...] = ()
-    numbers: list[Any] = []
-    for key, slots in _ARRAYS:
-        array = status.get(key)
-        if array is None:
-            continue
-        if not isinstance(array, list):
-            report.rejected.append((key, f"expected an array, got {type(array).__name__}"))
-            continue
-        array = array[:len(slots)]
-        names += slots[:len(array)]
-        numbers += array
-    template = _denoise_template(names, tuple(map(type, numbers)))
+    if (type(nrg) is list and type(tma) is list and len(nrg) <= len(_NRG_NAMES)
+            and len(tma) <= len(_TMA_NAMES)):          # the usual status: nothing to cut
+        names = _NRG_NAMES[:len(nrg)] + _TMA_NAMES[:len(tma)]
+        numbers: Sequence[Any] = (*nrg, *tma)
+    else:
+        names, numbers = (), []
+        for key, slots in _ARRAYS:
+            array = status.get(key)
+            if array is None:
+                continue
+            if not isinstance(array, list):
+                report.rejected.append((key, f"expected an array, got {type(array).__name__}"))
+                continue
+            array = array[:len(slots)]
+            names += slots[:len(array)]
+            numbers += array
+    template = _denoise_template(tuple(map(type, numbers)))
     if template is not None:
         try:
-            values.update(orjson.loads(template % tuple(numbers)))
+            values.update(zip(names, orjson.loads(template % tuple(numbers)), strict=True))
             return
         except orjson.JSONDecodeError:
             pass                              # "nan" or "inf": each value on its own below
